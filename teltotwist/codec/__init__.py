@@ -1,0 +1,93 @@
+# -*- test-case-name: tests -*-
+"""The Teltonika codec: pure Python, no I/O, no Twisted.
+
+Decoders and encoders for TCP stream framing, AVL Codec 8 / 8 Extended / 16,
+command Codecs 12 / 13 / 14 / 15, UDP datagrams, ACKs, and the record JSON.
+"""
+
+from teltotwist.codec.acks import login_reply, tcp_ack, udp_ack
+from teltotwist.codec.avl import decode_avl_payload, encode_avl_payload
+from teltotwist.codec.crc import crc16_ibm, crc16_ibm_pure
+from teltotwist.codec.errors import (
+    CodecError,
+    CountMismatchError,
+    CRCMismatchError,
+    FrameTooLargeError,
+    FramingError,
+    InvalidLoginError,
+    LengthMismatchError,
+    TruncatedError,
+    UnknownCodecError,
+    ValueRangeError,
+)
+from teltotwist.codec.frame import decode_frame, encode_frame
+from teltotwist.codec.model import (
+    AvlPacket,
+    AvlRecord,
+    Codec,
+    CommandFrame,
+    CommandMessage,
+    CommandType,
+    IoLayout,
+    IoValue,
+    io_elements,
+)
+from teltotwist.codec.recordjson import (
+    command_frame_to_json,
+    format_timestamp_ms,
+    packet_to_json,
+    record_to_json,
+)
+from teltotwist.codec.stream import (
+    DEFAULT_MAX_FRAME_SIZE,
+    Frame,
+    Login,
+    Ping,
+    StreamEvent,
+    StreamFramer,
+)
+from teltotwist.codec.udp import UdpDatagram, decode_udp, encode_udp
+
+__all__ = [
+    "DEFAULT_MAX_FRAME_SIZE",
+    "AvlPacket",
+    "AvlRecord",
+    "CRCMismatchError",
+    "Codec",
+    "CodecError",
+    "CommandFrame",
+    "CommandMessage",
+    "CommandType",
+    "CountMismatchError",
+    "Frame",
+    "FrameTooLargeError",
+    "FramingError",
+    "InvalidLoginError",
+    "IoLayout",
+    "IoValue",
+    "LengthMismatchError",
+    "Login",
+    "Ping",
+    "StreamEvent",
+    "StreamFramer",
+    "TruncatedError",
+    "UdpDatagram",
+    "UnknownCodecError",
+    "ValueRangeError",
+    "command_frame_to_json",
+    "crc16_ibm",
+    "crc16_ibm_pure",
+    "decode_avl_payload",
+    "decode_frame",
+    "decode_udp",
+    "encode_avl_payload",
+    "encode_frame",
+    "encode_udp",
+    "format_timestamp_ms",
+    "io_elements",
+    "login_reply",
+    "packet_to_json",
+    "record_to_json",
+    "tcp_ack",
+    "udp_ack",
+]

@@ -1,0 +1,101 @@
+# -*- test-case-name: tests.test_codec_frame -*-
+"""Complete TCP data and command frames: preamble, data length, payload, CRC."""
+
+from __future__ import annotations
+
+import struct
+
+from teltotwist.codec.avl import decode_avl_payload, encode_avl_payload
+from teltotwist.codec.commands import decode_command_payload, encode_command_payload
+from teltotwist.codec.crc import crc16_ibm
+from teltotwist.codec.errors import (
+    CodecError,
+    CRCMismatchError,
+    FramingError,
+    LengthMismatchError,
+    TruncatedError,
+    UnknownCodecError,
+)
+from teltotwist.codec.model import (
+    AVL_CODECS,
+    COMMAND_CODECS,
+    AvlPacket,
+    Codec,
+    CommandFrame,
+)
+
+HEADER = struct.Struct(">II")
+"""Preamble (zero) and data field length."""
+_CRC_FIELD = struct.Struct(">I")
+FRAME_OVERHEAD = HEADER.size + _CRC_FIELD.size
+
+
+def decode_frame(frame: bytes) -> AvlPacket | CommandFrame:
+    """Decode one complete TCP data or command frame.
+
+    Checks the preamble, that the data field length matches the frame, the
+    CRC-16/IBM, the record or message counts, and every length inside.
+
+    :raises CodecError: (a subclass saying what is wrong, and where).
+    """
+    if type(frame) is not bytes:
+        frame = bytes(frame)
+    if len(frame) < FRAME_OVERHEAD:
+        raise TruncatedError(f"a frame has at least 12 bytes, this one {len(frame)}")
+    preamble, length = HEADER.unpack_from(frame)
+    if preamble:
+        raise FramingError(f"preamble is {preamble:08x}, not 00000000", 0)
+    if len(frame) != length + FRAME_OVERHEAD:
+        raise LengthMismatchError(
+            f"data field length {length} needs a {length + FRAME_OVERHEAD}-byte frame, "
+            f"got {len(frame)} bytes",
+            4,
+        )
+    end = HEADER.size + length
+    carried = _CRC_FIELD.unpack_from(frame, end)[0]
+    computed = crc16_ibm(frame[HEADER.size : end])
+    if carried != computed:
+        raise CRCMismatchError(
+            f"CRC field is {carried:08x}, the data's CRC-16/IBM is {computed:04x}",
+            end,
+        )
+    if length < 1:
+        raise TruncatedError("the data field is empty", HEADER.size)
+    codec_id = frame[HEADER.size]
+    if codec_id in AVL_CODECS:
+        return _decode_avl(frame, end)
+    if codec_id in COMMAND_CODECS:
+        return decode_command_payload(frame, HEADER.size, end)
+    raise UnknownCodecError(f"unknown codec 0x{codec_id:02x}", HEADER.size)
+
+
+def _decode_avl(frame: bytes, end: int) -> AvlPacket:
+    """Standard layout first; for Codec 8, then the 16-byte IO group variant.
+
+    Some FM devices add a group of 16-byte values after the 8-byte group. A
+    CRC-valid frame that parses exactly only that way is one of theirs; when
+    neither layout fits, the standard layout's error is the one reported.
+    """
+    try:
+        return decode_avl_payload(frame, HEADER.size, end)
+    except CodecError as standard_error:
+        if frame[HEADER.size] != Codec.CODEC8:
+            raise
+        try:
+            return decode_avl_payload(frame, HEADER.size, end, io16=True)
+        except CodecError:
+            raise standard_error from None
+
+
+def wrap_payload(payload: bytes) -> bytes:
+    """Frame a payload (codec id .. second count) with preamble, length and CRC."""
+    return b"".join(
+        (HEADER.pack(0, len(payload)), payload, _CRC_FIELD.pack(crc16_ibm(payload)))
+    )
+
+
+def encode_frame(content: AvlPacket | CommandFrame) -> bytes:
+    """Encode an AVL packet or a command frame as a complete TCP frame."""
+    if isinstance(content, AvlPacket):
+        return wrap_payload(encode_avl_payload(content))
+    return wrap_payload(encode_command_payload(content))

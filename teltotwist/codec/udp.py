@@ -1,0 +1,75 @@
+# -*- test-case-name: tests.test_codec_udp -*-
+"""UDP datagrams: the IMEI and AVL payload in one packet, with no CRC."""
+
+from __future__ import annotations
+
+import struct
+
+import attrs
+
+from teltotwist.codec.avl import decode_avl_payload, encode_avl_payload
+from teltotwist.codec.errors import (
+    InvalidLoginError,
+    LengthMismatchError,
+    TruncatedError,
+    ValueRangeError,
+)
+from teltotwist.codec.model import AvlPacket
+from teltotwist.codec.stream import MAX_LOGIN_LENGTH
+
+_HEADER = struct.Struct(">HHBBH")
+"""Length, packet id, the "not usable" byte, AVL packet id, IMEI length."""
+_NOT_USABLE = 0x01
+
+
+@attrs.frozen
+class UdpDatagram:
+    """A decoded UDP datagram: its ids (echoed in the ACK), IMEI and records."""
+
+    packet_id: int
+    avl_packet_id: int
+    imei: str
+    packet: AvlPacket
+
+
+def decode_udp(datagram: bytes) -> UdpDatagram:
+    """Decode one UDP datagram.
+
+    :raises CodecError: (a subclass saying what is wrong, and where).
+    """
+    datagram = bytes(datagram)
+    if len(datagram) < _HEADER.size:
+        raise TruncatedError(
+            f"a datagram has at least {_HEADER.size} bytes, this one {len(datagram)}"
+        )
+    length, packet_id, _, avl_packet_id, imei_length = _HEADER.unpack_from(datagram)
+    if length != len(datagram) - 2:
+        raise LengthMismatchError(
+            f"length field says {length} bytes follow it, {len(datagram) - 2} do", 0
+        )
+    if not 0 < imei_length <= MAX_LOGIN_LENGTH:
+        raise InvalidLoginError(f"IMEI length {imei_length} is implausible", 6)
+    payload_start = _HEADER.size + imei_length
+    if payload_start > len(datagram):
+        raise TruncatedError("the IMEI runs past the datagram", _HEADER.size)
+    imei = datagram[_HEADER.size : payload_start]
+    if not (imei.isdigit() and imei.isascii()):
+        raise InvalidLoginError(f"IMEI {imei!r} is not all digits", _HEADER.size)
+    packet = decode_avl_payload(datagram, payload_start, len(datagram))
+    return UdpDatagram(packet_id, avl_packet_id, imei.decode("ascii"), packet)
+
+
+def encode_udp(datagram: UdpDatagram) -> bytes:
+    """Encode a UDP datagram as a tracker sends it."""
+    if not (datagram.imei.isdigit() and datagram.imei.isascii()):
+        raise ValueRangeError(f"IMEI must be digits, not {datagram.imei!r}")
+    imei = datagram.imei.encode("ascii")
+    payload = encode_avl_payload(datagram.packet)
+    length = _HEADER.size - 2 + len(imei) + len(payload)
+    try:
+        header = _HEADER.pack(
+            length, datagram.packet_id, _NOT_USABLE, datagram.avl_packet_id, len(imei)
+        )
+    except struct.error as error:
+        raise ValueRangeError(f"UDP header field out of range: {error}") from None
+    return header + imei + payload
