@@ -1,0 +1,7 @@
+"""``python -m teltotwist``: the same as the ``teltotwist`` command."""
+
+import sys
+
+from teltotwist.cli import main
+
+sys.exit(main())
