@@ -27,6 +27,7 @@ from teltotwist.codec.model import (
     AvlPacket,
     AvlRecord,
     Codec,
+    IoLayout,
     IoValue,
 )
 
@@ -54,7 +55,7 @@ class _Layout:
     count_format: str
     has_generation_type: bool
     has_variable_group: bool
-    decoders: dict[_Shape, struct.Struct] = attrs.field(factory=dict)
+    decoders: dict[_Shape, tuple[struct.Struct, IoLayout]] = attrs.field(factory=dict)
     encoders: dict[_Shape, struct.Struct] = attrs.field(factory=dict)
     head: struct.Struct = attrs.field(init=False)
     head_fields: int = attrs.field(init=False)
@@ -88,12 +89,16 @@ class _Layout:
             groups.append(counts + _IO16_PAIR_FORMAT * shape[-1])
         return ">" + _GPS_FORMAT + self.event_format + "".join(groups)
 
-    def decoder(self, shape: _Shape) -> struct.Struct:
-        """Unpacks a record's fixed part, skipping the group counts."""
+    def decoder(self, shape: _Shape) -> tuple[struct.Struct, IoLayout]:
+        """The struct unpacking a record's fixed part (skipping the group
+        counts), and the record's ``io_layout`` when it has no NX elements."""
         compiled = self.decoders.get(shape)
         if compiled is None:
             skip = "x" * self.count_width
-            compiled = self.decoders[shape] = struct.Struct(self._format(shape, skip))
+            io16 = shape[4] if len(shape) > len(_FIXED_VALUE_FORMATS) else 0
+            io_layout: IoLayout = (shape[0], shape[1], shape[2], shape[3], io16, 0)
+            compiled = struct.Struct(self._format(shape, skip)), io_layout
+            self.decoders[shape] = compiled
         return compiled
 
     def encoder(self, shape: _Shape) -> struct.Struct:
@@ -166,7 +171,7 @@ def decode_avl_payload(
         if position > end:
             raise TruncatedError("IO elements run past the data field", offset)
         key = tuple(shape)
-        decoder = decoders.get(key) or layout.decoder(key)
+        decoder, io_layout = decoders.get(key) or layout.decoder(key)
         values = decoder.unpack_from(buffer, offset)
         if values[0] > MAX_TIMESTAMP_MS:
             raise ValueRangeError(f"timestamp {values[0]} ms is past year 9999", offset)
@@ -176,6 +181,7 @@ def decode_avl_payload(
         variable = 0
         if has_variable_group:
             variable, position = _decode_variable(buffer, position, end, io)
+            io_layout = (*io_layout[:5], variable)
         total = values[head_fields - 1]
         if total != fixed + variable or (len(values) - head_fields) >> 1 != fixed:
             raise _io_count_error(total, shape, fixed, variable, offset)
@@ -191,7 +197,7 @@ def decode_avl_payload(
                 values[7],
                 values[8],
                 io,
-                (*key, variable) if io16 else (*key, 0, variable),  # type: ignore[arg-type]
+                io_layout,
                 values[9] if has_generation_type else None,
             )
         )
