@@ -1,0 +1,228 @@
+"""AVL payloads (Codec 8, 8 Extended, 16): vendor and Traccar frames decode right."""
+
+from __future__ import annotations
+
+import pytest
+
+import teltotwist
+from teltotwist.codec import (
+    AvlPacket,
+    AvlRecord,
+    Codec,
+    CountMismatchError,
+    TruncatedError,
+    ValueRangeError,
+    encode_frame,
+)
+from tests.vectors import (
+    TCP_AVL_VALID,
+    Vector,
+    assert_names_offset,
+    build_record,
+    by_id,
+    codec_of,
+    expected_record_fields,
+    frame_payload,
+    io_by_width,
+    payload_of,
+    record_fields,
+    select,
+    vector_id,
+)
+
+IO16_VECTORS = select(lambda v: bool(v.entry.get("traccar_decoder_state_extended")))
+"""Traccar decodes these FMB130 frames only in its "extended" mode: their Codec 8
+records carry a non-standard group of 16-byte IO values."""
+
+
+def decode_packet(frame: bytes) -> AvlPacket:
+    packet = teltotwist.decode(frame)
+    assert isinstance(packet, AvlPacket)
+    return packet
+
+
+@pytest.mark.parametrize("vector", TCP_AVL_VALID, ids=vector_id)
+def test_vector_decodes_like_the_reference(vector: Vector) -> None:
+    packet = decode_packet(vector.data)
+
+    codec = codec_of(vector)
+    assert packet.codec is codec
+    references = vector.reference["records"]
+    assert len(packet.records) == vector.reference["count1"] == len(references)
+    for record, reference in zip(packet.records, references, strict=True):
+        expected = expected_record_fields(reference, codec)
+        assert record_fields(record, with_io="io" in expected) == expected
+
+
+@pytest.mark.parametrize("vector", TCP_AVL_VALID, ids=vector_id)
+def test_encoder_reproduces_vector(vector: Vector) -> None:
+    assert encode_frame(decode_packet(vector.data)) == vector.data
+
+
+@pytest.mark.parametrize("vector", TCP_AVL_VALID, ids=vector_id)
+def test_16_byte_group_is_found_where_traccar_needs_extended_mode(
+    vector: Vector,
+) -> None:
+    packet = decode_packet(vector.data)
+
+    assert packet.io16 is (vector in IO16_VECTORS)
+
+
+@pytest.mark.parametrize("vector", IO16_VECTORS, ids=vector_id)
+def test_16_byte_values_hold_16_bytes(vector: Vector) -> None:
+    packet = decode_packet(vector.data)
+
+    assert packet.codec is Codec.CODEC8
+    for record in packet.records:
+        wide = io_by_width(record)["16"].values()
+        assert all(isinstance(value, bytes) and len(value) == 16 for value in wide)
+
+
+def test_io16_values_are_counted_in_n_total() -> None:
+    """In traccar 46 the 16-byte group is what makes N total add up."""
+    vector = by_id("traccar-46-avl")
+    packet = decode_packet(vector.data)
+
+    for record, reference in zip(
+        packet.records, vector.reference["records"], strict=True
+    ):
+        assert io_by_width(record)["16"]
+        assert len(record.io) == reference["n_total_io"]
+
+
+def test_codec16_generation_type_is_independent_of_event_id() -> None:
+    """Real FM6320 records use generation type 7 (periodical) on event records."""
+    packet = decode_packet(by_id("traccar-08-avl").data)
+
+    assert {record.generation_type for record in packet.records} == {7}
+    assert any(record.event_id != 0 for record in packet.records)
+
+
+def test_nx_value_keeps_its_bytes() -> None:
+    """The 2018 8E example carries a 17-byte VIN (id 256) in the NX group."""
+    vector = by_id("wiki-c8e-tcp-2018-vin")
+    (record,) = decode_packet(vector.data).records
+
+    expected = vector.reference["records"][0]["io"]["256"]["value"]
+    assert io_by_width(record)["X"] == {256: expected}
+    assert record.io[256] == bytes.fromhex(expected)
+
+
+def test_io_merges_groups_in_wire_order() -> None:
+    vector = by_id("wiki-c8-tcp-1")
+    (record,) = decode_packet(vector.data).records
+
+    reference_io = vector.reference["records"][0]["io"]
+    assert list(record.io.items()) == [
+        (int(io_id), element["value"]) for io_id, element in reference_io.items()
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "field"),
+    [
+        ("traccar-45-avl", "lon"),  # Chile: west and south
+        ("traccar-45-avl", "lat"),
+        ("traccar-32-avl", "altitude"),  # 6 m below sea level
+    ],
+)
+def test_signed_fields_can_be_negative(name: str, field: str) -> None:
+    vector = by_id(name)
+    (reference, *_) = vector.reference["records"]
+    record = decode_packet(vector.data).records[0]
+
+    assert reference[field] < 0
+    assert record_fields(record, with_io=False)[field] == pytest.approx(
+        reference[field], abs=1e-9
+    )
+
+
+def test_count_mismatch_is_rejected() -> None:
+    """Number of Data 2 must equal Number of Data 1 (protocol.md section 10)."""
+    payload = bytearray(payload_of(by_id("wiki-c8-tcp-3").data))
+    payload[-1] = 1
+    frame = frame_payload(bytes(payload))
+
+    with pytest.raises(CountMismatchError) as caught:
+        teltotwist.decode(frame)
+    assert_names_offset(caught.value, frame)
+
+
+def test_n_total_mismatch_is_rejected() -> None:
+    """c8-tcp-1 announces 5 IO elements; claim 4 instead (byte 35: N total)."""
+    edited = bytearray(by_id("wiki-c8-tcp-1").data)
+    assert edited[35] == 5
+    edited[35] = 4
+    frame = frame_payload(payload_of(bytes(edited)))
+
+    with pytest.raises(CountMismatchError) as caught:
+        teltotwist.decode(frame)
+    assert_names_offset(caught.value, frame)
+
+
+def test_io_value_cut_short_is_rejected() -> None:
+    """c8-tcp-1 without the last byte of its 8-byte IO value (the CRC is redone)."""
+    payload = payload_of(by_id("wiki-c8-tcp-1").data)
+    frame = frame_payload(payload[:-2] + payload[-1:])
+
+    with pytest.raises(TruncatedError) as caught:
+        teltotwist.decode(frame)
+    assert_names_offset(caught.value, frame)
+
+
+def test_timestamp_past_year_9999_is_rejected() -> None:
+    edited = bytearray(by_id("wiki-c8-tcp-1").data)
+    edited[10:18] = (253_402_300_800_000).to_bytes(8, "big")  # 10000-01-01
+    frame = frame_payload(payload_of(bytes(edited)))
+
+    with pytest.raises(ValueRangeError) as caught:
+        teltotwist.decode(frame)
+    assert_names_offset(caught.value, frame)
+
+
+@pytest.mark.parametrize(
+    ("codec", "record"),
+    [
+        pytest.param(Codec.CODEC8, build_record(io1={256: 1}), id="codec8-id-256"),
+        pytest.param(Codec.CODEC8, build_record(event_id=256), id="codec8-event-256"),
+        pytest.param(Codec.CODEC8, build_record(iox={256: b"x"}), id="codec8-nx"),
+        pytest.param(Codec.CODEC16, build_record(iox={256: b"x"}), id="codec16-nx"),
+        pytest.param(Codec.CODEC16, build_record(), id="codec16-no-generation"),
+        pytest.param(
+            Codec.CODEC8E, build_record(generation_type=7), id="codec8e-generation"
+        ),
+        pytest.param(Codec.CODEC8E, build_record(io1={1: 256}), id="value-too-wide"),
+        pytest.param(Codec.CODEC8E, build_record(altitude=40_000), id="altitude"),
+        pytest.param(Codec.CODEC8E, build_record(longitude=215.0), id="longitude"),
+    ],
+)
+def test_encoder_rejects_what_the_codec_cannot_carry(
+    codec: Codec, record: AvlRecord
+) -> None:
+    with pytest.raises(ValueRangeError):
+        encode_frame(AvlPacket(codec, (record,)))
+
+
+def test_only_codec8_carries_the_16_byte_group() -> None:
+    with pytest.raises(ValueRangeError):
+        encode_frame(AvlPacket(Codec.CODEC8E, (build_record(),), io16=True))
+
+
+def test_16_byte_values_need_the_16_byte_group() -> None:
+    record = build_record(io16={1: bytes(16)})
+
+    with pytest.raises(ValueRangeError):
+        encode_frame(AvlPacket(Codec.CODEC8, (record,)))
+
+
+def test_16_byte_group_values_must_hold_16_bytes() -> None:
+    record = build_record(io16={1: bytes(15)})
+
+    with pytest.raises(ValueRangeError):
+        encode_frame(AvlPacket(Codec.CODEC8, (record,), io16=True))
+
+
+def test_encoder_rejects_more_than_255_records() -> None:
+    """Number of Data is one byte."""
+    with pytest.raises(ValueRangeError):
+        encode_frame(AvlPacket(Codec.CODEC8, (build_record(),) * 256))
