@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from teltotwist.cli import main
-from tests.vectors import by_id
+from tests.vectors import WIKI_CODEC8_JSON, by_id
 
 WIKI_CODEC8 = by_id("wiki-c8-tcp-1")
 LOGIN_HEX = "000F333536333037303432343431303133"
@@ -29,24 +29,7 @@ def test_frame_prints_the_record_json(capsys: pytest.CaptureFixture[str]) -> Non
     status, [line] = run_decode(capsys, WIKI_CODEC8.entry["hex"])
 
     assert status == 0
-    assert line == {
-        "codec": "8",
-        "records": [
-            {
-                "codec": "8",
-                "timestamp": "2019-06-10T10:04:46.000Z",
-                "priority": 1,
-                "longitude": 0.0,
-                "latitude": 0.0,
-                "altitude": 0,
-                "angle": 0,
-                "satellites": 0,
-                "speed": 0,
-                "event_id": 1,
-                "io": {"21": 3, "1": 1, "66": 24079, "241": 24602, "78": 0},
-            }
-        ],
-    }
+    assert line == WIKI_CODEC8_JSON
 
 
 def test_one_line_per_argument_and_status_1_when_any_fails(

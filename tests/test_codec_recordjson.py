@@ -18,6 +18,7 @@ from teltotwist.codec import (
 )
 from tests.vectors import (
     TCP_COMMANDS_DECODED,
+    WIKI_CODEC8_JSON,
     Vector,
     build_record,
     by_id,
@@ -49,24 +50,7 @@ def design_timestamp(utc: str) -> str:
 def test_codec8_example_has_the_design_shape() -> None:
     packet = packet_of(by_id("wiki-c8-tcp-1"))
 
-    assert packet_to_json(packet) == {
-        "codec": "8",
-        "records": [
-            {
-                "codec": "8",
-                "timestamp": "2019-06-10T10:04:46.000Z",
-                "priority": 1,
-                "longitude": 0.0,
-                "latitude": 0.0,
-                "altitude": 0,
-                "angle": 0,
-                "satellites": 0,
-                "speed": 0,
-                "event_id": 1,
-                "io": {"21": 3, "1": 1, "66": 24079, "241": 24602, "78": 0},
-            }
-        ],
-    }
+    assert packet_to_json(packet) == WIKI_CODEC8_JSON
 
 
 @pytest.mark.parametrize("vector", WIKI_AVL, ids=vector_id)

@@ -121,6 +121,27 @@ UDP_DATAGRAMS = select(
 UDP_VALID = [vector for vector in UDP_DATAGRAMS if vector.valid]
 
 
+WIKI_CODEC8_JSON: JsonObject = {
+    "codec": "8",
+    "records": [
+        {
+            "codec": "8",
+            "timestamp": "2019-06-10T10:04:46.000Z",
+            "priority": 1,
+            "longitude": 0.0,
+            "latitude": 0.0,
+            "altitude": 0,
+            "angle": 0,
+            "satellites": 0,
+            "speed": 0,
+            "event_id": 1,
+            "io": {"21": 3, "1": 1, "66": 24079, "241": 24602, "78": 0},
+        }
+    ],
+}
+"""The wiki's first Codec 8 example in the record JSON of DESIGN.md, by hand."""
+
+
 def assert_names_offset(error: CodecError, data: bytes) -> None:
     """*error* points into *data* with an offset, and its message says where."""
     assert isinstance(error.offset, int)
