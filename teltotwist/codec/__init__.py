@@ -20,8 +20,15 @@ from teltotwist.codec.errors import (
     UnknownCodecError,
     ValueRangeError,
 )
-from teltotwist.codec.frame import decode_frame, encode_frame
+from teltotwist.codec.frame import (
+    FRAME_OVERHEAD,
+    check_envelope,
+    decode_frame,
+    encode_frame,
+)
 from teltotwist.codec.model import (
+    AVL_CODECS,
+    COMMAND_CODECS,
     AvlPacket,
     AvlRecord,
     Codec,
@@ -49,7 +56,10 @@ from teltotwist.codec.stream import (
 from teltotwist.codec.udp import UdpDatagram, decode_udp, encode_udp
 
 __all__ = [
+    "AVL_CODECS",
+    "COMMAND_CODECS",
     "DEFAULT_MAX_FRAME_SIZE",
+    "FRAME_OVERHEAD",
     "AvlPacket",
     "AvlRecord",
     "CRCMismatchError",
@@ -74,6 +84,7 @@ __all__ = [
     "UdpDatagram",
     "UnknownCodecError",
     "ValueRangeError",
+    "check_envelope",
     "command_frame_to_json",
     "crc16_ibm",
     "crc16_ibm_pure",

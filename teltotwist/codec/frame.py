@@ -30,16 +30,15 @@ _CRC_FIELD = struct.Struct(">I")
 FRAME_OVERHEAD = HEADER.size + _CRC_FIELD.size
 
 
-def decode_frame(frame: bytes) -> AvlPacket | CommandFrame:
-    """Decode one complete TCP data or command frame.
+def check_envelope(frame: bytes) -> int:
+    """Check a TCP frame's preamble, data field length and CRC-16/IBM.
 
-    Checks the preamble, that the data field length matches the frame, the
-    CRC-16/IBM, the record or message counts, and every length inside.
+    A frame that passes arrived intact: if its content then fails to decode,
+    the fault is in what the tracker sent, not in the transfer.
 
+    :returns: the end offset of the data field (where the CRC starts).
     :raises CodecError: (a subclass saying what is wrong, and where).
     """
-    if type(frame) is not bytes:
-        frame = bytes(frame)
     if len(frame) < FRAME_OVERHEAD:
         raise TruncatedError(f"a frame has at least 12 bytes, this one {len(frame)}")
     preamble, length = HEADER.unpack_from(frame)
@@ -51,7 +50,7 @@ def decode_frame(frame: bytes) -> AvlPacket | CommandFrame:
             f"got {len(frame)} bytes",
             4,
         )
-    end = HEADER.size + length
+    end: int = HEADER.size + length
     carried = _CRC_FIELD.unpack_from(frame, end)[0]
     computed = crc16_ibm(frame[HEADER.size : end])
     if carried != computed:
@@ -59,7 +58,21 @@ def decode_frame(frame: bytes) -> AvlPacket | CommandFrame:
             f"CRC field is {carried:08x}, the data's CRC-16/IBM is {computed:04x}",
             end,
         )
-    if length < 1:
+    return end
+
+
+def decode_frame(frame: bytes) -> AvlPacket | CommandFrame:
+    """Decode one complete TCP data or command frame.
+
+    Checks the envelope (:func:`check_envelope`), then the record or message
+    counts and every length inside.
+
+    :raises CodecError: (a subclass saying what is wrong, and where).
+    """
+    if type(frame) is not bytes:
+        frame = bytes(frame)
+    end = check_envelope(frame)
+    if end == HEADER.size:
         raise TruncatedError("the data field is empty", HEADER.size)
     codec_id = frame[HEADER.size]
     if codec_id in AVL_CODECS:
