@@ -1,0 +1,118 @@
+# -*- test-case-name: tests.test_items -*-
+"""What sinks receive: decoded records with their tracker's IMEI, and the raw
+frames that could not be decoded but must still be kept (and ACKed).
+
+Every item has a deterministic ``id``: the same record resent by a tracker
+(at-least-once delivery) gets the same id, so consumers can upsert.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+import zlib
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+
+from teltotwist.codec import AvlRecord, Codec, format_timestamp_ms, record_to_json
+
+JsonObject = dict[str, Any]
+
+_FIXED_FIELDS = struct.Struct(">QBddhHBHH")
+
+
+def now_ms() -> int:
+    """The current UTC time in milliseconds since the epoch."""
+    return int(datetime.now(UTC).timestamp() * 1000)
+
+
+def record_id(imei: str, record: AvlRecord) -> str:
+    """``IMEI:TIMESTAMP_MS:HASH``, identical for a resent record.
+
+    The 64-bit hash covers every field of the record, independent of the
+    codec that carried it.
+    """
+    content = hashlib.blake2b(
+        _FIXED_FIELDS.pack(
+            record.timestamp_ms,
+            record.priority,
+            record.longitude,
+            record.latitude,
+            record.altitude,
+            record.angle,
+            record.satellites,
+            record.speed,
+            record.event_id,
+        ),
+        digest_size=8,
+    )
+    content.update(repr(sorted(record.io.items())).encode())
+    return f"{imei}:{record.timestamp_ms}:{content.hexdigest()}"
+
+
+@attrs.frozen
+class TrackerRecord:
+    """A decoded AVL record from one tracker, as delivered to the sinks."""
+
+    imei: str
+    codec: Codec
+    record: AvlRecord
+    received_at_ms: int
+    id: str = attrs.field()
+
+    @id.default
+    def _id(self) -> str:
+        return record_id(self.imei, self.record)
+
+    def to_json(self) -> JsonObject:
+        """The record object of the record JSON contract."""
+        body = record_to_json(self.record, self.codec)
+        return {
+            "id": self.id,
+            "imei": self.imei,
+            "received_at": format_timestamp_ms(self.received_at_ms),
+            **body,
+        }
+
+
+@attrs.frozen
+class UnparsedFrame:
+    """A frame with a valid CRC whose content could not be decoded.
+
+    It is delivered (and then ACKed) so the tracker is not wedged resending
+    it forever; ``raw`` keeps every byte for a later decoder.
+    """
+
+    imei: str
+    raw: bytes
+    error: str
+    received_at_ms: int
+    id: str = attrs.field()
+
+    @id.default
+    def _id(self) -> str:
+        return f"{self.imei}:unparsed:{zlib.crc32(self.raw):08x}"
+
+    def to_json(self) -> JsonObject:
+        """``{"id", "imei", "received_at", "unparsed": true, "error", "hex"}``."""
+        return {
+            "id": self.id,
+            "imei": self.imei,
+            "received_at": format_timestamp_ms(self.received_at_ms),
+            "unparsed": True,
+            "error": self.error,
+            "hex": self.raw.hex(),
+        }
+
+
+Item = TrackerRecord | UnparsedFrame
+"""Anything a sink is asked to keep."""
+
+
+def json_line(item: Item) -> str:
+    """The item's record JSON as one compact line, without the newline: the
+    same text from every sink."""
+    return json.dumps(item.to_json(), separators=(",", ":"))

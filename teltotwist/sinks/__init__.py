@@ -1,0 +1,10 @@
+# -*- test-case-name: tests.test_sinks_registry -*-
+"""Sinks: where the gateway delivers records, chosen with ``--sink KIND:ARG``."""
+
+from teltotwist.sinks.interfaces import (
+    IRecordSink,
+    ISinkFactory,
+    SinkConfigurationError,
+)
+
+__all__ = ["IRecordSink", "ISinkFactory", "SinkConfigurationError"]

@@ -1,0 +1,58 @@
+# -*- test-case-name: tests.test_sinks_registry -*-
+"""The interfaces a sink, and a plugin that makes sinks, provide."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from zope.interface import Attribute, Interface
+
+if TYPE_CHECKING:
+    # Only for annotations: twistd imports this module on every plugin scan.
+    from twisted.internet.defer import Deferred
+
+    from teltotwist.items import Item
+
+
+class IRecordSink(Interface):
+    """Somewhere records are kept: a file, a broker, an HTTP endpoint ...
+
+    A sink that needs to connect or flush may also provide
+    ``twisted.application.service.IService``; the gateway then starts it
+    before listening and stops it after the last delivery.
+    """
+
+    name = Attribute("A short label for logs, such as ``file:/var/lib/t.jsonl``.")
+
+    def deliver(items: Sequence[Item]) -> Deferred[None]:
+        """Keep *items*, a sequence of :data:`teltotwist.items.Item`.
+
+        :returns: a ``Deferred`` that fires once every item is durably
+            accepted (written and flushed, HTTP 2xx, broker confirm ...) and
+            fails otherwise. Only then is the tracker acknowledged. The
+            gateway cancels it when the sink timeout expires: a sink must
+            tolerate that (abandon or finish the work; either is safe, since
+            an unacknowledged packet is resent and consumers upsert on ``id``).
+        """
+
+
+class ISinkFactory(Interface):
+    """A Twisted plugin that makes sinks of one kind from ``--sink KIND:ARG``.
+
+    Third parties add a kind by shipping a module in their own
+    ``twisted/plugins/`` directory with an object providing this interface.
+    """
+
+    kind = Attribute("The KIND of ``--sink KIND:ARG``, e.g. ``file``.")
+    description = Attribute("One line for ``--help``, including what ARG is.")
+
+    def make_sink(argument: str) -> IRecordSink:
+        """A new :class:`IRecordSink` for *argument* (the text after ``KIND:``).
+
+        :raises SinkConfigurationError: when *argument* is not usable.
+        """
+
+
+class SinkConfigurationError(ValueError):
+    """A ``--sink`` argument that does not make a sink; the message says why."""
