@@ -1,0 +1,243 @@
+# -*- test-case-name: tests.test_datagram -*-
+"""The UDP listener: decode each datagram, deliver its records, then ACK it.
+
+A datagram is acknowledged (``udp_ack`` echoing both of its ids and its record
+count) only once every sink holds all of its records, so the tracker keeps
+them in flash until then and resends otherwise.
+
+A datagram that does not decode is dropped without a reply, even when only its
+AVL payload is at fault: UDP has no CRC, so a payload that does not parse is
+as likely a corrupted datagram as a new kind of content, and ACKing it would
+make the tracker erase records nobody could read. It resends until a copy
+decodes.
+
+Trackers that miss an ACK resend the same records under a new AVL packet id,
+so records are recognised by their deterministic ``id``: those delivered
+within the dedupe window are not delivered again, and those being delivered
+right now are waited for rather than delivered twice. Either way the resend
+is ACKed with its own ids once its records are held.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from twisted.internet.defer import (
+    Deferred,
+    FirstError,
+    gatherResults,
+    maybeDeferred,
+    succeed,
+)
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from teltotwist.codec import CodecError, UdpDatagram, decode_udp, udp_ack
+from teltotwist.dedupe import RecentIds
+from teltotwist.dispatch import Dispatcher
+from teltotwist.items import TrackerRecord, now_ms
+
+_log = Logger(namespace="teltotwist.udp")
+
+Address = tuple[str, int]
+
+DEFAULT_DEDUPE_WINDOW = 600.0
+"""Seconds a delivered record id is remembered, to drop its resends."""
+DEFAULT_DEDUPE_CAPACITY = 100_000
+"""At most this many ids are remembered; the oldest are forgotten first."""
+
+
+class _Delivery:
+    """One dispatcher call, awaited by every datagram carrying its records."""
+
+    def __init__(self, items: Sequence[TrackerRecord]) -> None:
+        self.items = items
+        self._waiting: list[Deferred[None]] = []
+
+    def wait(self) -> Deferred[None]:
+        """A new Deferred that fires (or fails) as this delivery does."""
+        waiter: Deferred[None] = Deferred()
+        self._waiting.append(waiter)
+        return waiter
+
+    def settle(self, result: Failure | None) -> None:
+        waiting, self._waiting = self._waiting, []
+        for waiter in waiting:
+            if result is None:
+                waiter.callback(None)
+            else:
+                waiter.errback(result)
+
+
+class TeltonikaDatagramProtocol(DatagramProtocol):
+    """Receives Teltonika UDP datagrams and ACKs each once its records are held.
+
+    :param allow: whether an IMEI may send; datagrams from others are dropped.
+    :param clock: times the dedupe window.
+    :param dedupe_window: seconds a delivered record is not delivered again.
+    :param dedupe_capacity: the most record ids remembered at once.
+    :param now_ms: the ``received_at`` of the records.
+    """
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        allow: Callable[[str], bool],
+        clock: IReactorTime,
+        dedupe_window: float = DEFAULT_DEDUPE_WINDOW,
+        now_ms: Callable[[], int] = now_ms,
+        *,
+        dedupe_capacity: int = DEFAULT_DEDUPE_CAPACITY,
+    ) -> None:
+        self._dispatcher = dispatcher
+        self._allow = allow
+        self._clock = clock
+        self._now_ms = now_ms
+        self._delivered = RecentIds(dedupe_window, dedupe_capacity)
+        self._in_flight: dict[str, _Delivery] = {}
+        self._accepting = True
+        self._unsettled = 0
+        self._drain_waiters: list[Deferred[None]] = []
+
+    def datagramReceived(self, datagram: bytes, addr: Address) -> None:
+        """Handle one datagram; never raises, so the listener lives on."""
+        try:
+            self._receive(datagram, addr)
+        except Exception:
+            _log.failure(
+                "Unexpected error handling a datagram from {peer}", peer=_peer(addr)
+            )
+
+    def stop_accepting(self) -> None:
+        """Drop every datagram from now on, unacknowledged (for shutdown)."""
+        self._accepting = False
+
+    def drain(self) -> Deferred[None]:
+        """Fires once no datagram awaits a delivery (after its ACK, if any).
+
+        Call :meth:`stop_accepting` first, or new datagrams keep it waiting.
+        """
+        if not self._unsettled:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._drain_waiters.append(waiter)
+        return waiter
+
+    def _receive(self, data: bytes, addr: Address) -> None:
+        if not self._accepting:
+            _log.debug(
+                "Shutting down: dropped a datagram from {peer}", peer=_peer(addr)
+            )
+            return
+        try:
+            datagram = decode_udp(data)
+        except CodecError as error:
+            _log.warn(
+                "Dropped an undecodable datagram from {peer}: {reason}",
+                peer=_peer(addr),
+                reason=str(error),
+            )
+            return
+        if not self._allow(datagram.imei):
+            _log.warn(
+                "Dropped a datagram from {peer}: IMEI {imei} is not allowed",
+                peer=_peer(addr),
+                imei=datagram.imei,
+            )
+            return
+        awaited, new_items = self._sort_out(datagram)
+        new = _Delivery(new_items) if new_items else None
+        if new is not None:
+            awaited.append(new)
+        if not awaited:
+            self._acknowledge(datagram, addr)
+            return
+        self._unsettled += 1
+        outcome = gatherResults(
+            [delivery.wait() for delivery in awaited], consumeErrors=True
+        )
+        outcome.addCallbacks(
+            lambda _: self._acknowledge(datagram, addr),
+            lambda failure: self._withhold(failure, datagram, addr),
+        )
+        outcome.addErrback(
+            lambda failure: _log.failure(
+                "Unexpected error answering {peer}", failure, peer=_peer(addr)
+            )
+        )
+        outcome.addBoth(lambda _: self._settled())
+        if new is not None:
+            self._start(new)
+
+    def _sort_out(
+        self, datagram: UdpDatagram
+    ) -> tuple[list[_Delivery], list[TrackerRecord]]:
+        """The deliveries in flight that hold some of the datagram's records,
+        and its records that are neither delivered recently nor in flight."""
+        received_at_ms = self._now_ms()
+        now = self._clock.seconds()
+        in_flight: dict[_Delivery, None] = {}
+        new: dict[str, TrackerRecord] = {}
+        for record in datagram.packet.records:
+            item = TrackerRecord(
+                datagram.imei, datagram.packet.codec, record, received_at_ms
+            )
+            if self._delivered.seen(item.id, now):
+                continue
+            delivery = self._in_flight.get(item.id)
+            if delivery is not None:
+                in_flight[delivery] = None
+            else:
+                new.setdefault(item.id, item)
+        return list(in_flight), list(new.values())
+
+    def _start(self, delivery: _Delivery) -> None:
+        for item in delivery.items:
+            self._in_flight[item.id] = delivery
+        attempt: Deferred[None] = maybeDeferred(
+            self._dispatcher.deliver, delivery.items
+        )
+        attempt.addBoth(self._finish, delivery)
+
+    def _finish(self, result: Failure | None, delivery: _Delivery) -> None:
+        now = self._clock.seconds()
+        for item in delivery.items:
+            del self._in_flight[item.id]
+            if result is None:
+                self._delivered.add(item.id, now)
+        delivery.settle(result)
+
+    def _acknowledge(self, datagram: UdpDatagram, addr: Address) -> None:
+        if self.transport is None:
+            _log.warn("Listener closed: cannot ACK {peer}", peer=_peer(addr))
+            return
+        ack = udp_ack(
+            datagram.packet_id, datagram.avl_packet_id, len(datagram.packet.records)
+        )
+        self.transport.write(ack, addr)
+
+    def _withhold(self, failure: Failure, datagram: UdpDatagram, addr: Address) -> None:
+        if isinstance(failure.value, FirstError):
+            failure = failure.value.subFailure
+        _log.warn(
+            "Not acknowledging IMEI {imei} datagram {avl_packet_id} from {peer}: "
+            "{reason}",
+            imei=datagram.imei,
+            avl_packet_id=datagram.avl_packet_id,
+            peer=_peer(addr),
+            reason=failure.getErrorMessage(),
+        )
+
+    def _settled(self) -> None:
+        self._unsettled -= 1
+        if not self._unsettled:
+            waiters, self._drain_waiters = self._drain_waiters, []
+            for waiter in waiters:
+                waiter.callback(None)
+
+
+def _peer(addr: Address) -> str:
+    host, port = addr[0], addr[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

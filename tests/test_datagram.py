@@ -1,0 +1,450 @@
+"""The UDP listener: ACK only what the sinks hold, echo both ids, drop resends."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import cast
+
+import attrs
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IReactorTime,
+    IReactorUDP,
+    IUDPTransport,
+)
+from twisted.internet.protocol import DatagramProtocol
+from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import LogEvent, LogLevel, capturedLogs, formatEvent
+from zope.interface import implementer
+
+from teltotwist.codec import AvlPacket, Codec, UdpDatagram, decode_udp, encode_udp
+from teltotwist.datagram import TeltonikaDatagramProtocol
+from teltotwist.dispatch import Dispatcher
+from teltotwist.items import Item
+from teltotwist.sinks import IRecordSink
+from tests.vectors import UDP_VALID, Vector, by_id, vector_id
+
+PEER = ("192.0.2.7", 40123)
+RECEIVED_AT_MS = 1_763_715_600_123
+WINDOW = 600.0
+SINK_TIMEOUT = 30.0
+MAX_DATAGRAM_SIZE = 8192
+
+
+@implementer(IUDPTransport)
+class RecordingTransport:
+    """A UDP port that keeps what is written to it."""
+
+    def __init__(self) -> None:
+        self.written: list[tuple[bytes, tuple[str, int] | None]] = []
+
+    def write(self, packet: bytes, addr: tuple[str, int] | None = None) -> None:
+        self.written.append((packet, addr))
+
+    def connect(self, host: str, port: int) -> None:
+        raise NotImplementedError("the listener never connects")
+
+    def getHost(self) -> IPv4Address:
+        return IPv4Address("UDP", "127.0.0.1", 5027)
+
+    def stopListening(self) -> None:
+        return None
+
+    def setBroadcastAllowed(self, enabled: bool) -> None:
+        raise NotImplementedError("the listener never broadcasts")
+
+    def getBroadcastAllowed(self) -> bool:
+        return False
+
+
+@implementer(IRecordSink)
+class ScriptedSink:
+    """Accepts, refuses or holds deliveries, as the test sets ``mode``."""
+
+    name = "scripted"
+
+    def __init__(self) -> None:
+        self.mode = "accept"
+        self.deliveries: list[list[Item]] = []
+        self.held: list[Deferred[None]] = []
+
+    def deliver(self, items: Sequence[Item]) -> Deferred[None]:
+        self.deliveries.append(list(items))
+        if self.mode == "fail":
+            return fail(OSError("disk full"))
+        if self.mode == "hold":
+            held: Deferred[None] = Deferred()
+            self.held.append(held)
+            return held
+        return succeed(None)
+
+    @property
+    def ids(self) -> list[str]:
+        """The ids of every item delivered, in order."""
+        return [item.id for batch in self.deliveries for item in batch]
+
+
+@attrs.define
+class Gateway:
+    protocol: TeltonikaDatagramProtocol
+    transport: RecordingTransport
+    sink: ScriptedSink
+    clock: MemoryReactorClock
+
+    def receive(self, data: bytes) -> None:
+        self.protocol.datagramReceived(data, PEER)
+
+    @property
+    def acks(self) -> list[str]:
+        """The hex of every ACK written, all of them to PEER."""
+        assert all(addr == PEER for _, addr in self.transport.written)
+        return [packet.hex() for packet, _ in self.transport.written]
+
+
+def make_gateway(allow: Callable[[str], bool] = lambda imei: True) -> Gateway:
+    clock = MemoryReactorClock()
+    sink = ScriptedSink()
+    protocol = TeltonikaDatagramProtocol(
+        Dispatcher([sink], SINK_TIMEOUT, clock),
+        allow,
+        clock,
+        dedupe_window=WINDOW,
+        now_ms=lambda: RECEIVED_AT_MS,
+    )
+    transport = RecordingTransport()
+    protocol.makeConnection(transport)
+    return Gateway(protocol, transport, sink, clock)
+
+
+@pytest.fixture
+def gateway() -> Gateway:
+    return make_gateway()
+
+
+@contextmanager
+def udp_log() -> Iterator[list[str]]:
+    """The text of each ``teltotwist.udp`` event logged inside the block."""
+    messages: list[str] = []
+    with capturedLogs() as events:
+        yield messages
+    messages.extend(
+        formatEvent(event) for event in events if _is_udp(event, LogLevel.warn)
+    )
+
+
+def _is_udp(event: LogEvent, level: LogLevel) -> bool:
+    return bool(
+        event.get("log_namespace") == "teltotwist.udp"
+        and event.get("log_level") is level
+    )
+
+
+def resent(data: bytes, avl_packet_id: int) -> bytes:
+    """*data* as a tracker resends it after a lost ACK: same records, new id."""
+    return encode_udp(attrs.evolve(decode_udp(data), avl_packet_id=avl_packet_id))
+
+
+def codec8_datagram(avl_packet_id: int, vector_ids: Sequence[str]) -> bytes:
+    """One datagram carrying the records of several Codec 8 vectors."""
+    records = tuple(
+        record
+        for vid in vector_ids
+        for record in decode_udp(by_id(vid).data).packet.records
+    )
+    datagram = UdpDatagram(
+        0xCAFE, avl_packet_id, "352093086403655", AvlPacket(Codec.CODEC8, records)
+    )
+    return encode_udp(datagram)
+
+
+C8 = by_id("wiki-c8-udp-1").data
+C8_ACK = "0005cafe010501"
+
+
+@pytest.mark.parametrize("vector", UDP_VALID, ids=vector_id)
+def test_a_delivered_datagram_is_acked_with_both_ids(
+    gateway: Gateway, vector: Vector
+) -> None:
+    reference = vector.reference
+    gateway.receive(vector.data)
+
+    echoed = f"0005{reference['packet_id']}01{reference['avl_packet_id']:02x}"
+    counted = echoed + f"{reference['count1']:02x}"
+    assert gateway.acks == [reference.get("expected_ack", counted)]
+    [batch] = gateway.sink.deliveries
+    assert [item.to_json()["imei"] for item in batch] == [reference["imei"]]
+    assert [item.to_json()["timestamp"] for item in batch] == [
+        utc_text(record["timestamp_ms"]) for record in reference["records"]
+    ]
+
+
+def utc_text(timestamp_ms: int) -> str:
+    moment = datetime.fromtimestamp(timestamp_ms / 1000, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def test_sinks_get_the_record_json(gateway: Gateway) -> None:
+    gateway.receive(C8)
+
+    [[item]] = gateway.sink.deliveries
+    record = item.to_json()
+    assert re.fullmatch(r"352093086403655:1560407006000:[0-9a-f]{16}", record.pop("id"))
+    assert record == {
+        "imei": "352093086403655",
+        "received_at": "2025-11-21T09:00:00.123Z",
+        "codec": "8",
+        "timestamp": "2019-06-13T06:23:26.000Z",
+        "priority": 1,
+        "longitude": 0.0,
+        "latitude": 0.0,
+        "altitude": 0,
+        "angle": 0,
+        "satellites": 0,
+        "speed": 0,
+        "event_id": 1,
+        "io": {"21": 3, "1": 1, "66": 23996},
+    }
+
+
+def test_a_resend_under_a_new_avl_id_is_acked_but_not_delivered_again(
+    gateway: Gateway,
+) -> None:
+    gateway.receive(C8)
+    gateway.clock.advance(WINDOW - 1)
+    gateway.receive(resent(C8, avl_packet_id=6))
+
+    assert gateway.acks == [C8_ACK, "0005cafe010601"]
+    assert len(gateway.sink.deliveries) == 1
+
+
+def test_only_the_new_records_of_a_resend_are_delivered(gateway: Gateway) -> None:
+    gateway.receive(codec8_datagram(1, ["wiki-c8-udp-1", "traccar-51-avl"]))
+    first_ids = gateway.sink.ids
+
+    gateway.receive(
+        codec8_datagram(2, ["traccar-51-avl", "wiki-fmb920pdf-udp", "wiki-c8-udp-1"])
+    )
+
+    assert gateway.acks == ["0005cafe010102", "0005cafe010203"]
+    [_, second] = gateway.sink.deliveries
+    assert len(second) == 1
+    assert second[0].id not in first_ids
+
+
+def test_a_record_twice_in_one_datagram_is_delivered_once(gateway: Gateway) -> None:
+    gateway.receive(codec8_datagram(1, ["wiki-c8-udp-1", "wiki-c8-udp-1"]))
+
+    assert gateway.acks == ["0005cafe010102"]
+    assert len(gateway.sink.ids) == 1
+
+
+def test_a_resend_during_delivery_waits_for_it(gateway: Gateway) -> None:
+    gateway.sink.mode = "hold"
+    gateway.receive(C8)
+    gateway.receive(resent(C8, avl_packet_id=6))
+
+    assert gateway.acks == []
+    assert len(gateway.sink.deliveries) == 1
+
+    gateway.sink.held[0].callback(None)
+
+    assert gateway.acks == [C8_ACK, "0005cafe010601"]
+    assert len(gateway.sink.deliveries) == 1
+
+
+def test_a_resend_during_a_failing_delivery_is_not_acked(gateway: Gateway) -> None:
+    gateway.sink.mode = "hold"
+    gateway.receive(C8)
+    gateway.receive(resent(C8, avl_packet_id=6))
+
+    with udp_log() as log:
+        gateway.sink.held[0].errback(OSError("broker gone"))
+
+    assert gateway.acks == []
+    assert len(log) == 2
+    assert all("broker gone" in line for line in log)
+    gateway.sink.mode = "accept"
+    gateway.receive(resent(C8, avl_packet_id=7))
+    assert gateway.acks == ["0005cafe010701"]
+    assert len(gateway.sink.deliveries) == 2
+
+
+def test_a_failed_delivery_is_not_acked_and_its_resend_is_delivered(
+    gateway: Gateway,
+) -> None:
+    gateway.sink.mode = "fail"
+    with udp_log() as log:
+        gateway.receive(C8)
+
+    assert gateway.acks == []
+    [line] = log
+    for detail in ("352093086403655", "192.0.2.7:40123", "disk full"):
+        assert detail in line
+
+    gateway.sink.mode = "accept"
+    gateway.receive(resent(C8, avl_packet_id=6))
+
+    assert gateway.acks == ["0005cafe010601"]
+    assert len(gateway.sink.deliveries) == 2
+    assert gateway.sink.deliveries[0] == gateway.sink.deliveries[1]
+
+
+def test_a_sink_timeout_is_not_acked(gateway: Gateway) -> None:
+    gateway.sink.mode = "hold"
+    with udp_log() as log:
+        gateway.receive(C8)
+        gateway.clock.advance(SINK_TIMEOUT)
+
+    assert gateway.acks == []
+    [line] = log
+    assert "no answer within 30 s" in line
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        by_id("wiki-c16-udp-published").data,
+        C8[:40],
+        C8[:-1] + b"\x02",
+        bytes.fromhex("deadbeef"),
+    ],
+    ids=["length-field-wrong", "truncated", "record-counts-differ", "garbage"],
+)
+def test_an_undecodable_datagram_is_dropped(gateway: Gateway, data: bytes) -> None:
+    with udp_log() as log:
+        gateway.receive(data)
+
+    assert gateway.acks == []
+    assert gateway.sink.deliveries == []
+    [line] = log
+    assert line.startswith("Dropped an undecodable datagram from 192.0.2.7:40123: ")
+
+    gateway.receive(C8)
+    assert gateway.acks == [C8_ACK]
+
+
+def test_a_datagram_from_an_imei_not_allowed_is_dropped() -> None:
+    gateway = make_gateway(allow=lambda imei: imei != "352093086403655")
+    with udp_log() as log:
+        gateway.receive(C8)
+
+    assert gateway.acks == []
+    assert gateway.sink.deliveries == []
+    [line] = log
+    assert "352093086403655" in line
+
+    gateway.receive(by_id("traccar-51-avl").data)
+    assert gateway.acks == ["0005cafe012201"]
+
+
+def test_after_the_dedupe_window_a_resend_is_delivered_again(
+    gateway: Gateway,
+) -> None:
+    gateway.receive(C8)
+    gateway.clock.advance(WINDOW)
+    gateway.receive(resent(C8, avl_packet_id=6))
+
+    assert gateway.acks == [C8_ACK, "0005cafe010601"]
+    assert len(gateway.sink.deliveries) == 2
+
+
+def test_an_unexpected_error_is_logged_and_the_listener_goes_on() -> None:
+    def allow(imei: str) -> bool:
+        if imei == "352093086403655":
+            raise LookupError("allowlist unreadable")
+        return True
+
+    gateway = make_gateway(allow)
+    with capturedLogs() as events:
+        gateway.receive(C8)
+
+    [event] = [event for event in events if _is_udp(event, LogLevel.critical)]
+    assert "192.0.2.7:40123" in formatEvent(event)
+    assert "allowlist unreadable" in str(event["log_failure"].value)
+    gateway.receive(by_id("traccar-51-avl").data)
+    assert gateway.acks == ["0005cafe012201"]
+
+
+def test_after_stop_accepting_datagrams_are_dropped(gateway: Gateway) -> None:
+    gateway.protocol.stop_accepting()
+    gateway.receive(C8)
+
+    assert gateway.acks == []
+    assert gateway.sink.deliveries == []
+
+
+def test_drain_waits_for_deliveries_in_flight_and_their_acks(
+    gateway: Gateway,
+) -> None:
+    gateway.sink.mode = "hold"
+    gateway.receive(C8)
+    gateway.receive(resent(C8, avl_packet_id=6))
+    gateway.protocol.stop_accepting()
+    drained = gateway.protocol.drain()
+    drain_results: list[object] = []
+    drained.addCallback(
+        lambda result: drain_results.append((result, list(gateway.acks)))
+    )
+
+    assert drain_results == []
+    gateway.sink.held[0].callback(None)
+
+    assert drain_results == [(None, [C8_ACK, "0005cafe010601"])]
+
+
+def test_drain_fires_at_once_when_nothing_is_in_flight(gateway: Gateway) -> None:
+    gateway.receive(C8)
+    drain_results: list[None] = []
+
+    gateway.protocol.drain().addCallback(drain_results.append)
+
+    assert drain_results == [None]
+
+
+class AckCatcher(DatagramProtocol):
+    """A tracker's side of the socket: fires ``ack`` with the first reply."""
+
+    def __init__(self) -> None:
+        self.ack: Deferred[bytes] = Deferred()
+
+    def datagramReceived(self, datagram: bytes, addr: tuple[str, int]) -> None:
+        self.ack.callback(datagram)
+
+
+async def stop(port: IListeningPort) -> None:
+    stopped = port.stopListening()
+    if stopped is not None:
+        await stopped
+
+
+@pytest_twisted.ensureDeferred
+async def test_loopback_datagram_is_delivered_and_acked() -> None:
+    clock = cast(IReactorTime, reactor)
+    udp = cast(IReactorUDP, reactor)
+    sink = ScriptedSink()
+    listener = TeltonikaDatagramProtocol(
+        Dispatcher([sink], SINK_TIMEOUT, clock), lambda imei: True, clock
+    )
+    tracker = AckCatcher()
+    server = udp.listenUDP(0, listener, "127.0.0.1", MAX_DATAGRAM_SIZE)
+    client = udp.listenUDP(0, tracker, "127.0.0.1", MAX_DATAGRAM_SIZE)
+    server_address = cast(IPv4Address, server.getHost())
+    try:
+        assert tracker.transport is not None
+        tracker.transport.write(C8, ("127.0.0.1", server_address.port))
+        ack = await tracker.ack.addTimeout(5, clock)
+    finally:
+        await stop(client)
+        await stop(server)
+
+    assert ack.hex() == C8_ACK
+    [[item]] = sink.deliveries
+    assert item.to_json()["timestamp"] == "2019-06-13T06:23:26.000Z"
