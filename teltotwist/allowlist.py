@@ -1,0 +1,106 @@
+# -*- test-case-name: tests.test_allowlist -*-
+"""``--allow-imeis FILE``: which trackers may log in, re-read when it changes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from twisted.application.service import Service
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+MAX_IMEI_LENGTH = 32
+
+
+class AllowlistError(ValueError):
+    """An allowlist file that cannot be read or holds a line that is no IMEI."""
+
+
+def parse_allowlist(text: str, source: str) -> frozenset[str]:
+    """The IMEIs in *text*: one per line; blank lines and ``#`` comments skipped."""
+    imeis = set()
+    for number, line in enumerate(text.splitlines(), start=1):
+        entry = line.split("#", 1)[0].strip()
+        if not entry:
+            continue
+        if not (entry.isdigit() and entry.isascii() and len(entry) <= MAX_IMEI_LENGTH):
+            raise AllowlistError(f"{source}:{number}: {entry!r} is not an IMEI")
+        imeis.add(entry)
+    return frozenset(imeis)
+
+
+class ImeiAllowlist(Service):
+    """The IMEIs of an allowlist file, reloaded when the file changes.
+
+    As a service it checks the file's modification time every
+    *check_interval* seconds; :meth:`reload` (wired to SIGHUP by the plugin)
+    re-reads it at once. A reload that fails keeps the previous list.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self, path: Path, clock: IReactorTime, check_interval: float = 5.0
+    ) -> None:
+        self.path = path
+        self.check_interval = check_interval
+        self._clock = clock
+        self._imeis: frozenset[str] = frozenset()
+        self._stamp: tuple[int, int] | None = None
+        self._poll: LoopingCall | None = None
+        self._load()
+
+    def __call__(self, imei: str) -> bool:
+        """Whether *imei* may log in."""
+        return imei in self._imeis
+
+    def __len__(self) -> int:
+        return len(self._imeis)
+
+    def _load(self) -> None:
+        try:
+            status = os.stat(self.path)
+            text = self.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise AllowlistError(
+                f"cannot read the allowlist {self.path}: {error}"
+            ) from None
+        self._imeis = parse_allowlist(text, str(self.path))
+        self._stamp = (status.st_mtime_ns, status.st_size)
+
+    def reload(self) -> None:
+        """Re-read the file now; on failure log why and keep the current list."""
+        try:
+            self._load()
+        except AllowlistError as error:
+            self.log.error(
+                "Keeping {count} allowed IMEIs: {error}", count=len(self), error=error
+            )
+            return
+        self.log.info(
+            "Allowlist {path} loaded: {count} IMEIs", path=self.path, count=len(self)
+        )
+
+    def _reload_if_changed(self) -> None:
+        try:
+            status = os.stat(self.path)
+        except OSError as error:
+            self.log.error(
+                "Allowlist {path} unreadable: {error}", path=self.path, error=error
+            )
+            return
+        if (status.st_mtime_ns, status.st_size) != self._stamp:
+            self.reload()
+
+    def startService(self) -> None:
+        Service.startService(self)
+        self._poll = LoopingCall(self._reload_if_changed)
+        self._poll.clock = self._clock
+        self._poll.start(self.check_interval, now=False)
+
+    def stopService(self) -> None:
+        if self._poll is not None and self._poll.running:
+            self._poll.stop()
+        Service.stopService(self)

@@ -1,0 +1,250 @@
+# -*- test-case-name: tests.test_protocol -*-
+"""Twisted's side of a tracker connection: moves bytes, timers and Deferreds
+for a :class:`~teltotwist.session.TrackerSession`; no parsing here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import attrs
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from teltotwist.codec import DEFAULT_MAX_FRAME_SIZE
+from teltotwist.dispatch import Dispatcher
+from teltotwist.items import Item, now_ms
+from teltotwist.session import (
+    Action,
+    Close,
+    CommandReceived,
+    Deliver,
+    Discard,
+    LoggedIn,
+    Send,
+    TrackerSession,
+)
+
+
+@attrs.frozen
+class Limits:
+    """How long to wait, and how much to take, before closing a connection."""
+
+    login_timeout: float = 30.0
+    """Seconds from connecting to the IMEI login."""
+    idle_timeout: float = 600.0
+    """Seconds without a byte from a logged-in tracker. Longer than the
+    trackers' usual Open Link Timeout (300 s on FMB devices by default)."""
+    sink_timeout: float = 20.0
+    """Seconds the sinks have to accept a packet before it goes unacknowledged."""
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+    """The largest frame accepted, in bytes."""
+    max_connections: int = 10_000
+    """Connections beyond this are closed as soon as they are accepted."""
+
+
+class TeltonikaProtocol(Protocol):
+    """One tracker's TCP connection."""
+
+    log = Logger()
+
+    def __init__(self, factory: TeltonikaFactory, peer: str) -> None:
+        self.factory = factory
+        self.peer = peer
+        self.session = TrackerSession(
+            factory.allow, factory.now_ms, factory.limits.max_frame_size
+        )
+        self._timer: IDelayedCall | None = None
+
+    @property
+    def label(self) -> str:
+        """IMEI (once known) and peer address, for the log."""
+        return f"{self.session.imei or 'unknown IMEI'} at {self.peer}"
+
+    def connectionMade(self) -> None:
+        self._arm(self.factory.limits.login_timeout, "no IMEI login")
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.session.imei is not None:
+            self._arm(self.factory.limits.idle_timeout, "idle")
+        self._perform(self.session.data_received(data))
+
+    def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:  # noqa: B008
+        self._disarm()
+        self.session.connection_lost()
+        self.factory.forget(self)
+
+    def replace(self) -> None:
+        """A newer connection logged in with the same IMEI: this one goes."""
+        self._perform(self.session.replaced())
+
+    def stop_reading(self) -> None:
+        """Shutdown began: read nothing more from this tracker."""
+        assert self.transport is not None
+        self.transport.pauseProducing()  # type: ignore[attr-defined]
+
+    def _perform(self, actions: Sequence[Action]) -> None:
+        transport = self.transport
+        assert transport is not None
+        for action in actions:
+            match action:
+                case Send(data=data):
+                    transport.write(data)
+                case LoggedIn(imei=imei):
+                    self.log.info("{label}: logged in", label=self.label)
+                    self._arm(self.factory.limits.idle_timeout, "idle")
+                    self.factory.logged_in(self, imei)
+                case Deliver(items=items):
+                    self._deliver(items)
+                case CommandReceived(frame=frame):
+                    self.log.info(
+                        "{label}: codec {codec} frame: {messages}",
+                        label=self.label,
+                        codec=frame.codec.label,
+                        messages=[m.text or m.payload.hex() for m in frame.messages],
+                    )
+                case Discard(reason=reason):
+                    self.log.warn("{label}: {reason}", label=self.label, reason=reason)
+                case Close(reason=reason):
+                    self.log.warn(
+                        "{label}: closing: {reason}", label=self.label, reason=reason
+                    )
+                    transport.loseConnection()
+
+    def _deliver(self, items: tuple[Item, ...]) -> None:
+        self._disarm()
+        self.transport.pauseProducing()  # type: ignore[union-attr]
+        delivery = self.factory.deliver(items)
+        delivery.addCallbacks(self._delivered, self._not_delivered)
+        delivery.addErrback(self._crashed)
+
+    def _delivered(self, _: None) -> None:
+        if self.factory.stopping:
+            self._perform(self.session.delivery_failed("the gateway is shutting down"))
+            return
+        actions = self.session.delivery_succeeded()
+        if not actions:
+            self.log.warn(
+                "{label}: records delivered after the connection closed, not ACKed",
+                label=self.label,
+            )
+            return
+        self.transport.resumeProducing()  # type: ignore[union-attr]
+        self._arm(self.factory.limits.idle_timeout, "idle")
+        self._perform(actions)
+
+    def _not_delivered(self, failure: Failure) -> None:
+        self._perform(self.session.delivery_failed(failure.getErrorMessage()))
+
+    def _crashed(self, failure: Failure) -> None:
+        self.log.failure("{label}: unexpected error", failure, label=self.label)
+        if self.transport is not None:
+            self.transport.loseConnection()
+
+    def _arm(self, seconds: float, what: str) -> None:
+        self._disarm()
+        self._timer = self.factory.clock.callLater(
+            seconds, self._expired, what, seconds
+        )
+
+    def _disarm(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    def _expired(self, what: str, seconds: float) -> None:
+        self._timer = None
+        self._perform(self.session.timed_out(f"{what} for {seconds:g} s"))
+
+
+class TeltonikaFactory(Factory):
+    """Makes a :class:`TeltonikaProtocol` per tracker connection, keeps the
+    newest connection per IMEI, and knows what is in flight for shutdown."""
+
+    log = Logger()
+    noisy = False
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        clock: IReactorTime,
+        *,
+        allow: Callable[[str], bool] = lambda imei: True,
+        limits: Limits = Limits(),
+        now_ms: Callable[[], int] = now_ms,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.clock = clock
+        self.allow = allow
+        self.limits = limits
+        self.now_ms = now_ms
+        self.stopping = False
+        self.connections: set[TeltonikaProtocol] = set()
+        self.by_imei: dict[str, TeltonikaProtocol] = {}
+        self._in_flight: set[Deferred[None]] = set()
+
+    def buildProtocol(self, addr: IAddress) -> TeltonikaProtocol | None:  # type: ignore[override]
+        peer = _describe(addr)
+        if self.stopping:
+            return None
+        if len(self.connections) >= self.limits.max_connections:
+            self.log.warn(
+                "Refusing {peer}: {count} connections already open",
+                peer=peer,
+                count=len(self.connections),
+            )
+            return None
+        protocol = TeltonikaProtocol(self, peer)
+        self.connections.add(protocol)
+        return protocol
+
+    def logged_in(self, protocol: TeltonikaProtocol, imei: str) -> None:
+        """The newest session of an IMEI wins; an older one is closed."""
+        older = self.by_imei.get(imei)
+        self.by_imei[imei] = protocol
+        if older is not None and older is not protocol:
+            older.replace()
+
+    def forget(self, protocol: TeltonikaProtocol) -> None:
+        """*protocol*'s connection is gone."""
+        self.connections.discard(protocol)
+        imei = protocol.session.imei
+        if imei is not None and self.by_imei.get(imei) is protocol:
+            del self.by_imei[imei]
+
+    def deliver(self, items: tuple[Item, ...]) -> Deferred[None]:
+        """Deliver through the dispatcher, remembering it until it finishes."""
+        delivery = self.dispatcher.deliver(items)
+        self._in_flight.add(delivery)
+
+        def finished(result: object) -> object:
+            self._in_flight.discard(delivery)
+            return result
+
+        return delivery.addBoth(finished)
+
+    def stop_accepting(self) -> None:
+        """Shutdown began: refuse connections, stop reading, ACK nothing more."""
+        self.stopping = True
+        for protocol in self.connections:
+            protocol.stop_reading()
+
+    def drain(self) -> Deferred[object]:
+        """Fires when every delivery in flight has finished, however it ended."""
+        return DeferredList(list(self._in_flight), consumeErrors=True).addCallback(
+            lambda _: None
+        )
+
+    def close_all(self) -> None:
+        """Close every tracker connection."""
+        for protocol in list(self.connections):
+            if protocol.transport is not None:
+                protocol.transport.loseConnection()
+
+
+def _describe(address: IAddress) -> str:
+    host = getattr(address, "host", None)
+    port = getattr(address, "port", None)
+    return f"{host}:{port}" if host is not None else str(address)

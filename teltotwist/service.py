@@ -1,0 +1,132 @@
+# -*- test-case-name: tests.test_service -*-
+"""The gateway as a Twisted service: listeners, sinks, and an orderly stop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from twisted.application.internet import StreamServerEndpointService, UDPServer
+from twisted.application.service import IService, MultiService
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.interfaces import IReactorTime, IStreamServerEndpoint
+from twisted.logger import Logger
+
+from teltotwist.datagram import TeltonikaDatagramProtocol
+from teltotwist.dispatch import Dispatcher
+from teltotwist.protocol import Limits, TeltonikaFactory
+from teltotwist.sinks import IRecordSink
+
+DEFAULT_DRAIN_TIMEOUT = 10.0
+_MAX_DATAGRAM = 65_535
+
+
+class GatewayService(MultiService):
+    """Sinks first, then the listeners; stopped in the safe order.
+
+    On stop (SIGTERM under twistd): stop listening, stop reading and ACKing,
+    let the deliveries in flight finish within *drain_timeout* seconds, close
+    the connections, then stop the sinks. A record ACKed before the stop is
+    in the sinks; nothing is ACKed after it began (deliveries finishing during
+    the drain stay unacknowledged, so their trackers resend them elsewhere).
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        factory: TeltonikaFactory,
+        endpoint: IStreamServerEndpoint,
+        sinks: Sequence[IRecordSink],
+        clock: IReactorTime,
+        *,
+        udp: tuple[int, str, TeltonikaDatagramProtocol] | None = None,
+        drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
+    ) -> None:
+        MultiService.__init__(self)
+        self.factory = factory
+        self.drain_timeout = drain_timeout
+        self._clock = clock
+        self._sink_services = MultiService()
+        for sink in sinks:
+            service = IService(sink, None)
+            if service is not None:
+                self._sink_services.addService(service)
+        MultiService.addService(self, self._sink_services)
+        self._listeners = MultiService()
+        tcp = StreamServerEndpointService(endpoint, factory)
+        # As twisted.application.strports does: a port that cannot be bound
+        # fails startService instead of leaving a gateway that never listens.
+        tcp._raiseSynchronously = True
+        self._listeners.addService(tcp)
+        self.datagram_protocol: TeltonikaDatagramProtocol | None = None
+        if udp is not None:
+            port, interface, protocol = udp
+            self.datagram_protocol = protocol
+            UDPServer(
+                port, protocol, interface=interface, maxPacketSize=_MAX_DATAGRAM
+            ).setServiceParent(self._listeners)
+        MultiService.addService(self, self._listeners)
+
+    def startService(self) -> None:
+        """Start the sinks, then listen."""
+        MultiService.startService(self)
+
+    def stopService(self) -> Deferred[None]:
+        return Deferred.fromCoroutine(self._stop())
+
+    async def _stop(self) -> None:
+        self.running = 0
+        await self._listeners.stopService()
+        self.factory.stop_accepting()
+        if self.datagram_protocol is not None:
+            self.datagram_protocol.stop_accepting()
+        drained = self._drain()
+        drained.addTimeout(self.drain_timeout, self._clock)
+        try:
+            await drained
+        except Exception:
+            self.log.warn(
+                "Deliveries still in flight after {seconds} s; closing anyway",
+                seconds=self.drain_timeout,
+            )
+        self.factory.close_all()
+        await self._sink_services.stopService()
+
+    def _drain(self) -> Deferred[object]:
+        waits: list[Deferred[Any]] = [self.factory.drain()]
+        if self.datagram_protocol is not None:
+            waits.append(self.datagram_protocol.drain())
+        return DeferredList(waits, consumeErrors=True).addCallback(lambda _: None)
+
+
+def makeService(
+    reactor: IReactorTime,
+    endpoint: IStreamServerEndpoint,
+    sinks: Sequence[IRecordSink],
+    *,
+    allow: Callable[[str], bool] = lambda imei: True,
+    limits: Limits = Limits(),  # noqa: B008 - frozen
+    udp_port: int | None = None,
+    udp_interface: str = "",
+    drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
+) -> GatewayService:
+    """The gateway, ready to add to an application's ``MultiService``.
+
+    :param reactor: the reactor (for timeouts).
+    :param endpoint: where trackers connect, e.g.
+        ``serverFromString(reactor, "tcp:5027")``.
+    :param sinks: where records go; each must accept a packet before its
+        tracker is acknowledged.
+    :param allow: which IMEIs may log in (all by default).
+    :param udp_port: also receive UDP datagrams on this port.
+    """
+    dispatcher = Dispatcher(sinks, limits.sink_timeout, reactor)
+    factory = TeltonikaFactory(dispatcher, reactor, allow=allow, limits=limits)
+    udp = None
+    if udp_port is not None:
+        protocol = TeltonikaDatagramProtocol(dispatcher, allow, reactor)
+        udp = (udp_port, udp_interface, protocol)
+    return GatewayService(
+        factory, endpoint, sinks, reactor, udp=udp, drain_timeout=drain_timeout
+    )

@@ -1,0 +1,237 @@
+# -*- test-case-name: tests.test_session -*-
+"""One tracker connection as a pure state machine (sans-IO).
+
+Bytes go in; actions come out: bytes to write, items to deliver before an ACK,
+or a reason to close. No reactor, no sockets, no clock: the Twisted protocol
+performs the actions, and tests drive the session byte by byte.
+
+The states: awaiting the login, streaming, delivering (one packet in flight:
+trackers are stop-and-wait, and anything arriving meanwhile waits its turn),
+closed.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Callable, Sequence
+
+import attrs
+
+from teltotwist.codec import (
+    COMMAND_CODECS,
+    FRAME_OVERHEAD,
+    AvlPacket,
+    CodecError,
+    CommandFrame,
+    Frame,
+    Login,
+    StreamEvent,
+    StreamFramer,
+    check_envelope,
+    decode_frame,
+    login_reply,
+    tcp_ack,
+)
+from teltotwist.items import Item, TrackerRecord, UnparsedFrame
+
+_CODEC_OFFSET = 8
+_RECORD_COUNT_OFFSET = 9
+_COMMAND_CODEC_IDS = frozenset(int(codec) for codec in COMMAND_CODECS)
+
+
+class State(enum.Enum):
+    """Where a session is in its life."""
+
+    AWAITING_LOGIN = "awaiting login"
+    STREAMING = "streaming"
+    DELIVERING = "delivering"
+    CLOSED = "closed"
+
+
+@attrs.frozen
+class Send:
+    """Write these bytes to the tracker."""
+
+    data: bytes
+
+
+@attrs.frozen
+class LoggedIn:
+    """The tracker logged in and was accepted."""
+
+    imei: str
+
+
+@attrs.frozen
+class Deliver:
+    """Deliver *items* to the sinks, then report back with
+    :meth:`TrackerSession.delivery_succeeded` or ``delivery_failed``."""
+
+    items: tuple[Item, ...]
+
+
+@attrs.frozen
+class CommandReceived:
+    """A Codec 12-15 frame from the tracker: never acknowledged."""
+
+    frame: CommandFrame
+
+
+@attrs.frozen
+class Discard:
+    """A command frame that does not decode: log it; it is never ACKed."""
+
+    reason: str
+
+
+@attrs.frozen
+class Close:
+    """Close the connection; *reason* says why, for the log."""
+
+    reason: str
+
+
+Action = Send | LoggedIn | Deliver | CommandReceived | Discard | Close
+
+
+_READING = frozenset({State.AWAITING_LOGIN, State.STREAMING})
+
+
+class TrackerSession:
+    """The protocol of one TCP connection from a tracker.
+
+    :param allow: says whether an IMEI may log in.
+    :param now_ms: the clock stamping ``received_at`` (milliseconds).
+    """
+
+    def __init__(
+        self,
+        allow: Callable[[str], bool],
+        now_ms: Callable[[], int],
+        max_frame_size: int,
+    ) -> None:
+        self._allow = allow
+        self._now_ms = now_ms
+        self._framer = StreamFramer(max_frame_size)
+        self._waiting: deque[StreamEvent] = deque()
+        self._ack = b""
+        self.state = State.AWAITING_LOGIN
+        self.imei: str | None = None
+
+    def data_received(self, data: bytes) -> list[Action]:
+        """Take bytes from the tracker; return what to do."""
+        if self.state is State.CLOSED:
+            return []
+        try:
+            self._waiting.extend(self._framer.feed(data))
+        except CodecError as error:
+            return self._close(f"unframeable input: {error}")
+        return self._process()
+
+    def delivery_succeeded(self) -> list[Action]:
+        """The sinks hold the items of the last :class:`Deliver`: ACK them."""
+        if self.state is not State.DELIVERING:
+            return []
+        self.state = State.STREAMING
+        return [Send(self._ack), *self._process()]
+
+    def delivery_failed(self, reason: str) -> list[Action]:
+        """The sinks did not take the items: no ACK; the tracker will resend."""
+        if self.state is State.CLOSED:
+            return []
+        return self._close(f"delivery failed, not acknowledged: {reason}")
+
+    def timed_out(self, what: str) -> list[Action]:
+        """A timer of the adapter's expired (no login, idle ...): close."""
+        if self.state is State.CLOSED:
+            return []
+        return self._close(what)
+
+    def replaced(self) -> list[Action]:
+        """A newer connection logged in with this IMEI: close this one."""
+        if self.state is State.CLOSED:
+            return []
+        return self._close("a newer connection logged in with the same IMEI")
+
+    def connection_lost(self) -> None:
+        """The connection is gone: nothing more will be done."""
+        self.state = State.CLOSED
+        self._waiting.clear()
+
+    def _close(self, reason: str) -> list[Action]:
+        self.connection_lost()
+        return [Close(reason)]
+
+    def _process(self) -> list[Action]:
+        actions: list[Action] = []
+        while self._waiting and self.state in _READING:
+            event = self._waiting.popleft()
+            actions.extend(self._handle(event))
+        return actions
+
+    def _handle(self, event: StreamEvent) -> Sequence[Action]:
+        if isinstance(event, Login):
+            return self._login(event.imei)
+        if isinstance(event, Frame):
+            if self.state is State.AWAITING_LOGIN:
+                return self._close("a data frame came before the IMEI login")
+            return self._frame(event.data)
+        return ()
+
+    def _login(self, imei: str) -> Sequence[Action]:
+        if self.state is not State.AWAITING_LOGIN:
+            return self._close(f"a second login ({imei}) on one connection")
+        if not self._allow(imei):
+            return [
+                Send(login_reply(False)),
+                *self._close(f"IMEI {imei} is not allowed"),
+            ]
+        self.imei = imei
+        self.state = State.STREAMING
+        return [Send(login_reply(True)), LoggedIn(imei)]
+
+    def _frame(self, frame: bytes) -> Sequence[Action]:
+        assert self.imei is not None
+        try:
+            check_envelope(frame)
+        except CodecError as error:
+            return self._close(f"bad frame, not acknowledged: {error}")
+        received_at = self._now_ms()
+        try:
+            content = decode_frame(frame)
+        except CodecError as error:
+            return self._undecodable(frame, str(error), received_at)
+        if isinstance(content, CommandFrame):
+            return [CommandReceived(content)]
+        return self._deliver(self._items(content, received_at), len(content.records))
+
+    def _undecodable(
+        self, frame: bytes, error: str, received_at: int
+    ) -> Sequence[Action]:
+        """A CRC-valid frame whose content does not decode.
+
+        AVL data is kept as an :class:`UnparsedFrame` and ACKed with the count
+        the tracker declared, so the tracker is not wedged resending it
+        forever; a command frame is only logged (commands are never ACKed).
+        """
+        assert self.imei is not None
+        codec_id = frame[_CODEC_OFFSET] if len(frame) > _CODEC_OFFSET + 4 else None
+        if codec_id in _COMMAND_CODEC_IDS:
+            return [Discard(f"undecodable command frame: {error}")]
+        count = frame[_RECORD_COUNT_OFFSET] if len(frame) > FRAME_OVERHEAD + 1 else 0
+        unparsed = UnparsedFrame(self.imei, frame, error, received_at)
+        return self._deliver((unparsed,), count)
+
+    def _items(self, packet: AvlPacket, received_at: int) -> tuple[Item, ...]:
+        imei = self.imei
+        assert imei is not None
+        return tuple(
+            TrackerRecord(imei, packet.codec, record, received_at)
+            for record in packet.records
+        )
+
+    def _deliver(self, items: tuple[Item, ...], count: int) -> Sequence[Action]:
+        self._ack = tcp_ack(count)
+        self.state = State.DELIVERING
+        return [Deliver(items)]

@@ -1,0 +1,193 @@
+# -*- test-case-name: tests.test_tap -*-
+"""``twistd teltonika`` / ``twist teltonika``: the command-line options."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any, ClassVar
+
+from twisted.application.service import IService, MultiService, Service
+from twisted.internet.endpoints import serverFromString
+from twisted.python import usage
+
+from teltotwist.allowlist import AllowlistError, ImeiAllowlist
+from teltotwist.protocol import Limits
+from teltotwist.service import DEFAULT_DRAIN_TIMEOUT
+from teltotwist.service import makeService as makeGateway
+from teltotwist.sinks import IRecordSink, SinkConfigurationError
+from teltotwist.sinks.registry import make_sink, sink_factories
+
+_DEFAULTS = Limits()
+
+
+def _positive(kind: type[float] | type[int]) -> Any:
+    def convert(text: str) -> float | int:
+        value = kind(text)
+        if value <= 0:
+            raise ValueError(f"{text} is not a positive number")
+        return value
+
+    convert.coerceDoc = "Must be positive."  # type: ignore[attr-defined]
+    return convert
+
+
+class Options(usage.Options):
+    """Options of the ``teltonika`` plugin."""
+
+    synopsis = "[options]"
+    longdesc = (
+        "Receive Teltonika trackers (Codec 8, 8 Extended, 16) and deliver every "
+        "record to every sink; a tracker is acknowledged only once all sinks "
+        "accepted its records. Without --sink, records are logged as JSON lines."
+    )
+    optParameters: ClassVar[list[list[Any]]] = [
+        [
+            "port",
+            "p",
+            "5027",
+            "TCP port, or a server endpoint string such as "
+            "tcp:5027:interface=127.0.0.1 or "
+            "ssl:5027:privateKey=key.pem:certKey=cert.pem.",
+        ],
+        ["udp-port", None, None, "Also receive UDP on this port.", _positive(int)],
+        ["udp-interface", None, "", "Interface for the UDP port (default: all)."],
+        [
+            "allow-imeis",
+            None,
+            None,
+            "File of IMEIs allowed to log in, one per line; others are refused. "
+            "Re-read when it changes or on SIGHUP. Default: all may log in.",
+        ],
+        [
+            "login-timeout",
+            None,
+            _DEFAULTS.login_timeout,
+            "Seconds a new connection has to send its IMEI.",
+            _positive(float),
+        ],
+        [
+            "idle-timeout",
+            None,
+            _DEFAULTS.idle_timeout,
+            "Seconds of silence before a tracker is disconnected.",
+            _positive(float),
+        ],
+        [
+            "sink-timeout",
+            None,
+            _DEFAULTS.sink_timeout,
+            "Seconds the sinks have to accept a packet.",
+            _positive(float),
+        ],
+        [
+            "max-frame-size",
+            None,
+            _DEFAULTS.max_frame_size,
+            "Largest frame accepted, in bytes.",
+            _positive(int),
+        ],
+        [
+            "max-connections",
+            None,
+            _DEFAULTS.max_connections,
+            "Most tracker connections at once.",
+            _positive(int),
+        ],
+        [
+            "drain-timeout",
+            None,
+            DEFAULT_DRAIN_TIMEOUT,
+            "Seconds deliveries in flight get to finish on shutdown.",
+            _positive(float),
+        ],
+    ]
+
+    def __init__(self) -> None:
+        usage.Options.__init__(self)
+        self["sinks"] = []
+        self._sink_specs: set[str] = set()
+
+    def opt_sink(self, spec: str) -> None:
+        """Where records go, as KIND:ARG (repeatable; see --help-sinks)."""
+        if spec in self._sink_specs:
+            raise usage.UsageError(f"--sink {spec} is given twice")
+        self._sink_specs.add(spec)
+        try:
+            self["sinks"].append(make_sink(spec))
+        except SinkConfigurationError as error:
+            raise usage.UsageError(str(error)) from None
+
+    def opt_help_sinks(self) -> None:
+        """List the sink kinds and exit."""
+        for kind, factory in sorted(sink_factories().items()):
+            print(f"{kind:<10} {factory.description}")
+        raise SystemExit(0)
+
+    def postOptions(self) -> None:
+        if not self["sinks"]:
+            self["sinks"].append(make_sink("log"))
+        port = self["port"]
+        if port.isdigit():
+            self["port"] = f"tcp:{port}"
+        if self["allow-imeis"] is not None:
+            path = Path(self["allow-imeis"])
+            if not path.is_file():
+                raise usage.UsageError(f"--allow-imeis: no such file: {path}")
+
+
+class _ReloadOnHangup(Service):
+    """Re-reads the allowlist on SIGHUP while running."""
+
+    def __init__(self, allowlist: ImeiAllowlist) -> None:
+        self.allowlist = allowlist
+        self._previous: Any = None
+
+    def startService(self) -> None:
+        from twisted.internet import reactor  # noqa: PLC0415
+
+        Service.startService(self)
+        self._previous = signal.signal(
+            signal.SIGHUP,
+            lambda *_: reactor.callFromThread(self.allowlist.reload),  # type: ignore[attr-defined]
+        )
+
+    def stopService(self) -> None:
+        signal.signal(signal.SIGHUP, self._previous or signal.SIG_DFL)
+        Service.stopService(self)
+
+
+def makeService(options: Options) -> IService:
+    """The gateway service described by *options*."""
+    from twisted.internet import reactor  # noqa: PLC0415
+
+    root = MultiService()
+    allow: Any = lambda imei: True  # noqa: E731
+    if options["allow-imeis"] is not None:
+        try:
+            allowlist = ImeiAllowlist(Path(options["allow-imeis"]), reactor)
+        except AllowlistError as error:
+            raise usage.UsageError(str(error)) from None
+        root.addService(allowlist)
+        root.addService(_ReloadOnHangup(allowlist))
+        allow = allowlist
+    limits = Limits(
+        login_timeout=options["login-timeout"],
+        idle_timeout=options["idle-timeout"],
+        sink_timeout=options["sink-timeout"],
+        max_frame_size=options["max-frame-size"],
+        max_connections=options["max-connections"],
+    )
+    sinks: list[IRecordSink] = options["sinks"]
+    gateway = makeGateway(
+        reactor,
+        serverFromString(reactor, options["port"]),
+        sinks,
+        allow=allow,
+        limits=limits,
+        udp_port=options["udp-port"],
+        udp_interface=options["udp-interface"],
+        drain_timeout=options["drain-timeout"],
+    )
+    root.addService(gateway)
+    return root

@@ -1,0 +1,201 @@
+"""The tracker session state machine, driven byte by byte with real frames."""
+
+from __future__ import annotations
+
+import pytest
+
+from teltotwist.codec import login_reply, tcp_ack
+from teltotwist.items import TrackerRecord, UnparsedFrame
+from teltotwist.session import (
+    Action,
+    Close,
+    CommandReceived,
+    Deliver,
+    Discard,
+    LoggedIn,
+    Send,
+    State,
+    TrackerSession,
+)
+from tests.vectors import by_id, frame_payload, payload_of
+
+IMEI = "356307042441013"
+LOGIN = bytes.fromhex("000F") + IMEI.encode()
+CODEC8 = by_id("wiki-c8-tcp-1").data
+CODEC8E_TWO_RECORDS = by_id("traccar-01-avl").data
+GETINFO_RESPONSE = by_id("wiki-c12-getinfo-resp").data
+CODEC7 = by_id("traccar-31-avl-gh3000").data
+RECEIVED_AT = 1_763_715_600_000
+
+
+def new_session(allowed: frozenset[str] = frozenset({IMEI})) -> TrackerSession:
+    return TrackerSession(allowed.__contains__, lambda: RECEIVED_AT, 64 * 1024)
+
+
+def state_of(session: TrackerSession) -> State:
+    """The state now (spares mypy from narrowing across calls)."""
+    return session.state
+
+
+def logged_in() -> TrackerSession:
+    session = new_session()
+    assert session.data_received(LOGIN) == [Send(login_reply(True)), LoggedIn(IMEI)]
+    return session
+
+
+def only_delivery(actions: list[Action]) -> Deliver:
+    [action] = actions
+    assert isinstance(action, Deliver)
+    return action
+
+
+def test_login_then_frame_is_delivered_then_acked() -> None:
+    session = logged_in()
+
+    delivery = only_delivery(session.data_received(CODEC8))
+    [item] = delivery.items
+    assert isinstance(item, TrackerRecord)
+    assert item.imei == IMEI
+    assert item.received_at_ms == RECEIVED_AT
+    assert item.to_json()["timestamp"] == "2019-06-10T10:04:46.000Z"
+    assert session.state is State.DELIVERING
+
+    assert session.delivery_succeeded() == [Send(tcp_ack(1))]
+    assert state_of(session) is State.STREAMING
+
+
+def test_nothing_is_written_before_the_sinks_accept() -> None:
+    session = logged_in()
+
+    actions = session.data_received(CODEC8E_TWO_RECORDS)
+
+    assert not [action for action in actions if isinstance(action, Send)]
+    assert session.delivery_succeeded() == [Send(tcp_ack(2))]
+
+
+def test_ping_glued_before_login_and_between_frames_is_ignored() -> None:
+    session = new_session()
+
+    actions = session.data_received(b"\xff" + LOGIN + b"\xff")
+    assert actions == [Send(b"\x01"), LoggedIn(IMEI)]
+    only_delivery(session.data_received(b"\xff" + CODEC8))
+
+
+def test_byte_by_byte_gives_the_same_actions() -> None:
+    session = new_session()
+    actions: list[Action] = []
+    for byte in LOGIN + CODEC8:
+        actions += session.data_received(bytes([byte]))
+
+    assert actions[:2] == [Send(b"\x01"), LoggedIn(IMEI)]
+    assert isinstance(actions[2], Deliver) and len(actions) == 3
+
+
+def test_frames_glued_together_wait_for_the_previous_ack() -> None:
+    session = logged_in()
+
+    first = only_delivery(session.data_received(CODEC8 + CODEC8E_TWO_RECORDS))
+    assert len(first.items) == 1
+
+    ack, second = session.delivery_succeeded()
+    assert ack == Send(tcp_ack(1))
+    assert isinstance(second, Deliver) and len(second.items) == 2
+    assert session.delivery_succeeded() == [Send(tcp_ack(2))]
+
+
+def test_unknown_imei_gets_00_and_is_closed() -> None:
+    session = new_session(allowed=frozenset())
+
+    send, close = session.data_received(LOGIN)
+
+    assert send == Send(b"\x00")
+    assert isinstance(close, Close) and IMEI in close.reason
+    assert session.state is State.CLOSED
+    assert session.data_received(CODEC8) == []
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (CODEC8, "before the IMEI login"),
+        (LOGIN + LOGIN, "second login"),
+        (LOGIN + CODEC8[:-1] + b"\x00", "CRC"),
+        (LOGIN + b"\x00\x00\x00\x01", "preamble"),
+        (LOGIN + bytes(4) + (1 << 20).to_bytes(4, "big"), "cap"),
+        (b"\x00\x40" + b"1" * 64, "longer than 32"),
+    ],
+    ids=["frame-first", "second-login", "bad-crc", "bad-preamble", "oversize", "login"],
+)
+def test_bad_input_closes_without_an_ack(data: bytes, reason: str) -> None:
+    session = new_session()
+
+    actions = session.data_received(data)
+
+    assert isinstance(actions[-1], Close)
+    assert reason in actions[-1].reason
+    assert not [a for a in actions if isinstance(a, Send) and len(a.data) == 4]
+    assert session.state is State.CLOSED
+
+
+def test_crc_valid_undecodable_frame_is_kept_raw_then_acked() -> None:
+    """Codec 7 (GH3000) is not decoded, but a real tracker must not be wedged."""
+    session = logged_in()
+
+    [item] = only_delivery(session.data_received(CODEC7)).items
+
+    assert isinstance(item, UnparsedFrame)
+    assert item.raw == CODEC7
+    assert item.to_json()["unparsed"] is True
+    assert item.to_json()["hex"] == CODEC7.hex()
+    assert "codec 0x07" in item.error
+    assert session.delivery_succeeded() == [Send(tcp_ack(CODEC7[9]))]
+
+
+def test_command_response_is_reported_never_acked_and_session_goes_on() -> None:
+    session = logged_in()
+
+    [action] = session.data_received(GETINFO_RESPONSE)
+
+    assert isinstance(action, CommandReceived)
+    assert action.frame.messages[0].text is not None
+    assert action.frame.messages[0].text.startswith("INI:2019/7/22")
+    only_delivery(session.data_received(CODEC8))
+
+
+def test_undecodable_command_frame_is_discarded_without_ack() -> None:
+    session = logged_in()
+    broken = frame_payload(payload_of(GETINFO_RESPONSE)[:-2] + b"\x01")
+
+    [action] = session.data_received(broken)
+
+    assert isinstance(action, Discard)
+    assert session.state is State.STREAMING
+
+
+def test_failed_delivery_closes_without_an_ack() -> None:
+    session = logged_in()
+    session.data_received(CODEC8 + CODEC8)
+
+    [close] = session.delivery_failed("disk full")
+
+    assert isinstance(close, Close) and "disk full" in close.reason
+    assert session.delivery_succeeded() == []
+
+
+def test_resent_frame_has_the_same_ids() -> None:
+    first = only_delivery(logged_in().data_received(CODEC8E_TWO_RECORDS)).items
+    again = only_delivery(logged_in().data_received(CODEC8E_TWO_RECORDS)).items
+
+    assert [item.id for item in first] == [item.id for item in again]
+    assert len({item.id for item in first}) == 2
+
+
+@pytest.mark.parametrize("method", ["timed_out", "replaced"])
+def test_timeout_and_replacement_close_even_mid_delivery(method: str) -> None:
+    session = logged_in()
+    session.data_received(CODEC8)
+
+    actions = session.timed_out("idle") if method == "timed_out" else session.replaced()
+
+    assert isinstance(actions[-1], Close)
+    assert session.delivery_succeeded() == []
