@@ -136,7 +136,7 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--allow-imeis: no such file: {path}")
 
 
-class _ReloadOnHangup(Service):
+class ReloadOnHangup(Service):
     """Re-reads the allowlist on SIGHUP while running."""
 
     def __init__(self, allowlist: ImeiAllowlist) -> None:
@@ -169,7 +169,7 @@ def makeService(options: Options) -> IService:
         except AllowlistError as error:
             raise usage.UsageError(str(error)) from None
         root.addService(allowlist)
-        root.addService(_ReloadOnHangup(allowlist))
+        root.addService(ReloadOnHangup(allowlist))
         allow = allowlist
     limits = Limits(
         login_timeout=options["login-timeout"],

@@ -1,0 +1,84 @@
+"""Items as sinks see them: the record JSON with id, imei and received_at."""
+
+from __future__ import annotations
+
+import json
+
+import attrs
+
+from teltotwist.codec import Codec
+from teltotwist.items import TrackerRecord, UnparsedFrame, json_line, record_id
+from tests.vectors import WIKI_CODEC8_JSON, build_record, by_id
+
+IMEI = "356307042441013"
+RECEIVED_AT = 1_795_251_600_123  # 2026-11-21T09:00:00.123Z
+
+
+def test_record_json_is_the_contract_with_server_fields_first() -> None:
+    """The wiki's first Codec 8 record, field by field."""
+    record = build_record(
+        timestamp_ms=1_560_161_086_000,
+        priority=1,
+        longitude=0.0,
+        latitude=0.0,
+        altitude=0,
+        satellites=0,
+        event_id=1,
+        io1={21: 3, 1: 1},
+        io2={66: 24079},
+        io4={241: 24602},
+        io8={78: 0},
+    )
+    document = TrackerRecord(IMEI, Codec.CODEC8, record, RECEIVED_AT).to_json()
+
+    assert list(document)[:3] == ["id", "imei", "received_at"]
+    assert document["imei"] == IMEI
+    assert document["received_at"] == "2026-11-21T09:00:00.123Z"
+    assert document["id"].startswith(f"{IMEI}:1560161086000:")
+    body = {key: document[key] for key in list(document)[3:]}
+    assert body == WIKI_CODEC8_JSON["records"][0]
+
+
+def test_id_is_the_same_for_a_resent_record_whatever_the_codec() -> None:
+    record = build_record(io1={239: 1})
+
+    first = TrackerRecord(IMEI, Codec.CODEC8, record, RECEIVED_AT)
+    resent = TrackerRecord(IMEI, Codec.CODEC8E, record, RECEIVED_AT + 60_000)
+
+    assert first.id == resent.id == record_id(IMEI, record)
+
+
+def test_id_changes_with_any_field_imei_or_io_value() -> None:
+    record = build_record(io1={239: 1})
+    variants = [
+        attrs.evolve(record, latitude=record.latitude + 1e-7),
+        attrs.evolve(record, speed=1),
+        attrs.evolve(record, priority=2),
+        build_record(io1={239: 0}),
+        build_record(io1={240: 1}),
+    ]
+    ids = {record_id(IMEI, variant) for variant in variants}
+
+    assert len(ids | {record_id(IMEI, record)}) == len(variants) + 1
+    assert record_id("352093081452251", record) != record_id(IMEI, record)
+
+
+def test_unparsed_frame_keeps_every_byte() -> None:
+    raw = by_id("traccar-31-avl-gh3000").data
+    item = UnparsedFrame(IMEI, raw, "unknown codec 0x07", RECEIVED_AT)
+
+    document = json.loads(json_line(item))
+
+    assert document["unparsed"] is True
+    assert bytes.fromhex(document["hex"]) == raw
+    assert document["error"] == "unknown codec 0x07"
+    assert document["id"] == UnparsedFrame(IMEI, raw, "other", 0).id
+
+
+def test_json_line_is_one_compact_line() -> None:
+    item = TrackerRecord(IMEI, Codec.CODEC8, build_record(), RECEIVED_AT)
+
+    line = json_line(item)
+
+    assert "\n" not in line and ", " not in line
+    assert json.loads(line) == item.to_json()

@@ -1,0 +1,135 @@
+"""``twistd teltonika`` options: what an operator types, and what it builds."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import pytest_twisted
+from twisted.application.service import IServiceCollection
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
+from twisted.python import usage
+
+from teltotwist.allowlist import ImeiAllowlist
+from teltotwist.service import GatewayService
+from teltotwist.sinks.file import FileSink
+from teltotwist.sinks.log import LogSink
+from teltotwist.tap import Options, ReloadOnHangup, makeService
+
+
+def parse(*arguments: str) -> Options:
+    options = Options()
+    usage.Options.parseOptions(options, list(arguments))
+    return options
+
+
+def test_defaults_listen_on_5027_and_log_records() -> None:
+    options = parse()
+
+    assert options["port"] == "tcp:5027"
+    [sink] = options["sinks"]
+    assert isinstance(sink, LogSink)
+    assert options["udp-port"] is None
+    assert options["allow-imeis"] is None
+
+
+def test_port_takes_a_number_or_an_endpoint_string() -> None:
+    assert parse("--port", "6000")["port"] == "tcp:6000"
+    endpoint = "tcp:6000:interface=127.0.0.1"
+    assert parse("--port", endpoint)["port"] == endpoint
+
+
+def test_sinks_are_repeatable_and_every_one_is_kept(tmp_path: Path) -> None:
+    options = parse("--sink", f"file:{tmp_path / 'a.jsonl'}", "--sink", "log")
+
+    kinds = [type(sink) for sink in options["sinks"]]
+    assert kinds == [FileSink, LogSink]
+
+
+def test_unknown_sink_kind_lists_the_kinds() -> None:
+    with pytest.raises(usage.UsageError) as raised:
+        parse("--sink", "carrier-pigeon:coop")
+
+    message = str(raised.value)
+    assert "carrier-pigeon" in message
+    assert "file" in message and "log" in message
+
+
+def test_same_sink_twice_is_refused(tmp_path: Path) -> None:
+    spec = f"file:{tmp_path / 'a.jsonl'}"
+    with pytest.raises(usage.UsageError, match="twice"):
+        parse("--sink", spec, "--sink", spec)
+
+
+@pytest.mark.parametrize(
+    "option",
+    ["--login-timeout", "--idle-timeout", "--sink-timeout", "--max-frame-size"],
+)
+def test_limits_must_be_positive(option: str) -> None:
+    with pytest.raises(usage.UsageError):
+        parse(option, "0")
+
+
+def test_missing_allowlist_file_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(usage.UsageError, match="no such file"):
+        parse("--allow-imeis", str(tmp_path / "missing.txt"))
+
+
+def test_service_carries_the_limits_and_the_allowlist(tmp_path: Path) -> None:
+    allowlist = tmp_path / "imeis.txt"
+    allowlist.write_text("356307042441013\n")
+    options = parse(
+        "--allow-imeis",
+        str(allowlist),
+        "--idle-timeout",
+        "900",
+        "--sink-timeout",
+        "5",
+        "--max-connections",
+        "50",
+        "--port",
+        "tcp:0:interface=127.0.0.1",
+    )
+
+    root = makeService(options)
+
+    services = list(IServiceCollection(root))
+    [gateway] = [s for s in services if isinstance(s, GatewayService)]
+    limits = gateway.factory.limits
+    assert (limits.idle_timeout, limits.sink_timeout, limits.max_connections) == (
+        900,
+        5,
+        50,
+    )
+    assert gateway.factory.allow("356307042441013")
+    assert not gateway.factory.allow("356307042441014")
+
+
+def test_bad_allowlist_content_is_a_usage_error(tmp_path: Path) -> None:
+    allowlist = tmp_path / "imeis.txt"
+    allowlist.write_text("356307042441013\nnot-an-imei\n")
+    options = parse("--allow-imeis", str(allowlist))
+
+    with pytest.raises(usage.UsageError, match=r"imeis\.txt:2"):
+        makeService(options)
+
+
+@pytest_twisted.ensureDeferred
+async def test_sighup_reloads_the_allowlist(tmp_path: Path) -> None:
+    path = tmp_path / "imeis.txt"
+    path.write_text("356307042441013\n")
+    allowlist = ImeiAllowlist(path, reactor)
+    hangup = ReloadOnHangup(allowlist)
+    hangup.startService()
+    try:
+        path.write_text("352093081452251\n")
+        os.kill(os.getpid(), signal.SIGHUP)
+        await deferLater(reactor, 0.05, lambda: None)
+    finally:
+        hangup.stopService()
+
+    assert allowlist("352093081452251")
+    assert not allowlist("356307042441013")
