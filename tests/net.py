@@ -44,6 +44,11 @@ class TrackerClient(Protocol):
         self.received += data
         self._check()
 
+    def send(self, data: bytes) -> None:
+        """Write *data* to the gateway."""
+        assert self.transport is not None
+        self.transport.write(data)
+
     def read(self, count: int) -> Deferred[bytes]:
         """The next *count* bytes the gateway sends; fails if it closes first."""
         waiting: Deferred[bytes] = Deferred()

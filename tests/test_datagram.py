@@ -13,7 +13,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import (
     IListeningPort,
     IReactorTime,
@@ -28,8 +28,7 @@ from zope.interface import implementer
 from teltotwist.codec import AvlPacket, Codec, UdpDatagram, decode_udp, encode_udp
 from teltotwist.datagram import TeltonikaDatagramProtocol
 from teltotwist.dispatch import Dispatcher
-from teltotwist.items import Item
-from teltotwist.sinks import IRecordSink
+from teltotwist.testing import RecordingSink
 from tests.vectors import UDP_VALID, Vector, by_id, vector_id
 
 PEER = ("192.0.2.7", 40123)
@@ -65,38 +64,11 @@ class RecordingTransport:
         return False
 
 
-@implementer(IRecordSink)
-class ScriptedSink:
-    """Accepts, refuses or holds deliveries, as the test sets ``mode``."""
-
-    name = "scripted"
-
-    def __init__(self) -> None:
-        self.mode = "accept"
-        self.deliveries: list[list[Item]] = []
-        self.held: list[Deferred[None]] = []
-
-    def deliver(self, items: Sequence[Item]) -> Deferred[None]:
-        self.deliveries.append(list(items))
-        if self.mode == "fail":
-            return fail(OSError("disk full"))
-        if self.mode == "hold":
-            held: Deferred[None] = Deferred()
-            self.held.append(held)
-            return held
-        return succeed(None)
-
-    @property
-    def ids(self) -> list[str]:
-        """The ids of every item delivered, in order."""
-        return [item.id for batch in self.deliveries for item in batch]
-
-
 @attrs.define
 class Gateway:
     protocol: TeltonikaDatagramProtocol
     transport: RecordingTransport
-    sink: ScriptedSink
+    sink: RecordingSink
     clock: MemoryReactorClock
 
     def receive(self, data: bytes) -> None:
@@ -109,9 +81,14 @@ class Gateway:
         return [packet.hex() for packet, _ in self.transport.written]
 
 
+def delivered_ids(gateway: Gateway) -> list[str]:
+    """The ids of every item delivered, in order."""
+    return [item.id for batch in gateway.sink.deliveries for item in batch]
+
+
 def make_gateway(allow: Callable[[str], bool] = lambda imei: True) -> Gateway:
     clock = MemoryReactorClock()
-    sink = ScriptedSink()
+    sink = RecordingSink()
     protocol = TeltonikaDatagramProtocol(
         Dispatcher([sink], SINK_TIMEOUT, clock),
         allow,
@@ -227,7 +204,7 @@ def test_a_resend_under_a_new_avl_id_is_acked_but_not_delivered_again(
 
 def test_only_the_new_records_of_a_resend_are_delivered(gateway: Gateway) -> None:
     gateway.receive(codec8_datagram(1, ["wiki-c8-udp-1", "traccar-51-avl"]))
-    first_ids = gateway.sink.ids
+    first_ids = delivered_ids(gateway)
 
     gateway.receive(
         codec8_datagram(2, ["traccar-51-avl", "wiki-fmb920pdf-udp", "wiki-c8-udp-1"])
@@ -243,35 +220,35 @@ def test_a_record_twice_in_one_datagram_is_delivered_once(gateway: Gateway) -> N
     gateway.receive(codec8_datagram(1, ["wiki-c8-udp-1", "wiki-c8-udp-1"]))
 
     assert gateway.acks == ["0005cafe010102"]
-    assert len(gateway.sink.ids) == 1
+    assert len(delivered_ids(gateway)) == 1
 
 
 def test_a_resend_during_delivery_waits_for_it(gateway: Gateway) -> None:
-    gateway.sink.mode = "hold"
+    gateway.sink.hold()
     gateway.receive(C8)
     gateway.receive(resent(C8, avl_packet_id=6))
 
     assert gateway.acks == []
     assert len(gateway.sink.deliveries) == 1
 
-    gateway.sink.held[0].callback(None)
+    gateway.sink.release()
 
     assert gateway.acks == [C8_ACK, "0005cafe010601"]
     assert len(gateway.sink.deliveries) == 1
 
 
 def test_a_resend_during_a_failing_delivery_is_not_acked(gateway: Gateway) -> None:
-    gateway.sink.mode = "hold"
+    gateway.sink.hold()
     gateway.receive(C8)
     gateway.receive(resent(C8, avl_packet_id=6))
 
     with udp_log() as log:
-        gateway.sink.held[0].errback(OSError("broker gone"))
+        gateway.sink.release(OSError("broker gone"))
 
     assert gateway.acks == []
     assert len(log) == 2
     assert all("broker gone" in line for line in log)
-    gateway.sink.mode = "accept"
+    gateway.sink.accept()
     gateway.receive(resent(C8, avl_packet_id=7))
     assert gateway.acks == ["0005cafe010701"]
     assert len(gateway.sink.deliveries) == 2
@@ -280,7 +257,7 @@ def test_a_resend_during_a_failing_delivery_is_not_acked(gateway: Gateway) -> No
 def test_a_failed_delivery_is_not_acked_and_its_resend_is_delivered(
     gateway: Gateway,
 ) -> None:
-    gateway.sink.mode = "fail"
+    gateway.sink.fail_with(OSError("disk full"))
     with udp_log() as log:
         gateway.receive(C8)
 
@@ -289,7 +266,7 @@ def test_a_failed_delivery_is_not_acked_and_its_resend_is_delivered(
     for detail in ("352093086403655", "192.0.2.7:40123", "disk full"):
         assert detail in line
 
-    gateway.sink.mode = "accept"
+    gateway.sink.accept()
     gateway.receive(resent(C8, avl_packet_id=6))
 
     assert gateway.acks == ["0005cafe010601"]
@@ -298,7 +275,7 @@ def test_a_failed_delivery_is_not_acked_and_its_resend_is_delivered(
 
 
 def test_a_sink_timeout_is_not_acked(gateway: Gateway) -> None:
-    gateway.sink.mode = "hold"
+    gateway.sink.hold()
     with udp_log() as log:
         gateway.receive(C8)
         gateway.clock.advance(SINK_TIMEOUT)
@@ -384,7 +361,7 @@ def test_after_stop_accepting_datagrams_are_dropped(gateway: Gateway) -> None:
 def test_drain_waits_for_deliveries_in_flight_and_their_acks(
     gateway: Gateway,
 ) -> None:
-    gateway.sink.mode = "hold"
+    gateway.sink.hold()
     gateway.receive(C8)
     gateway.receive(resent(C8, avl_packet_id=6))
     gateway.protocol.stop_accepting()
@@ -395,7 +372,7 @@ def test_drain_waits_for_deliveries_in_flight_and_their_acks(
     )
 
     assert drain_results == []
-    gateway.sink.held[0].callback(None)
+    gateway.sink.release()
 
     assert drain_results == [(None, [C8_ACK, "0005cafe010601"])]
 
@@ -429,7 +406,7 @@ async def stop(port: IListeningPort) -> None:
 async def test_loopback_datagram_is_delivered_and_acked() -> None:
     clock = cast(IReactorTime, reactor)
     udp = cast(IReactorUDP, reactor)
-    sink = ScriptedSink()
+    sink = RecordingSink()
     listener = TeltonikaDatagramProtocol(
         Dispatcher([sink], SINK_TIMEOUT, clock), lambda imei: True, clock
     )

@@ -40,6 +40,17 @@ class Running:
         client: TrackerClient = await connectProtocol(endpoint, TrackerClient())
         return client
 
+    async def packet_in_flight(self) -> TrackerClient:
+        """A logged-in tracker whose packet the (held) sink has not accepted."""
+        client = await self.connect()
+        client.send(LOGIN)
+        await client.read(1)
+        self.sink.hold()
+        client.send(CODEC8)
+        while not self.sink.pending:
+            await sleep(0.01)
+        return client
+
 
 @pytest_twisted.async_yield_fixture
 async def gateway() -> AsyncIterator[Running]:
@@ -64,10 +75,10 @@ async def test_a_tracker_is_acked_after_its_records_reach_the_sink(
     gateway: Running,
 ) -> None:
     client = await gateway.connect()
-    client.transport.write(LOGIN)  # type: ignore[union-attr]
+    client.send(LOGIN)
     assert await client.read(1) == b"\x01"
 
-    client.transport.write(FOURTEEN_RECORDS)  # type: ignore[union-attr]
+    client.send(FOURTEEN_RECORDS)
 
     assert await client.read(4) == tcp_ack(14)
     assert len(gateway.sink.items) == 14
@@ -76,10 +87,9 @@ async def test_a_tracker_is_acked_after_its_records_reach_the_sink(
 @pytest_twisted.ensureDeferred
 async def test_split_and_glued_segments(gateway: Running) -> None:
     client = await gateway.connect()
-    write = client.transport.write  # type: ignore[union-attr]
     stream = b"\xff" + LOGIN + CODEC8 + b"\xff" + CODEC8
     for start in range(0, len(stream), 7):
-        write(stream[start : start + 7])
+        client.send(stream[start : start + 7])
         await sleep(0.001)
 
     assert await client.read(9) == b"\x01" + tcp_ack(1) + tcp_ack(1)
@@ -90,13 +100,7 @@ async def test_split_and_glued_segments(gateway: Running) -> None:
 async def test_shutdown_drains_without_acking_and_stops_listening(
     gateway: Running,
 ) -> None:
-    client = await gateway.connect()
-    client.transport.write(LOGIN)  # type: ignore[union-attr]
-    await client.read(1)
-    gateway.sink.hold()
-    client.transport.write(CODEC8)  # type: ignore[union-attr]
-    while not gateway.sink.pending:
-        await sleep(0.01)
+    client = await gateway.packet_in_flight()
 
     stopping = gateway.service.stopService()
     await sleep(0.05)
@@ -114,13 +118,7 @@ async def test_shutdown_drains_without_acking_and_stops_listening(
 async def test_shutdown_gives_up_on_a_stuck_sink_after_the_drain_timeout(
     gateway: Running,
 ) -> None:
-    client = await gateway.connect()
-    client.transport.write(LOGIN)  # type: ignore[union-attr]
-    await client.read(1)
-    gateway.sink.hold()
-    client.transport.write(CODEC8)  # type: ignore[union-attr]
-    while not gateway.sink.pending:
-        await sleep(0.01)
+    client = await gateway.packet_in_flight()
 
     started = reactor.seconds()
     await gateway.service.stopService()
