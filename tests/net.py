@@ -39,6 +39,7 @@ class TrackerClient(Protocol):
         self.received = b""
         self.closed: Deferred[None] = Deferred()
         self._want: tuple[int, Deferred[bytes]] | None = None
+        self._lost: Failure | None = None
 
     def dataReceived(self, data: bytes) -> None:
         self.received += data
@@ -57,13 +58,18 @@ class TrackerClient(Protocol):
         return waiting
 
     def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:  # noqa: B008
-        if self._want is not None:
-            self._want[1].errback(reason)
-            self._want = None
+        self._lost = reason
+        self._check()
         self.closed.callback(None)
 
     def _check(self) -> None:
-        if self._want is None or len(self.received) < self._want[0]:
+        if self._want is None:
+            return
+        if len(self.received) < self._want[0]:
+            if self._lost is not None:
+                waiting = self._want[1]
+                self._want = None
+                waiting.errback(ConnectionError(f"closed: {self._lost.value}"))
             return
         count, waiting = self._want
         self._want = None
