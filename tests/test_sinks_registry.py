@@ -6,7 +6,9 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import attrs
 import pytest
 import twisted.plugins
 from twisted.application.service import IService
@@ -157,3 +159,17 @@ def test_a_kind_offered_twice_is_taken_from_the_first_plugin(
     warnings = [event for event in events if event["log_level"] is LogLevel.warn]
     assert len(warnings) == 1
     assert "kind 'log' is already provided" in formatEvent(warnings[0])
+
+
+def test_a_kind_whose_extra_is_missing_says_which_extra_to_install() -> None:
+    registered: Any = sink_factories()[
+        "mqtt"
+    ]  # an attrs instance, typed as ISinkFactory
+    factory = attrs.evolve(registered, requires=("teltotwist_no_such_client",))
+
+    with pytest.raises(SinkConfigurationError) as raised:
+        factory.make_sink("mqtt://127.0.0.1:1883")
+
+    assert str(raised.value) == (
+        "the mqtt sink needs teltotwist_no_such_client: pip install 'teltotwist[mqtt]'"
+    )
