@@ -76,4 +76,4 @@ def _first_failure(failure: Failure) -> None:
 def _name_failure(failure: Failure, sink: str, timeout: float) -> None:
     if isinstance(failure.value, DeferredTimeoutError):
         raise DeliveryError(sink, f"no answer within {timeout:g} s")
-    raise DeliveryError(sink, failure.getErrorMessage())
+    raise DeliveryError(sink, failure.getErrorMessage() or repr(failure.value))

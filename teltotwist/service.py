@@ -9,7 +9,11 @@ from typing import Any
 from twisted.application.internet import StreamServerEndpointService, UDPServer
 from twisted.application.service import IService, MultiService
 from twisted.internet.defer import Deferred, DeferredList
-from twisted.internet.interfaces import IReactorTime, IStreamServerEndpoint
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IReactorTime,
+    IStreamServerEndpoint,
+)
 from twisted.logger import Logger
 
 from teltotwist.datagram import TeltonikaDatagramProtocol
@@ -81,11 +85,7 @@ class GatewayService(MultiService):
         self.factory.stop_accepting()
         if self.datagram_protocol is not None:
             self.datagram_protocol.stop_accepting()
-        drained = self._drain()
-        drained.addTimeout(self.drain_timeout, self._clock)
-        try:
-            await drained
-        except Exception:
+        if not await self._drained_in_time():
             self.log.warn(
                 "Deliveries still in flight after {seconds} s; closing anyway",
                 seconds=self.drain_timeout,
@@ -93,11 +93,31 @@ class GatewayService(MultiService):
         self.factory.close_all()
         await self._sink_services.stopService()
 
+    def _drained_in_time(self) -> Deferred[bool]:
+        """True once all in-flight deliveries finished, False if the drain
+        timeout came first. The deliveries themselves are not cancelled: the
+        sinks may still complete them (unacknowledged) after the close."""
+        outcome: Deferred[bool] = Deferred()
+
+        def settle(in_time: bool) -> None:
+            if not outcome.called:
+                outcome.callback(in_time)
+
+        timer = self._clock.callLater(self.drain_timeout, settle, False)
+        self._drain().addBoth(lambda _: settle(True))
+        return outcome.addBoth(_cancel_timer, timer)
+
     def _drain(self) -> Deferred[object]:
         waits: list[Deferred[Any]] = [self.factory.drain()]
         if self.datagram_protocol is not None:
             waits.append(self.datagram_protocol.drain())
         return DeferredList(waits, consumeErrors=True).addCallback(lambda _: None)
+
+
+def _cancel_timer(result: bool, timer: IDelayedCall) -> bool:
+    if timer.active():
+        timer.cancel()
+    return result
 
 
 def makeService(

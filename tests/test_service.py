@@ -16,6 +16,7 @@ from twisted.internet.endpoints import (
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.task import deferLater
+from twisted.logger import capturedLogs, formatEvent
 
 import teltotwist
 from teltotwist.codec import tcp_ack
@@ -121,9 +122,12 @@ async def test_shutdown_gives_up_on_a_stuck_sink_after_the_drain_timeout(
     client = await gateway.packet_in_flight()
 
     started = reactor.seconds()
-    await gateway.service.stopService()
+    with capturedLogs() as events:
+        await gateway.service.stopService()
     await client.closed
 
+    warnings = [formatEvent(event) for event in events]
+    assert any("still in flight after 0.5 s" in text for text in warnings)
     assert 0.4 < reactor.seconds() - started < 5
     assert client.received == b""
     assert gateway.sink.items == []
