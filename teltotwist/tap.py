@@ -4,14 +4,16 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.endpoints import serverFromString
+from twisted.logger import Logger
 from twisted.python import usage
 
-from teltotwist.allowlist import AllowlistError, ImeiAllowlist
+from teltotwist.allowlist import AllowlistError, ImeiAllowlist, parse_allowlist
 from teltotwist.protocol import Limits
 from teltotwist.service import DEFAULT_DRAIN_TIMEOUT
 from teltotwist.service import makeService as makeGateway
@@ -19,6 +21,7 @@ from teltotwist.sinks import IRecordSink, SinkConfigurationError
 from teltotwist.sinks.registry import make_sink, sink_factories
 
 _DEFAULTS = Limits()
+_log = Logger()
 
 
 def _positive(kind: type[float] | type[int]) -> Any:
@@ -50,8 +53,8 @@ class Options(usage.Options):
             "tcp:5027:interface=127.0.0.1 or "
             "ssl:5027:privateKey=key.pem:certKey=cert.pem.",
         ],
-        ["udp-port", None, None, "Also receive UDP on this port.", _positive(int)],
-        ["udp-interface", None, "", "Interface for the UDP port (default: all)."],
+        ["udp-port", None, None, "Also receive UDP on this port", _positive(int)],
+        ["udp-interface", None, "", "Interface for the UDP port; empty: all."],
         [
             "allow-imeis",
             None,
@@ -63,42 +66,42 @@ class Options(usage.Options):
             "login-timeout",
             None,
             _DEFAULTS.login_timeout,
-            "Seconds a new connection has to send its IMEI.",
+            "Seconds a new connection has to send its IMEI",
             _positive(float),
         ],
         [
             "idle-timeout",
             None,
             _DEFAULTS.idle_timeout,
-            "Seconds of silence before a tracker is disconnected.",
+            "Seconds of silence before a tracker is disconnected",
             _positive(float),
         ],
         [
             "sink-timeout",
             None,
             _DEFAULTS.sink_timeout,
-            "Seconds the sinks have to accept a packet.",
+            "Seconds the sinks have to accept a packet",
             _positive(float),
         ],
         [
             "max-frame-size",
             None,
             _DEFAULTS.max_frame_size,
-            "Largest frame accepted, in bytes.",
+            "Largest frame accepted, in bytes",
             _positive(int),
         ],
         [
             "max-connections",
             None,
             _DEFAULTS.max_connections,
-            "Most tracker connections at once.",
+            "Most tracker connections at once",
             _positive(int),
         ],
         [
             "drain-timeout",
             None,
             DEFAULT_DRAIN_TIMEOUT,
-            "Seconds deliveries in flight get to finish on shutdown.",
+            "Seconds deliveries in flight get to finish on shutdown",
             _positive(float),
         ],
     ]
@@ -127,20 +130,31 @@ class Options(usage.Options):
     def postOptions(self) -> None:
         if not self["sinks"]:
             self["sinks"].append(make_sink("log"))
+        from twisted.internet import reactor  # noqa: PLC0415 - after --reactor
+
         port = self["port"]
         if port.isdigit():
-            self["port"] = f"tcp:{port}"
+            self["port"] = port = f"tcp:{port}"
+        try:
+            self["endpoint"] = serverFromString(reactor, port)
+        except Exception as error:
+            raise usage.UsageError(f"--port {port}: {error}") from None
         if self["allow-imeis"] is not None:
             path = Path(self["allow-imeis"])
             if not path.is_file():
                 raise usage.UsageError(f"--allow-imeis: no such file: {path}")
+            try:
+                parse_allowlist(path.read_text(encoding="utf-8"), str(path))
+            except (AllowlistError, OSError, UnicodeDecodeError) as error:
+                raise usage.UsageError(f"--allow-imeis: {error}") from None
 
 
 class ReloadOnHangup(Service):
-    """Re-reads the allowlist on SIGHUP while running."""
+    """Calls *reload* on SIGHUP while running, so that a SIGHUP (systemd's
+    ``ExecReload``) never stops the gateway."""
 
-    def __init__(self, allowlist: ImeiAllowlist) -> None:
-        self.allowlist = allowlist
+    def __init__(self, reload: Callable[[], None]) -> None:
+        self.reload = reload
         self._previous: Any = None
 
     def startService(self) -> None:
@@ -149,7 +163,7 @@ class ReloadOnHangup(Service):
         Service.startService(self)
         self._previous = signal.signal(
             signal.SIGHUP,
-            lambda *_: reactor.callFromThread(self.allowlist.reload),  # type: ignore[attr-defined]
+            lambda *_: reactor.callFromThread(self.reload),  # type: ignore[attr-defined]
         )
 
     def stopService(self) -> None:
@@ -157,20 +171,29 @@ class ReloadOnHangup(Service):
         Service.stopService(self)
 
 
+def _everyone(imei: str) -> bool:
+    return True
+
+
+def _nothing_to_reload() -> None:
+    _log.info("SIGHUP: nothing to reload (no --allow-imeis)")
+
+
 def makeService(options: Options) -> IService:
     """The gateway service described by *options*."""
     from twisted.internet import reactor  # noqa: PLC0415
 
     root = MultiService()
-    allow: Any = lambda imei: True  # noqa: E731
+    allow: Callable[[str], bool] = _everyone
+    reload: Callable[[], None] = _nothing_to_reload
     if options["allow-imeis"] is not None:
         try:
             allowlist = ImeiAllowlist(Path(options["allow-imeis"]), reactor)
         except AllowlistError as error:
             raise usage.UsageError(str(error)) from None
         root.addService(allowlist)
-        root.addService(ReloadOnHangup(allowlist))
-        allow = allowlist
+        allow, reload = allowlist, allowlist.reload
+    root.addService(ReloadOnHangup(reload))
     limits = Limits(
         login_timeout=options["login-timeout"],
         idle_timeout=options["idle-timeout"],
@@ -181,7 +204,7 @@ def makeService(options: Options) -> IService:
     sinks: list[IRecordSink] = options["sinks"]
     gateway = makeGateway(
         reactor,
-        serverFromString(reactor, options["port"]),
+        options["endpoint"],
         sinks,
         allow=allow,
         limits=limits,

@@ -11,6 +11,7 @@ import pytest_twisted
 from twisted.application.service import IServiceCollection
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
+from twisted.logger import capturedLogs, formatEvent
 from twisted.python import usage
 
 from teltotwist.allowlist import ImeiAllowlist
@@ -111,10 +112,14 @@ def test_service_carries_the_limits_and_the_allowlist(tmp_path: Path) -> None:
 def test_bad_allowlist_content_is_a_usage_error(tmp_path: Path) -> None:
     allowlist = tmp_path / "imeis.txt"
     allowlist.write_text("356307042441013\nnot-an-imei\n")
-    options = parse("--allow-imeis", str(allowlist))
-
     with pytest.raises(usage.UsageError, match=r"imeis\.txt:2"):
-        makeService(options)
+        parse("--allow-imeis", str(allowlist))
+
+
+def test_unusable_endpoint_is_a_usage_error(tmp_path: Path) -> None:
+    missing = tmp_path / "key.pem"
+    with pytest.raises(usage.UsageError, match="--port ssl:"):
+        parse("--port", f"ssl:5027:privateKey={missing}:certKey={missing}")
 
 
 @pytest_twisted.ensureDeferred
@@ -122,7 +127,7 @@ async def test_sighup_reloads_the_allowlist(tmp_path: Path) -> None:
     path = tmp_path / "imeis.txt"
     path.write_text("356307042441013\n")
     allowlist = ImeiAllowlist(path, reactor)
-    hangup = ReloadOnHangup(allowlist)
+    hangup = ReloadOnHangup(allowlist.reload)
     hangup.startService()
     try:
         path.write_text("352093081452251\n")
@@ -133,3 +138,19 @@ async def test_sighup_reloads_the_allowlist(tmp_path: Path) -> None:
 
     assert allowlist("352093081452251")
     assert not allowlist("356307042441013")
+
+
+@pytest_twisted.ensureDeferred
+async def test_sighup_without_an_allowlist_keeps_the_gateway_running() -> None:
+    options = parse("--port", "tcp:0:interface=127.0.0.1")
+    root = makeService(options)
+    [hangup] = [s for s in IServiceCollection(root) if isinstance(s, ReloadOnHangup)]
+    hangup.startService()
+    try:
+        with capturedLogs() as events:
+            os.kill(os.getpid(), signal.SIGHUP)
+            await deferLater(reactor, 0.05, lambda: None)
+    finally:
+        hangup.stopService()
+
+    assert any("nothing to reload" in formatEvent(event) for event in events)
