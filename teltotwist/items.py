@@ -49,7 +49,7 @@ def record_id(imei: str, record: AvlRecord) -> str:
         ),
         digest_size=8,
     )
-    content.update(repr(sorted(record.io.items())).encode())
+    content.update(repr((record.generation_type, sorted(record.io.items()))).encode())
     return f"{imei}:{record.timestamp_ms}:{content.hexdigest()}"
 
 
