@@ -74,7 +74,7 @@ amqp = _LazySinkFactory(
 )
 mqtt = _LazySinkFactory(
     "mqtt",
-    "ARG is mqtt://host:port?topic=teltonika/{imei}/records: QoS 1, accepted on PUBACK",
+    "ARG is mqtt://host:port?topic=teltonika/{imei}/{kind}: QoS 1, accepted on PUBACK",
     "teltotwist.sinks.mqtt:sink_from_argument",
     extra="mqtt",
     requires=("paho",),
