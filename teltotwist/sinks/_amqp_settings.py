@@ -1,0 +1,250 @@
+# -*- test-case-name: tests.test_sinks_amqp -*-
+"""The AMQP sink's settings, from the URL of ``--sink amqp:URL``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from string import Formatter
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+import attrs
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+from twisted.internet.ssl import (
+    Certificate,
+    optionsForClientTLS,
+    trustRootFromCertificates,
+)
+
+from teltotwist.codec.stream import MAX_LOGIN_LENGTH
+from teltotwist.items import Item, TrackerRecord
+from teltotwist.sinks.interfaces import SinkConfigurationError
+
+PASSWORD_VARIABLE = "TELTOTWIST_AMQP_PASSWORD"
+"""The environment variable holding the password when the URL has none."""
+MAX_ROUTING_KEY = 255
+"""Bytes in an AMQP routing key or exchange name (a ``shortstr``)."""
+ROUTING_KEY_FIELDS = frozenset({"imei", "kind"})
+OPTIONS = ("exchange", "routing_key", "declare", "cafile")
+_BOOLEANS = {
+    "true": True,
+    "yes": True,
+    "1": True,
+    "false": False,
+    "no": False,
+    "0": False,
+}
+_PEM_CERTIFICATE = re.compile(
+    rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL
+)
+
+
+@attrs.frozen
+class AmqpSettings:
+    """``--sink amqp:URL``, parsed: where and how the sink publishes."""
+
+    host: str
+    port: int
+    vhost: str = "/"
+    username: str = "guest"
+    password: str = attrs.field(default="guest", repr=False)
+    tls: bool = False
+    cafile: str | None = None
+    """PEM certificates to trust instead of the system's, for ``amqps``."""
+    exchange: str = "teltonika"
+    routing_key: str = "teltonika.{imei}"
+    """A template: ``{imei}`` and ``{kind}`` (``records`` or ``unparsed``)."""
+    declare: bool = True
+    """Declare the exchange (topic, durable), or only check that it exists."""
+
+    @property
+    def url(self) -> str:
+        """The broker and exchange as a URL without the password, for logs."""
+        scheme = "amqps" if self.tls else "amqp"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        vhost = "" if self.vhost == "/" else quote(self.vhost, safe="")
+        user = quote(self.username, safe="")
+        exchange = quote(self.exchange, safe="")
+        return f"{scheme}://{user}@{host}:{self.port}/{vhost}?exchange={exchange}"
+
+    def routing_key_for(self, item: Item) -> str:
+        return self.routing_key.format(imei=item.imei, kind=kind_of(item))
+
+
+def kind_of(item: Item) -> str:
+    """``records``, or ``unparsed`` for a frame that could not be decoded (the
+    names the mqtt sink's topics use too)."""
+    return "records" if isinstance(item, TrackerRecord) else "unparsed"
+
+
+def client_tls(host: str, cafile: str | None) -> IOpenSSLClientConnectionCreator:
+    """TLS to *host*, verified against the system's certificate authorities
+    or, with *cafile*, against the PEM certificates in it.
+
+    :raises SinkConfigurationError: when *cafile* cannot be read or holds none.
+    """
+    if cafile is None:
+        return optionsForClientTLS(host)
+    try:
+        with open(cafile, "rb") as file:
+            pem = file.read()
+    except OSError as error:
+        raise SinkConfigurationError(
+            f"cannot read cafile {cafile}: {error.strerror}"
+        ) from error
+    certificates = [
+        Certificate.loadPEM(block) for block in _PEM_CERTIFICATE.findall(pem)
+    ]
+    if not certificates:
+        raise SinkConfigurationError(f"cafile {cafile} holds no PEM certificate")
+    trust = trustRootFromCertificates(certificates)  # type: ignore[no-untyped-call]
+    return optionsForClientTLS(host, trust)
+
+
+def parse_url(url: str, environment: Mapping[str, str]) -> AmqpSettings:
+    """The settings of ``--sink amqp:URL``, taking the password from
+    :data:`PASSWORD_VARIABLE` in *environment* when the URL has none.
+
+    :raises SinkConfigurationError: saying what is wrong, never quoting the
+        password.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("amqp", "amqps") or not parts.netloc:
+        raise SinkConfigurationError(
+            "the amqp sink needs an amqp:// or amqps:// URL, such as "
+            "--sink amqp:amqp://teltotwist@rabbitmq.example/telematics"
+        )
+    if not parts.hostname:
+        raise SinkConfigurationError("the AMQP URL names no host")
+    if parts.fragment:
+        raise SinkConfigurationError(
+            "the AMQP URL has a #fragment: write a # in the password as %23"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise SinkConfigurationError(
+            "the AMQP URL's port must be a number from 1 to 65535"
+        )
+    tls = parts.scheme == "amqps"
+    options = _options(parts.query)
+    if "cafile" in options and not tls:
+        raise SinkConfigurationError("cafile is for amqps:// URLs only")
+    if "cafile" in options:
+        client_tls(parts.hostname, options["cafile"])
+    username = "guest" if parts.username is None else unquote(parts.username)
+    return AmqpSettings(
+        host=parts.hostname,
+        port=port or (5671 if tls else 5672),
+        vhost=_vhost(parts.path),
+        username=username,
+        password=_password(parts.username, parts.password, environment),
+        tls=tls,
+        cafile=options.get("cafile"),
+        exchange=_exchange(options.get("exchange", "teltonika")),
+        routing_key=_routing_key(options.get("routing_key", "teltonika.{imei}")),
+        declare=_boolean("declare", options.get("declare", "true")),
+    )
+
+
+def _options(query: str) -> dict[str, str]:
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError:
+        raise SinkConfigurationError(
+            "the AMQP URL's options must be NAME=VALUE pairs joined by &"
+        ) from None
+    options: dict[str, str] = {}
+    for name, value in pairs:
+        if name not in OPTIONS:
+            raise SinkConfigurationError(
+                f"unknown AMQP URL option {name!r}: the options are "
+                + ", ".join(OPTIONS)
+            )
+        if name in options:
+            raise SinkConfigurationError(f"the AMQP URL gives {name} twice")
+        options[name] = value
+    return options
+
+
+def _vhost(path: str) -> str:
+    """``/NAME`` is the vhost NAME; no path, ``/`` and ``/%2F`` are ``/``."""
+    name = path[1:]
+    if "/" in name:
+        raise SinkConfigurationError(
+            f"the AMQP URL's path {path!r} must be one vhost name: write a / "
+            "in it as %2F"
+        )
+    return unquote(name) or "/"
+
+
+def _password(
+    username: str | None, password: str | None, environment: Mapping[str, str]
+) -> str:
+    if password is not None:
+        return unquote(password)
+    from_environment = environment.get(PASSWORD_VARIABLE)
+    if from_environment == "":
+        raise SinkConfigurationError(
+            f"{PASSWORD_VARIABLE} is set but empty: give it the password, or unset it"
+        )
+    if from_environment is not None:
+        return from_environment
+    if username is None:
+        return "guest"
+    raise SinkConfigurationError(
+        f"the AMQP URL names user {unquote(username)!r} but no password: set "
+        f"{PASSWORD_VARIABLE} (a password in the URL shows in the process list)"
+    )
+
+
+def _exchange(name: str) -> str:
+    if not name:
+        raise SinkConfigurationError(
+            "the exchange option needs a name: the sink publishes to a named "
+            "exchange, not to the default one"
+        )
+    if len(name.encode()) > MAX_ROUTING_KEY:
+        raise SinkConfigurationError(
+            f"the exchange name is longer than {MAX_ROUTING_KEY} bytes"
+        )
+    return name
+
+
+def _routing_key(template: str) -> str:
+    try:
+        fields = [
+            (name, spec, conversion)
+            for _, name, spec, conversion in Formatter().parse(template)
+            if name is not None
+        ]
+    except ValueError as error:
+        raise SinkConfigurationError(
+            f"routing_key {template!r} is not a valid template: {error} "
+            "(write a literal { or } as {{ or }})"
+        ) from None
+    for name, spec, conversion in fields:
+        if name not in ROUTING_KEY_FIELDS or spec or conversion:
+            raise SinkConfigurationError(
+                f"routing_key {template!r} may use {{imei}} and {{kind}}, "
+                f"not {{{name}{'!' + conversion if conversion else ''}"
+                f"{':' + spec if spec else ''}}}"
+            )
+    longest = template.format(imei="0" * MAX_LOGIN_LENGTH, kind="unparsed")
+    if len(longest.encode()) > MAX_ROUTING_KEY:
+        raise SinkConfigurationError(
+            f"routing_key {template!r} can make keys longer than "
+            f"{MAX_ROUTING_KEY} bytes"
+        )
+    return template
+
+
+def _boolean(name: str, value: str) -> bool:
+    try:
+        return _BOOLEANS[value.lower()]
+    except KeyError:
+        raise SinkConfigurationError(
+            f"{name} must be true or false, not {value!r}"
+        ) from None
