@@ -7,7 +7,8 @@ the next one only once the previous was accepted, as trackers do.
 
 ``webhook:local`` starts an in-process twisted.web receiver answering 204.
 For ``amqp:`` specs a temporary queue is bound to the exchange (``#``) so that
-mandatory publishes are routable, and deleted afterwards.
+mandatory publishes are routable; an exchange the harness had to create is
+deleted afterwards, an existing one is left alone.
 
 Run from the repository root, with RabbitMQ and Mosquitto up:
 
@@ -77,19 +78,30 @@ def _bind_amqp_queue(spec: str) -> Callable[[], object]:
 
     url = spec.partition(":")[2]
     exchange = parse_qs(urlsplit(url).query).get("exchange", ["teltonika"])[0]
-    connection = pika.BlockingConnection(pika.URLParameters(url.split("?")[0]))
+    parameters = pika.URLParameters(url.split("?")[0])
+    connection = pika.BlockingConnection(parameters)
+    try:
+        connection.channel().exchange_declare(exchange, passive=True)
+        existed = True
+    except pika.exceptions.ChannelClosedByBroker:
+        existed = False
     channel = connection.channel()
     channel.exchange_declare(exchange, "topic", durable=True)
     queue = channel.queue_declare("", exclusive=True).method.queue
     channel.queue_bind(queue, exchange, "#")
-    close: Callable[[], object] = connection.close
-    return close
+
+    def clean_up() -> None:
+        if not existed:
+            channel.exchange_delete(exchange)
+        connection.close()
+
+    return clean_up
 
 
 async def measure(
     reactor: Any, spec: str, arguments: argparse.Namespace
-) -> tuple[float, list[float]]:
-    """Records/s and per-delivery latencies (s) for one sink spec."""
+) -> tuple[str, float, list[float]]:
+    """The sink's name (no secrets), records/s and per-delivery latencies (s)."""
     cleanup: Callable[[], object] = lambda: None  # noqa: E731
     if spec == "webhook:local":
         spec, cleanup = await _local_webhook(reactor)
@@ -120,7 +132,7 @@ async def measure(
     result = cleanup()
     if isinstance(result, Deferred):
         await result
-    return arguments.packets * arguments.records / elapsed, latencies
+    return str(sink.name), arguments.packets * arguments.records / elapsed, latencies
 
 
 def _wait(reactor: Any, seconds: float) -> Deferred[None]:
@@ -141,10 +153,10 @@ async def main(reactor: Any, argv: Sequence[str] | None = None) -> None:
         f"{arguments.trackers} concurrent trackers"
     )
     for spec in arguments.sink:
-        rate, latencies = await measure(reactor, spec, arguments)
+        name, rate, latencies = await measure(reactor, spec, arguments)
         quantiles = statistics.quantiles(latencies, n=100)
         print(
-            f"{spec.split('?')[0]:<48} {rate:>9,.0f} records/s   "
+            f"{name:<60} {rate:>9,.0f} records/s   "
             f"delivery p50 {quantiles[49] * 1000:6.1f} ms  "
             f"p99 {quantiles[98] * 1000:6.1f} ms"
         )
