@@ -4,8 +4,6 @@ broker, down to a tracker's ACK through the whole gateway."""
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import signal
 import subprocess
@@ -20,10 +18,6 @@ import attrs
 import pika  # type: ignore[import-untyped]
 import pytest
 import pytest_twisted
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from pika.adapters.twisted_connection import (  # type: ignore[import-untyped]
     TwistedProtocolConnection,
 )
@@ -53,6 +47,7 @@ from teltotwist.sinks.amqp import (
     parse_url,
 )
 from teltotwist.sinks.registry import make_sink
+from tests.certificates import loopback_certificate
 from tests.faultproxy import FaultProxy
 from tests.net import PortReportingEndpoint, TrackerClient
 from tests.services import RABBITMQ, require
@@ -689,44 +684,10 @@ async def logged_in(port: int) -> TrackerClient:
 # --- amqps ----------------------------------------------------------------
 
 
-def certificate_for_loopback(directory: Path) -> tuple[Path, Path]:
-    """A throwaway key and self-signed certificate naming 127.0.0.1."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "teltotwist test")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
-    )
-    key_path, cert_path = directory / "key.pem", directory / "cert.pem"
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    return key_path, cert_path
-
-
 @pytest_twisted.async_yield_fixture
 async def tls_broker(tmp_path: Path) -> AsyncIterator[tuple[int, Path]]:
     """RabbitMQ behind TLS (a forwarding TLS server): its port and CA file."""
-    key, cert = certificate_for_loopback(tmp_path)
+    key, cert = loopback_certificate(tmp_path)
     server = serverFromString(
         clock, f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}"
     )

@@ -7,7 +7,6 @@ FaultProxy for the network faults, and behind the real gateway end to end.
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import hmac
 import importlib.util
@@ -17,7 +16,6 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from io import BytesIO
-from ipaddress import IPv4Address
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -25,10 +23,6 @@ from typing import Any
 import attrs
 import pytest
 import pytest_twisted
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from treq.testing import RequestTraversalAgent
 from twisted.application.service import IService
 from twisted.internet import reactor
@@ -64,6 +58,7 @@ from teltotwist.sinks.webhook import (
     WebhookSink,
     sink_from_argument,
 )
+from tests.certificates import loopback_certificate
 from tests.faultproxy import FaultProxy
 from tests.net import PortReportingEndpoint, TrackerClient
 from tests.vectors import WIKI_CODEC8_JSON, by_id
@@ -639,38 +634,6 @@ async def test_signed_requests_verify_with_the_documented_receiver_check(
     assert not example.verify(b"another", timestamp, signature, posted.body, now)
 
 
-def trusted_certificate(directory: Path) -> tuple[Path, Path]:
-    """A throwaway key and self-signed certificate valid for 127.0.0.1."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(IPv4Address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    key_path, cert_path = directory / "key.pem", directory / "cert.pem"
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    return key_path, cert_path
-
-
 @pytest_twisted.ensureDeferred
 async def test_https_checks_the_certificate_against_the_trusted_authorities(
     tmp_path: Path,
@@ -678,7 +641,7 @@ async def test_https_checks_the_certificate_against_the_trusted_authorities(
     started: Callable[[WebhookSink], WebhookSink],
 ) -> None:
     receiver = Receiver()
-    key, cert = trusted_certificate(tmp_path)
+    key, cert = loopback_certificate(tmp_path)
     endpoint = serverFromString(
         reactor, f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}"
     )
