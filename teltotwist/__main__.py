@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_cli_decode -*-
 """``python -m teltotwist``: the same as the ``teltotwist`` command."""
 
 import sys

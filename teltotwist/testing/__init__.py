@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_testing_sink,tests.test_testing_tracker -*-
 """Test doubles for code that uses teltotwist, like ``treq.testing``.
 
 - :class:`RecordingSink`: an in-memory sink whose deliveries you accept,
