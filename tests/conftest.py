@@ -1,9 +1,17 @@
-"""Shared pytest configuration: the Hypothesis profiles ("ci" when CI is set)."""
+"""Shared pytest configuration: the Hypothesis profiles ("ci" when CI is set),
+and the real ``twistd -n teltonika`` as a fixture."""
 
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 from hypothesis import settings
 
 settings.register_profile("dev", max_examples=200, deadline=None)
@@ -11,3 +19,56 @@ settings.register_profile(
     "ci", max_examples=200, deadline=None, derandomize=True, print_blob=True
 )
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+TWISTD = Path(sys.executable).with_name("twistd")
+
+
+class Twistd:
+    """A running ``twistd -n teltonika`` filing records in ``records.jsonl``."""
+
+    def __init__(self, process: subprocess.Popen[str], port: int) -> None:
+        self.process = process
+        self.port = port
+        self.log: list[str] = []
+
+
+@pytest.fixture
+def twistd(tmp_path: Path) -> Iterator[Twistd]:
+    records = tmp_path / "records.jsonl"
+    process = subprocess.Popen(
+        [
+            str(TWISTD),
+            "--nodaemon",
+            "--pidfile=",
+            "teltonika",
+            "--port",
+            "tcp:0:interface=127.0.0.1",
+            "--sink",
+            f"file:{records}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert process.stdout is not None
+    log = []
+    deadline = time.monotonic() + 30
+    port = None
+    while port is None and time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        log.append(line)
+        found = re.search(r"TeltonikaFactory starting on (\d+)", line)
+        port = int(found.group(1)) if found else None
+    if port is None:
+        process.kill()
+        pytest.fail("twistd did not start listening:\n" + "".join(log))
+    running = Twistd(process, port)
+    running.log = log
+    yield running
+    if process.poll() is None:
+        process.kill()
+        process.wait()

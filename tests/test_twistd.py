@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import json
-import re
 import signal
 import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from teltotwist.codec import tcp_ack
+from tests.conftest import Twistd
 from tests.vectors import by_id
 
-TWISTD = Path(sys.executable).with_name("twistd")
 FRAMES = [
     by_id("wiki-c8-tcp-1").data,
     by_id("traccar-26-avl").data,
@@ -26,54 +19,6 @@ FRAMES = [
 ]
 RECORDS = [1, 14, 1, 4]
 IMEI = "356307042441013"
-
-
-class Twistd:
-    def __init__(self, process: subprocess.Popen[str], port: int) -> None:
-        self.process = process
-        self.port = port
-        self.log: list[str] = []
-
-
-@pytest.fixture
-def twistd(tmp_path: Path) -> Iterator[Twistd]:
-    records = tmp_path / "records.jsonl"
-    process = subprocess.Popen(
-        [
-            str(TWISTD),
-            "--nodaemon",
-            "--pidfile=",
-            "teltonika",
-            "--port",
-            "tcp:0:interface=127.0.0.1",
-            "--sink",
-            f"file:{records}",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=tmp_path,
-    )
-    assert process.stdout is not None
-    log = []
-    deadline = time.monotonic() + 30
-    port = None
-    while port is None and time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        log.append(line)
-        found = re.search(r"TeltonikaFactory starting on (\d+)", line)
-        port = int(found.group(1)) if found else None
-    if port is None:
-        process.kill()
-        pytest.fail("twistd did not start listening:\n" + "".join(log))
-    running = Twistd(process, port)
-    running.log = log
-    yield running
-    if process.poll() is None:
-        process.kill()
-        process.wait()
 
 
 def exchange(connection: socket.socket, data: bytes, reply_size: int) -> bytes:

@@ -7,7 +7,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from teltotwist.cli import decode
+from teltotwist.cli import decode, device
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     decode.register(commands)
+    device.register(commands)
     return parser
 
 

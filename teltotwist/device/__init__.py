@@ -1,0 +1,49 @@
+# -*- test-case-name: tests -*-
+"""A Teltonika tracker in software, for testing a gateway without hardware.
+
+It drives a route (:mod:`~teltotwist.device.route`), turns positions into AVL
+records (:mod:`~teltotwist.device.telemetry`) and speaks the tracker's side of
+the TCP protocol (:class:`VirtualTracker`): login, stop-and-wait packets,
+resends, reconnects with backoff, pings and Codec 12 answers.
+"""
+
+from teltotwist.device.commands import CommandResponder
+from teltotwist.device.replies import Ack, LoginReply, ReplyReader
+from teltotwist.device.route import (
+    BUILT_IN_ROUTE,
+    Position,
+    RouteError,
+    RoutePoint,
+    RouteWalker,
+    bearing_degrees,
+    distance_metres,
+    load_route,
+)
+from teltotwist.device.telemetry import TelemetrySource, build_record
+from teltotwist.device.tracker import (
+    DeviceEvent,
+    EventKind,
+    TrackerSettings,
+    VirtualTracker,
+)
+
+__all__ = [
+    "BUILT_IN_ROUTE",
+    "Ack",
+    "CommandResponder",
+    "DeviceEvent",
+    "EventKind",
+    "LoginReply",
+    "Position",
+    "ReplyReader",
+    "RouteError",
+    "RoutePoint",
+    "RouteWalker",
+    "TelemetrySource",
+    "TrackerSettings",
+    "VirtualTracker",
+    "bearing_degrees",
+    "build_record",
+    "distance_metres",
+    "load_route",
+]

@@ -1,0 +1,444 @@
+# -*- test-case-name: tests.test_device_tracker -*-
+"""The tracker's side of the TCP protocol, on a Twisted client endpoint.
+
+What a Teltonika tracker does: log in with its IMEI; keep records in a bounded
+flash; send one packet at a time and wait for its ACK; on a missing ACK or a
+wrong count close the link, reconnect and resend the same bytes; after a
+rejected login or a lost link, reconnect with a growing delay; ping when idle;
+answer Codec 12 commands, never ACKing them. Everything it does is reported to
+an observer as a :class:`DeviceEvent`.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from collections import deque
+from collections.abc import Callable, Sequence
+
+import attrs
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.endpoints import connectProtocol
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IReactorTime,
+    IStreamClientEndpoint,
+)
+from twisted.internet.protocol import Protocol
+from twisted.internet.task import LoopingCall
+from twisted.python.failure import Failure
+
+from teltotwist.codec import (
+    AvlPacket,
+    AvlRecord,
+    Codec,
+    CodecError,
+    CommandFrame,
+    CommandMessage,
+    CommandType,
+    Frame,
+    decode_frame,
+    encode_frame,
+)
+from teltotwist.device.commands import CommandResponder
+from teltotwist.device.replies import Ack, LoginReply, ReplyReader
+from teltotwist.device.route import BUILT_IN_ROUTE, RoutePoint, RouteWalker
+from teltotwist.device.telemetry import TelemetrySource
+
+PING = b"\xff"
+
+
+class EventKind(enum.Enum):
+    """What happened; a load generator counts these."""
+
+    CONNECTING = "connecting"
+    LOGGED_IN = "logged in"
+    REJECTED = "rejected"
+    SENT = "sent"
+    ACKED = "acked"
+    RESEND = "resend"
+    PING = "ping"
+    COMMAND = "command"
+    LINK_DOWN = "link down"
+    RECONNECTING = "reconnecting"
+    FLASH_FULL = "flash full"
+    WROTE = "wrote"
+    READ = "read"
+
+
+@attrs.frozen
+class DeviceEvent:
+    """One thing the tracker did or saw, with a readable :attr:`message`."""
+
+    kind: EventKind
+    message: str
+    records: int = 0
+    """SENT, RESEND, ACKED: the packet's record count."""
+    latency: float | None = None
+    """ACKED: seconds from the (last) send to the ACK."""
+    delay: float | None = None
+    """RECONNECTING: seconds until the next attempt."""
+    data: bytes = b""
+    """WROTE, READ: the bytes on the wire."""
+
+
+Observer = Callable[[DeviceEvent], None]
+
+
+@attrs.frozen
+class TrackerSettings:
+    """How the tracker behaves; times are in seconds."""
+
+    imei: str
+    codec: Codec = Codec.CODEC8
+    records_per_packet: int = 1
+    interval: float = 10.0
+    """A packet is due every *interval*: one record every
+    ``interval / records_per_packet``."""
+    ack_timeout: float = 10.0
+    """The "server response timeout": for the login reply and each ACK."""
+    ping_interval: float | None = 60.0
+    """Send ``0xFF`` after this long without writing; None: never."""
+    backoff_initial: float = 1.0
+    backoff_max: float = 60.0
+    flash_capacity: int = 10_000
+    """Records kept while unsent; when full the oldest is overwritten."""
+
+    def __attrs_post_init__(self) -> None:
+        if not (self.imei.isascii() and self.imei.isdigit() and len(self.imei) <= 32):
+            raise ValueError(f"IMEI must be up to 32 digits, not {self.imei!r}")
+        if not self.codec.carries_records:
+            raise ValueError(f"codec {self.codec.label} carries no AVL records")
+        if not 1 <= self.records_per_packet <= 255:
+            raise ValueError(
+                f"records per packet must be 1..255, not {self.records_per_packet}"
+            )
+        if self.flash_capacity < self.records_per_packet:
+            raise ValueError("flash_capacity must hold at least one packet")
+        positive = ["interval", "ack_timeout", "backoff_initial", "backoff_max"]
+        if self.ping_interval is not None:
+            positive.append("ping_interval")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
+
+
+@attrs.define
+class _Packet:
+    """The packet in flight: kept, byte for byte, until its ACK."""
+
+    number: int
+    data: bytes
+    count: int
+    sent_at: float = 0.0
+    attempts: int = 0
+
+
+class _Link(Protocol):
+    """One TCP connection; hands everything to its tracker."""
+
+    def __init__(self, tracker: VirtualTracker) -> None:
+        self.tracker = tracker
+        self.reader = ReplyReader()
+        self.closed: Deferred[None] = Deferred()
+
+    def connectionMade(self) -> None:
+        self.tracker._link_made(self)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.tracker._received(self, data)
+
+    def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:  # noqa: B008
+        self.tracker._link_lost(self, reason)
+        self.closed.callback(None)
+
+    def write(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.loseConnection()
+
+
+class VirtualTracker:
+    """A tracker driving *route*, connected to the server at *endpoint*."""
+
+    def __init__(
+        self,
+        endpoint: IStreamClientEndpoint,
+        clock: IReactorTime,
+        settings: TrackerSettings,
+        *,
+        route: Sequence[RoutePoint] = BUILT_IN_ROUTE,
+        observer: Observer = lambda event: None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self._endpoint = endpoint
+        self._clock = clock
+        self._observe = observer
+        rng = rng or random.Random()
+        self.telemetry = TelemetrySource(
+            clock, settings.codec, RouteWalker(route, rng), rng
+        )
+        self.responder = CommandResponder(settings.imei, clock.seconds())
+        self.flash: deque[AvlRecord] = deque()
+        self.last_record: AvlRecord | None = None
+        self._sampler = LoopingCall(self._sample)
+        self._sampler.clock = clock
+        self._link: _Link | None = None
+        self._logged_in = False
+        self._connecting: Deferred[_Link] | None = None
+        self._in_flight: _Packet | None = None
+        self._packets = 0
+        self._failures = 0
+        self._timers: dict[str, IDelayedCall] = {}
+        self._stopped = True
+
+    def start(self) -> None:
+        """Start recording positions and connect."""
+        self._stopped = False
+        period = self.settings.interval / self.settings.records_per_packet
+        self._sampler.start(period, now=True)
+        self._connect()
+
+    def stop(self) -> Deferred[None]:
+        """Stop recording and close the link; fires once it is closed."""
+        self._stopped = True
+        if self._sampler.running:
+            self._sampler.stop()
+        for name in list(self._timers):
+            self._cancel(name)
+        if self._connecting is not None:
+            self._connecting.cancel()
+        link, self._link = self._link, None
+        self._logged_in = False
+        if link is None:
+            return succeed(None)
+        link.close()
+        return link.closed
+
+    # Recording
+
+    def _sample(self) -> None:
+        record = self.telemetry.sample()
+        self.last_record = record
+        if len(self.flash) == self.settings.flash_capacity:
+            self.flash.popleft()
+            self._emit(EventKind.FLASH_FULL, "flash full: oldest record overwritten")
+        self.flash.append(record)
+        self._send_next()
+
+    # The link
+
+    def _connect(self) -> None:
+        self._emit(EventKind.CONNECTING, "connecting")
+        connecting = connectProtocol(self._endpoint, _Link(self))
+        self._connecting = connecting
+        connecting.addCallbacks(self._connected, self._not_connected)
+
+    def _connected(self, link: _Link) -> None:
+        self._connecting = None
+
+    def _not_connected(self, failure: Failure) -> None:
+        self._connecting = None
+        if not self._stopped:
+            self._emit(
+                EventKind.LINK_DOWN, f"cannot connect: {failure.getErrorMessage()}"
+            )
+            self._reconnect_later()
+
+    def _link_made(self, link: _Link) -> None:
+        if self._stopped:
+            link.close()
+            return
+        self._link = link
+        imei = self.settings.imei.encode("ascii")
+        self._write(len(imei).to_bytes(2, "big") + imei)
+        self._arm_response("login reply")
+
+    def _received(self, link: _Link, data: bytes) -> None:
+        if link is not self._link:
+            return
+        self._emit(EventKind.READ, f"read {len(data)} bytes", data=data)
+        try:
+            replies = link.reader.feed(data)
+        except CodecError as error:
+            self._drop(f"unreadable reply: {error}")
+            return
+        for reply in replies:
+            if self._link is not link:
+                return
+            if isinstance(reply, LoginReply):
+                self._login_replied(reply.accepted)
+            elif isinstance(reply, Ack):
+                self._acked(reply.count)
+            else:
+                self._command(reply)
+
+    def _link_lost(self, link: _Link, reason: Failure) -> None:
+        if link is self._link:
+            self._drop(f"connection lost: {reason.getErrorMessage()}")
+
+    def _drop(self, reason: str) -> None:
+        """Close the current link and try again later, as a tracker does."""
+        link, self._link = self._link, None
+        self._logged_in = False
+        self._cancel("response")
+        self._cancel("ping")
+        if link is not None:
+            link.close()
+        self._emit(EventKind.LINK_DOWN, f"link closed: {reason}")
+        if not self._stopped:
+            self._reconnect_later()
+
+    def _reconnect_later(self) -> None:
+        settings = self.settings
+        doubling = 2 ** min(self._failures, 30)
+        delay = min(settings.backoff_initial * doubling, settings.backoff_max)
+        self._failures += 1
+        self._emit(EventKind.RECONNECTING, f"reconnecting in {delay:g} s", delay=delay)
+        self._timers["reconnect"] = self._clock.callLater(delay, self._reconnect)
+
+    def _reconnect(self) -> None:
+        del self._timers["reconnect"]
+        self._connect()
+
+    # The conversation
+
+    def _login_replied(self, accepted: bool) -> None:
+        self._cancel("response")
+        if not accepted:
+            self._emit(EventKind.REJECTED, "login rejected (00)")
+            self._drop("login rejected")
+            return
+        self._logged_in = True
+        self._emit(EventKind.LOGGED_IN, f"logged in as {self.settings.imei}")
+        self._arm_ping()
+        if self._in_flight is not None:
+            self._transmit(self._in_flight)
+        else:
+            self._send_next()
+
+    def _send_next(self) -> None:
+        size = self.settings.records_per_packet
+        if not self._logged_in or self._in_flight is not None or len(self.flash) < size:
+            return
+        records = tuple(self.flash.popleft() for _ in range(size))
+        self._packets += 1
+        data = encode_frame(AvlPacket(self.settings.codec, records))
+        self._in_flight = _Packet(self._packets, data, size)
+        self._transmit(self._in_flight)
+
+    def _transmit(self, packet: _Packet) -> None:
+        packet.attempts += 1
+        packet.sent_at = self._clock.seconds()
+        if packet.attempts == 1:
+            kind, what = EventKind.SENT, "sent"
+        else:
+            kind, what = EventKind.RESEND, f"resent (attempt {packet.attempts})"
+        self._emit(
+            kind,
+            f"packet {packet.number} {what}: {_records(packet.count)}, "
+            f"codec {self.settings.codec.label}, {len(packet.data)} bytes",
+            records=packet.count,
+        )
+        self._write(packet.data)
+        self._arm_response(f"ACK of packet {packet.number}")
+
+    def _acked(self, count: int) -> None:
+        packet = self._in_flight
+        if packet is None:
+            self._drop(f"ACK of {count} with no packet in flight")
+            return
+        if count != packet.count:
+            self._drop(
+                f"ACK says {count} records, packet {packet.number} has {packet.count}"
+            )
+            return
+        self._cancel("response")
+        self._in_flight = None
+        self._failures = 0
+        latency = self._clock.seconds() - packet.sent_at
+        self._emit(
+            EventKind.ACKED,
+            f"packet {packet.number} acked: {_records(count)} "
+            f"in {latency * 1000:.0f} ms",
+            records=count,
+            latency=latency,
+        )
+        self._send_next()
+
+    def _command(self, frame: Frame) -> None:
+        try:
+            content = decode_frame(frame.data)
+        except CodecError as error:
+            self._drop(f"undecodable frame from the server: {error}")
+            return
+        if not isinstance(content, CommandFrame) or content.codec is not Codec.CODEC12:
+            self._drop("the server sent a frame that is no Codec 12 command")
+            return
+        now = self._clock.seconds()
+        answers = []
+        for message in content.messages:
+            text = message.payload.decode("ascii", "replace")
+            answer = self.responder.answer(text, now, self.last_record)
+            answers.append(CommandMessage(CommandType.RESPONSE, answer.encode()))
+            self._emit(EventKind.COMMAND, f"command {text!r} answered {answer!r}")
+        self._write(encode_frame(CommandFrame(Codec.CODEC12, tuple(answers))))
+
+    # Timers and writes
+
+    def _write(self, data: bytes) -> None:
+        assert self._link is not None
+        self._emit(EventKind.WROTE, f"wrote {len(data)} bytes", data=data)
+        self._link.write(data)
+        if self._logged_in:
+            self._arm_ping()
+
+    def _arm_response(self, what: str) -> None:
+        timeout = self.settings.ack_timeout
+        self._cancel("response")
+        self._timers["response"] = self._clock.callLater(
+            timeout, self._no_response, f"no {what} within {timeout:g} s"
+        )
+
+    def _no_response(self, reason: str) -> None:
+        del self._timers["response"]
+        self._drop(reason)
+
+    def _arm_ping(self) -> None:
+        interval = self.settings.ping_interval
+        if interval is None:
+            return
+        self._cancel("ping")
+        self._timers["ping"] = self._clock.callLater(interval, self._ping)
+
+    def _ping(self) -> None:
+        del self._timers["ping"]
+        if self._in_flight is None:
+            self._emit(EventKind.PING, "ping (idle)")
+            self._write(PING)
+        self._arm_ping()
+
+    def _cancel(self, name: str) -> None:
+        timer = self._timers.pop(name, None)
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def _emit(
+        self,
+        kind: EventKind,
+        message: str,
+        *,
+        records: int = 0,
+        latency: float | None = None,
+        delay: float | None = None,
+        data: bytes = b"",
+    ) -> None:
+        self._observe(DeviceEvent(kind, message, records, latency, delay, data))
+
+
+def _records(count: int) -> str:
+    return f"{count} record" if count == 1 else f"{count} records"

@@ -1,0 +1,106 @@
+"""``teltotwist device`` as a user runs it: a subprocess against ``twistd``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from teltotwist.cli import main
+from tests.conftest import Twistd
+
+DEVICE = [sys.executable, "-m", "teltotwist", "device"]
+IMEI = "356307042441013"
+
+
+def test_two_packets_reach_twistd_then_the_device_exits(
+    twistd: Twistd,
+    tmp_path: Path,
+) -> None:
+    finished = subprocess.run(
+        [
+            *DEVICE,
+            "--server",
+            f"tcp:127.0.0.1:{twistd.port}",
+            "--imei",
+            IMEI,
+            "--codec",
+            "16",
+            "--records-per-packet",
+            "3",
+            "--interval",
+            "0.3",
+            "--count",
+            "2",
+            "-v",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert finished.returncode == 0, finished.stderr
+    lines = finished.stdout.splitlines()
+    messages = [line.split(" ", 1)[1] for line in lines]
+    assert messages[:3] == [
+        "connecting",
+        "> 000f333536333037303432343431303133",
+        "< 01",
+    ]
+    assert f"logged in as {IMEI}" in messages
+    assert sum(message.startswith("packet 1 sent: 3 records") for message in messages)
+    assert sum("acked: 3 records in" in message for message in messages) == 2
+    twistd.process.terminate()
+    twistd.process.communicate(timeout=30)
+    records = [
+        json.loads(line)
+        for line in (tmp_path / "records.jsonl").read_text().splitlines()
+    ]
+    assert len(records) == 6
+    assert {(record["imei"], record["codec"]) for record in records} == {(IMEI, "16")}
+    assert all(record["io"]["239"] == 1 for record in records)
+    odometer = [record["io"]["16"] for record in records]
+    assert odometer == sorted(odometer)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error"),
+    [
+        (["--route", "missing.csv"], "cannot read route missing.csv"),
+        (["--imei", "not-an-imei"], "IMEI must be up to 32 digits"),
+    ],
+)
+def test_usage_errors_exit_2_without_connecting(
+    capsys: pytest.CaptureFixture[str], arguments: list[str], error: str
+) -> None:
+    status = main(["device", "--server", "tcp:127.0.0.1:1", "--imei", IMEI, *arguments])
+
+    assert status == 2
+    assert error in capsys.readouterr().err
+
+
+def test_bad_option_values_are_usage_errors(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["device", "--server", "tcp:127.0.0.1:1", "--imei", IMEI, "--count", "0"])
+
+    assert exited.value.code == 2
+    assert "must be positive, not 0" in capsys.readouterr().err
+
+
+def test_a_bad_server_endpoint_is_a_usage_error() -> None:
+    finished = subprocess.run(
+        [*DEVICE, "--server", "127.0.0.1:5027", "--imei", IMEI],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert finished.returncode == 2
+    assert "--server '127.0.0.1:5027': Unknown endpoint type" in finished.stderr

@@ -1,0 +1,210 @@
+"""The virtual tracker against the real gateway (and a test server) over
+loopback TCP."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.endpoints import TCP4ClientEndpoint, serverFromString
+from twisted.internet.interfaces import IListeningPort
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import deferLater
+
+import teltotwist
+from teltotwist.codec import (
+    AvlPacket,
+    AvlRecord,
+    Codec,
+    CommandFrame,
+    CommandMessage,
+    CommandType,
+    Frame,
+    Login,
+    StreamFramer,
+    decode_frame,
+    encode_frame,
+    login_reply,
+    tcp_ack,
+)
+from teltotwist.device import DeviceEvent, EventKind, TrackerSettings, VirtualTracker
+from teltotwist.items import TrackerRecord
+from teltotwist.testing import RecordingSink
+from tests.net import PortReportingEndpoint
+
+IMEI = "356307042441013"
+
+
+class Device:
+    """A running virtual tracker and everything it reported."""
+
+    def __init__(self, port: int, **settings: object) -> None:
+        self.events: list[DeviceEvent] = []
+        self.tracker = VirtualTracker(
+            TCP4ClientEndpoint(reactor, "127.0.0.1", port),
+            reactor,
+            TrackerSettings(IMEI, **settings),  # type: ignore[arg-type]
+            observer=self.events.append,
+            rng=random.Random(5),
+        )
+        self.tracker.start()
+
+    def count(self, kind: EventKind) -> int:
+        return sum(event.kind is kind for event in self.events)
+
+    def packets_written(self) -> list[bytes]:
+        return [
+            event.data
+            for event in self.events
+            if event.kind is EventKind.WROTE and event.data[:4] == bytes(4)
+        ]
+
+    def records_sent(self) -> list[AvlRecord]:
+        records: list[AvlRecord] = []
+        for data in dict.fromkeys(self.packets_written()):
+            packet = decode_frame(data)
+            assert isinstance(packet, AvlPacket)
+            records.extend(packet.records)
+        return records
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = reactor.seconds() + timeout
+    while not condition():
+        if reactor.seconds() > deadline:
+            pytest.fail("timed out waiting")
+        await deferLater(reactor, 0.01, lambda: None)
+
+
+@pytest_twisted.async_yield_fixture
+async def gateway() -> AsyncIterator[tuple[int, RecordingSink]]:
+    async for running in _gateway():
+        yield running
+
+
+@pytest_twisted.async_yield_fixture
+async def closed_gateway() -> AsyncIterator[tuple[int, RecordingSink]]:
+    async for running in _gateway(allow=lambda imei: False):
+        yield running
+
+
+async def _gateway(
+    allow: Callable[[str], bool] = lambda imei: True,
+) -> AsyncIterator[tuple[int, RecordingSink]]:
+    sink = RecordingSink()
+    endpoint = PortReportingEndpoint(
+        serverFromString(reactor, "tcp:0:interface=127.0.0.1")
+    )
+    service = teltotwist.makeService(
+        reactor, endpoint, [sink], allow=allow, drain_timeout=0.5
+    )
+    service.startService()
+    port: IListeningPort = await endpoint.port
+    yield port.getHost().port, sink  # type: ignore[attr-defined]
+    await service.stopService()
+
+
+def sink_records(sink: RecordingSink) -> list[TrackerRecord]:
+    return [item for item in sink.items if isinstance(item, TrackerRecord)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_records_reach_the_sink_intact(
+    gateway: tuple[int, RecordingSink],
+) -> None:
+    port, sink = gateway
+    device = Device(port, codec=Codec.CODEC8E, records_per_packet=3, interval=0.3)
+    await until(lambda: device.count(EventKind.ACKED) >= 2)
+    await device.tracker.stop()
+
+    received = sink_records(sink)
+    sent = device.records_sent()
+    assert [item.record for item in received] == sent[: len(received)]
+    assert {(item.imei, item.codec) for item in received} == {(IMEI, Codec.CODEC8E)}
+    assert len(received) >= 6
+    acked = [event for event in device.events if event.kind is EventKind.ACKED]
+    assert all(event.latency is not None and event.latency < 5 for event in acked)
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_unacked_packet_is_resent_with_the_same_record_ids(
+    gateway: tuple[int, RecordingSink],
+) -> None:
+    port, sink = gateway
+    sink.fail_with(RuntimeError("broker down"), times=1)
+    device = Device(port, interval=60.0, backoff_initial=0.1)
+    await until(lambda: device.count(EventKind.ACKED) == 1)
+    await device.tracker.stop()
+
+    [refused, accepted] = sink.deliveries
+    assert [item.id for item in refused] == [item.id for item in accepted]
+    assert sink.items == list(accepted)
+    first, again = device.packets_written()
+    assert first == again
+    assert device.count(EventKind.RESEND) == 1
+    assert device.count(EventKind.LINK_DOWN) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_rejected_tracker_backs_off_and_retries(
+    closed_gateway: tuple[int, RecordingSink],
+) -> None:
+    port, sink = closed_gateway
+    device = Device(port, interval=60.0, backoff_initial=0.05)
+    await until(lambda: device.count(EventKind.REJECTED) == 4)
+    await device.tracker.stop()
+
+    delays = [event.delay for event in device.events if event.delay is not None]
+    assert delays[:4] == [0.05, 0.1, 0.2, 0.4]
+    assert device.count(EventKind.LOGGED_IN) == 0
+    assert sink.deliveries == []
+
+
+class CommandingServer(Protocol):
+    """Accepts the login, ACKs the first packet, then sends ``getinfo``."""
+
+    def __init__(self, answered: Deferred[CommandFrame]) -> None:
+        self.framer = StreamFramer()
+        self.answered = answered
+
+    def dataReceived(self, data: bytes) -> None:
+        assert self.transport is not None
+        for event in self.framer.feed(data):
+            if isinstance(event, Login):
+                self.transport.write(login_reply(True))
+            elif isinstance(event, Frame):
+                content = decode_frame(event.data)
+                if isinstance(content, AvlPacket):
+                    getinfo = CommandMessage(CommandType.COMMAND, b"getinfo")
+                    command = CommandFrame(Codec.CODEC12, (getinfo,))
+                    self.transport.write(tcp_ack(len(content.records)))
+                    self.transport.write(encode_frame(command))
+                else:
+                    self.answered.callback(content)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_getinfo_command_gets_a_codec12_response() -> None:
+    answered: Deferred[CommandFrame] = Deferred()
+    factory = Factory.forProtocol(lambda: CommandingServer(answered))
+    endpoint = serverFromString(reactor, "tcp:0:interface=127.0.0.1")
+    listening: IListeningPort = await endpoint.listen(factory)
+    port: int = listening.getHost().port  # type: ignore[attr-defined]
+    device = Device(port, interval=60.0)
+    try:
+        response = await answered
+    finally:
+        await device.tracker.stop()
+        await maybeDeferred(listening.stopListening)
+
+    assert response.codec is Codec.CODEC12
+    [message] = response.messages
+    assert message.type == CommandType.RESPONSE
+    assert message.text is not None
+    assert message.text.startswith("RTC:") and "SAT:" in message.text
+    assert device.count(EventKind.ACKED) == 1
+    assert device.count(EventKind.COMMAND) == 1

@@ -1,0 +1,271 @@
+"""The virtual tracker's protocol, in memory with a fake clock."""
+
+from __future__ import annotations
+
+import random
+from itertools import pairwise
+
+import pytest
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import (
+    IProtocol,
+    IProtocolFactory,
+    IStreamClientEndpoint,
+)
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from teltotwist.codec import (
+    AvlPacket,
+    Codec,
+    CommandFrame,
+    CommandMessage,
+    CommandType,
+    decode_frame,
+    encode_frame,
+    tcp_ack,
+)
+from teltotwist.device import (
+    DeviceEvent,
+    EventKind,
+    TrackerSettings,
+    VirtualTracker,
+)
+
+IMEI = "356307042441013"
+LOGIN = b"\x00\x0f" + IMEI.encode()
+GETINFO = bytes.fromhex("000000000000000F0C010500000007676574696E666F0100004312")
+
+
+@implementer(IStreamClientEndpoint)
+class MemoryEndpoint:
+    """Every connect() succeeds at once, onto a StringTransport."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.connections: list[tuple[float, IProtocol, StringTransport]] = []
+
+    def connect(self, factory: IProtocolFactory) -> Deferred[IProtocol]:
+        protocol = factory.buildProtocol(None)  # type: ignore[arg-type]
+        assert protocol is not None
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        self.connections.append((self.clock.seconds(), protocol, transport))
+        return succeed(protocol)
+
+    @property
+    def protocol(self) -> IProtocol:
+        return self.connections[-1][1]
+
+    def written(self) -> bytes:
+        transport = self.connections[-1][2]
+        data: bytes = transport.value()
+        transport.clear()
+        return data
+
+
+class Harness:
+    def __init__(self, **settings: object) -> None:
+        self.clock = Clock()
+        self.clock.advance(1_795_000_000)
+        self.endpoint = MemoryEndpoint(self.clock)
+        self.events: list[DeviceEvent] = []
+        self.tracker = VirtualTracker(
+            self.endpoint,
+            self.clock,
+            TrackerSettings(IMEI, **settings),  # type: ignore[arg-type]
+            observer=self.events.append,
+            rng=random.Random(7),
+        )
+        self.tracker.start()
+
+    def kinds(self) -> list[EventKind]:
+        return [
+            event.kind
+            for event in self.events
+            if event.kind not in (EventKind.WROTE, EventKind.READ)
+        ]
+
+    def log_in(self) -> bytes:
+        """Accept the login; what the tracker wrote after the login frame."""
+        assert self.endpoint.written() == LOGIN
+        self.endpoint.protocol.dataReceived(b"\x01")
+        return self.endpoint.written()
+
+
+def test_rejected_login_retries_with_doubling_delays_up_to_the_cap() -> None:
+    harness = Harness(backoff_initial=1.0, backoff_max=8.0)
+    connections = harness.endpoint.connections
+    for attempts in range(1, 7):
+        harness.endpoint.protocol.dataReceived(b"\x00")
+        while len(connections) == attempts:
+            harness.clock.advance(0.5)
+
+    starts = [start for start, _, _ in connections]
+    assert [later - earlier for earlier, later in pairwise(starts)] == [
+        1,
+        2,
+        4,
+        8,
+        8,
+        8,
+    ]
+    assert all(transport.disconnecting for _, _, transport in connections[:-1])
+    assert harness.kinds().count(EventKind.REJECTED) == 6
+    delays = [event.delay for event in harness.events if event.delay is not None]
+    assert delays == [1, 2, 4, 8, 8, 8]
+
+
+def test_stop_and_wait_then_ack_with_latency() -> None:
+    harness = Harness(
+        records_per_packet=2, interval=10.0, ack_timeout=30.0, ping_interval=None
+    )
+    assert harness.log_in() == b""  # one record so far: no packet yet
+    harness.clock.advance(5)
+    packet = harness.endpoint.written()
+    harness.clock.advance(4.75)
+    harness.endpoint.protocol.dataReceived(tcp_ack(2))
+    assert harness.endpoint.written() == b""  # no records: nothing to send
+    harness.clock.pump([0.5] * 11)  # two more records
+
+    first, second = decode_frame(packet), decode_frame(harness.endpoint.written())
+    assert isinstance(first, AvlPacket) and isinstance(second, AvlPacket)
+    assert [len(first.records), len(second.records)] == [2, 2]
+    assert first.records[-1].timestamp_ms < second.records[0].timestamp_ms
+    acked = [event for event in harness.events if event.kind is EventKind.ACKED]
+    assert [(event.records, event.latency) for event in acked] == [(2, 4.75)]
+
+
+@pytest.mark.parametrize("reply", [None, tcp_ack(3)], ids=["timeout", "wrong count"])
+def test_missing_or_wrong_ack_closes_and_resends_the_same_bytes(
+    reply: bytes | None,
+) -> None:
+    harness = Harness(ack_timeout=10.0, ping_interval=None)
+    packet = harness.log_in()
+    first = harness.endpoint.connections[0][2]
+    if reply is None:
+        harness.clock.advance(10)
+    else:
+        harness.endpoint.protocol.dataReceived(reply)
+    assert first.disconnecting
+
+    harness.clock.advance(1)  # the reconnect delay
+    assert harness.log_in() == packet
+    harness.endpoint.protocol.dataReceived(tcp_ack(1))
+
+    assert harness.kinds().count(EventKind.RESEND) == 1
+    assert harness.kinds().count(EventKind.ACKED) == 1
+
+
+def test_lost_connection_reconnects_and_resends() -> None:
+    harness = Harness(ping_interval=None)
+    packet = harness.log_in()
+    harness.endpoint.protocol.connectionLost(Failure(ConnectionError("gone")))
+
+    harness.clock.advance(1)
+
+    assert harness.log_in() == packet
+
+
+def test_records_wait_in_flash_while_offline_and_the_oldest_are_overwritten() -> None:
+    harness = Harness(interval=1.0, flash_capacity=5, ping_interval=None)
+    harness.endpoint.protocol.dataReceived(b"\x00")
+    harness.clock.pump([1.0] * 8)  # 9 records, offline until the reconnect
+
+    assert len(harness.tracker.flash) <= 5
+    assert EventKind.FLASH_FULL in harness.kinds()
+
+
+def test_pings_only_when_idle() -> None:
+    harness = Harness(interval=100.0, ack_timeout=60.0, ping_interval=30.0)
+    packet = harness.log_in()
+    harness.clock.advance(30)
+    assert harness.endpoint.written() == b""  # a packet is in flight
+    harness.endpoint.protocol.dataReceived(tcp_ack(1))
+
+    harness.clock.advance(30)
+
+    assert packet
+    assert harness.endpoint.written() == b"\xff"
+
+
+def test_codec12_command_is_answered_and_never_acked() -> None:
+    harness = Harness(interval=100.0, ping_interval=None)
+    harness.log_in()
+    harness.endpoint.protocol.dataReceived(tcp_ack(1))
+
+    harness.endpoint.protocol.dataReceived(GETINFO)
+
+    response = decode_frame(harness.endpoint.written())
+    assert isinstance(response, CommandFrame)
+    assert response.codec is Codec.CODEC12
+    [message] = response.messages
+    assert message.type == CommandType.RESPONSE
+    assert message.text is not None and message.text.startswith("RTC:2026/11/18")
+    assert EventKind.COMMAND in harness.kinds()
+
+
+def test_setdigout_then_getio() -> None:
+    harness = Harness(interval=100.0, ping_interval=None)
+    harness.log_in()
+    harness.endpoint.protocol.dataReceived(tcp_ack(1))
+    commands = CommandFrame(
+        Codec.CODEC12,
+        (
+            CommandMessage(CommandType.COMMAND, b"setdigout 10"),
+            CommandMessage(CommandType.COMMAND, b"getio"),
+        ),
+    )
+
+    harness.endpoint.protocol.dataReceived(encode_frame(commands))
+
+    response = decode_frame(harness.endpoint.written())
+    assert isinstance(response, CommandFrame)
+    assert [message.text for message in response.messages] == [
+        "DOUT1:1 DOUT2:0",
+        "DI1:0 DI2:0 DI3:0 AIN1:0 AIN2:0 DO1:1 DO2:0",
+    ]
+
+
+def test_stop_closes_the_link_and_stops_reconnecting() -> None:
+    harness = Harness()
+    harness.log_in()
+
+    stopped = harness.tracker.stop()
+    harness.endpoint.protocol.connectionLost(Failure(ConnectionError("closed")))
+    harness.clock.advance(1000)
+
+    assert stopped.called
+    assert len(harness.endpoint.connections) == 1
+    assert harness.clock.getDelayedCalls() == []
+
+
+def test_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="IMEI must be up to 32 digits"):
+        TrackerSettings("35630704244101X")
+    with pytest.raises(ValueError, match=r"records per packet must be 1\.\.255"):
+        TrackerSettings(IMEI, records_per_packet=256)
+
+
+def test_a_refused_connection_is_retried() -> None:
+    clock = Clock()
+    endpoint = MemoryEndpoint(clock)
+    attempts: list[float] = []
+
+    def refuse(factory: IProtocolFactory) -> Deferred[IProtocol]:
+        attempts.append(clock.seconds())
+        return fail(ConnectionRefusedError("refused"))
+
+    endpoint.connect = refuse  # type: ignore[method-assign]
+    events: list[DeviceEvent] = []
+    tracker = VirtualTracker(
+        endpoint, clock, TrackerSettings(IMEI), observer=events.append
+    )
+    tracker.start()
+    clock.pump([0.5] * 10)
+
+    assert attempts == [0, 1, 3]
+    assert events[1].message == "cannot connect: refused"
+    assert events[2].message == "reconnecting in 1 s"
