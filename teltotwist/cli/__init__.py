@@ -7,7 +7,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from teltotwist.cli import decode, device
+from teltotwist.cli import decode, device, load
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     decode.register(commands)
     device.register(commands)
+    load.register(commands)
     return parser
 
 
