@@ -15,7 +15,7 @@ from twisted.internet.endpoints import clientFromString
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import react
 
-from teltotwist.codec import Codec
+from teltotwist.cli.arguments import CODECS, positive
 from teltotwist.device import (
     BUILT_IN_ROUTE,
     DeviceEvent,
@@ -27,7 +27,6 @@ from teltotwist.device import (
     load_route,
 )
 
-CODECS = {"8": Codec.CODEC8, "8E": Codec.CODEC8E, "16": Codec.CODEC16}
 _WIRE = (EventKind.WROTE, EventKind.READ)
 
 
@@ -53,14 +52,14 @@ def register(commands: Any) -> None:
     )
     parser.add_argument(
         "--records-per-packet",
-        type=_positive(int),
+        type=positive(int),
         default=1,
         metavar="N",
         help="records in each packet, 1..255 (default 1)",
     )
     parser.add_argument(
         "--interval",
-        type=_positive(float),
+        type=positive(float),
         default=10.0,
         metavar="SECONDS",
         help="send a packet every SECONDS (default 10)",
@@ -70,13 +69,13 @@ def register(commands: Any) -> None:
     )
     parser.add_argument(
         "--count",
-        type=_positive(int),
+        type=positive(int),
         metavar="N",
         help="exit after N packets are acknowledged (default: run forever)",
     )
     parser.add_argument(
         "--ack-timeout",
-        type=_positive(float),
+        type=positive(float),
         default=10.0,
         metavar="SECONDS",
         help="close, reconnect and resend when no ACK comes in time (default 10)",
@@ -92,17 +91,6 @@ def register(commands: Any) -> None:
         "-v", "--verbose", action="store_true", help="print every frame in hex"
     )
     parser.set_defaults(run=run)
-
-
-def _positive(kind: type[float] | type[int]) -> Any:
-    def convert(text: str) -> float:
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, not {text}")
-        return value
-
-    convert.__name__ = kind.__name__
-    return convert
 
 
 def run(arguments: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import clientFromString
 from twisted.internet.task import react
 
-from teltotwist.cli.device import CODECS, _positive
+from teltotwist.cli.arguments import CODECS, positive
 from teltotwist.load import Fleet, LoadPlan
 from teltotwist.load.plan import interval_for_rate
 from teltotwist.load.progress import Progress
@@ -41,14 +41,14 @@ def register(commands: Any) -> None:
     )
     parser.add_argument(
         "--devices",
-        type=_positive(int),
+        type=positive(int),
         required=True,
         metavar="N",
         help="how many trackers",
     )
     parser.add_argument(
         "--duration",
-        type=_positive(float),
+        type=positive(float),
         default=60.0,
         metavar="SECONDS",
         help="stop the trackers SECONDS after the first starts (default 60)",
@@ -56,20 +56,20 @@ def register(commands: Any) -> None:
     pace = parser.add_mutually_exclusive_group()
     pace.add_argument(
         "--interval",
-        type=_positive(float),
+        type=positive(float),
         default=1.0,
         metavar="SECONDS",
         help="each tracker sends a packet every SECONDS (default 1)",
     )
     pace.add_argument(
         "--rate",
-        type=_positive(float),
+        type=positive(float),
         metavar="RECORDS",
         help="instead of --interval: RECORDS per second from all trackers",
     )
     parser.add_argument(
         "--records-per-packet",
-        type=_positive(int),
+        type=positive(int),
         default=10,
         metavar="N",
         help="records in each packet, 1..255 (default 10)",
@@ -92,7 +92,7 @@ def register(commands: Any) -> None:
     )
     parser.add_argument(
         "--ack-timeout",
-        type=_positive(float),
+        type=positive(float),
         default=10.0,
         metavar="SECONDS",
         help=(
@@ -105,7 +105,7 @@ def register(commands: Any) -> None:
     )
     parser.add_argument(
         "--processes",
-        type=_positive(int),
+        type=positive(int),
         default=1,
         metavar="N",
         help="share the trackers among N worker processes (default 1)",
