@@ -29,7 +29,7 @@ from teltotwist.codec import (
     StreamEvent,
     StreamFramer,
     check_envelope,
-    decode_frame,
+    decode_checked_frame,
     login_reply,
     tcp_ack,
 )
@@ -203,12 +203,12 @@ class TrackerSession:
     def _frame(self, frame: bytes) -> Sequence[Action]:
         assert self.imei is not None
         try:
-            check_envelope(frame)
+            end = check_envelope(frame)
         except CodecError as error:
             return self._close(f"bad frame, not acknowledged: {error}")
         received_at = self._now_ms()
         try:
-            content = decode_frame(frame)
+            content = decode_checked_frame(frame, end)
         except CodecError as error:
             return self._undecodable(frame, str(error), received_at)
         if isinstance(content, CommandFrame):

@@ -23,6 +23,7 @@ from teltotwist.codec.errors import (
 from teltotwist.codec.frame import (
     FRAME_OVERHEAD,
     check_envelope,
+    decode_checked_frame,
     decode_frame,
     encode_frame,
 )
@@ -89,6 +90,7 @@ __all__ = [
     "crc16_ibm",
     "crc16_ibm_pure",
     "decode_avl_payload",
+    "decode_checked_frame",
     "decode_frame",
     "decode_udp",
     "encode_avl_payload",

@@ -71,7 +71,15 @@ def decode_frame(frame: bytes) -> AvlPacket | CommandFrame:
     """
     if type(frame) is not bytes:
         frame = bytes(frame)
-    end = check_envelope(frame)
+    return decode_checked_frame(frame, check_envelope(frame))
+
+
+def decode_checked_frame(frame: bytes, end: int) -> AvlPacket | CommandFrame:
+    """Decode a frame whose envelope :func:`check_envelope` already passed;
+    *end* is what it returned. Spares computing the CRC twice.
+
+    :raises CodecError: (a subclass saying what is wrong, and where).
+    """
     if end == HEADER.size:
         raise TruncatedError("the data field is empty", HEADER.size)
     codec_id = frame[HEADER.size]
