@@ -24,6 +24,23 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 TWISTD = Path(sys.executable).with_name("twistd")
 
 
+def listening_port(process: subprocess.Popen[str]) -> tuple[int | None, list[str]]:
+    """The port a gateway subprocess logs it listens on (None if it does not
+    within 30 s), and the log lines read so far."""
+    assert process.stdout is not None
+    log: list[str] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        log.append(line)
+        found = re.search(r"TeltonikaFactory starting on (\d+)", line)
+        if found:
+            return int(found.group(1)), log
+    return None, log
+
+
 class Twistd:
     """A running ``twistd -n teltonika`` filing records in ``records.jsonl``."""
 
@@ -52,17 +69,7 @@ def twistd(tmp_path: Path) -> Iterator[Twistd]:
         text=True,
         cwd=tmp_path,
     )
-    assert process.stdout is not None
-    log = []
-    deadline = time.monotonic() + 30
-    port = None
-    while port is None and time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        log.append(line)
-        found = re.search(r"TeltonikaFactory starting on (\d+)", line)
-        port = int(found.group(1)) if found else None
+    port, log = listening_port(process)
     if port is None:
         process.kill()
         pytest.fail("twistd did not start listening:\n" + "".join(log))

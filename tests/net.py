@@ -3,6 +3,8 @@ endpoint wrapper that tells which port the gateway bound."""
 
 from __future__ import annotations
 
+import socket
+
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import (
     IListeningPort,
@@ -75,3 +77,14 @@ class TrackerClient(Protocol):
         self._want = None
         data, self.received = self.received[:count], self.received[count:]
         waiting.callback(data)
+
+
+def receive_exactly(connection: socket.socket, size: int) -> bytes:
+    """*size* bytes from a blocking socket, or fewer if it closes first."""
+    data = b""
+    while len(data) < size:
+        chunk = connection.recv(size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data

@@ -7,12 +7,10 @@ below, verbatim.
 
 from __future__ import annotations
 
-import re
 import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from twisted.internet.endpoints import serverFromString
@@ -23,6 +21,8 @@ from teltotwist.codec import AvlPacket, AvlRecord, io_elements, tcp_ack
 from teltotwist.items import record_id
 from teltotwist.protocol import Limits
 from teltotwist.testing import FakeTracker, RecordingSink
+from tests.conftest import listening_port
+from tests.net import receive_exactly
 from tests.vectors import by_id
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples"
@@ -42,24 +42,14 @@ def test_the_embedded_gateway_example_acks_and_prints_record_ids() -> None:
         text=True,
     )
     try:
-        assert process.stdout is not None
-        output: list[str] = []
-        port = None
-        deadline = time.monotonic() + 30
-        while port is None and time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                break
-            output.append(line)
-            found = re.search(r"TeltonikaFactory starting on (\d+)", line)
-            port = int(found.group(1)) if found else None
+        port, output = listening_port(process)
         assert port is not None, "the example did not listen:\n" + "".join(output)
 
         with socket.create_connection(("127.0.0.1", port), timeout=10) as tracker:
             tracker.sendall(len(IMEI).to_bytes(2, "big") + IMEI.encode())
             assert tracker.recv(1) == b"\x01"
             tracker.sendall(CODEC8)
-            assert receive(tracker, 4) == tcp_ack(1)
+            assert receive_exactly(tracker, 4) == tcp_ack(1)
 
         process.send_signal(signal.SIGTERM)
         rest, _ = process.communicate(timeout=30)
@@ -74,16 +64,6 @@ def test_the_embedded_gateway_example_acks_and_prints_record_ids() -> None:
     assert isinstance(packet, AvlPacket)
     assert f"\n{record_id(IMEI, packet.records[0])}\n" in log
     assert "Received SIGTERM, shutting down." in log
-
-
-def receive(connection: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = connection.recv(size - len(data))
-        if not chunk:
-            break
-        data += chunk
-    return data
 
 
 def make_record(timestamp_ms: int) -> AvlRecord:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from teltotwist.codec import tcp_ack
 from tests.conftest import Twistd
+from tests.net import receive_exactly
 from tests.vectors import by_id
 
 FRAMES = [
@@ -23,13 +24,7 @@ IMEI = "356307042441013"
 
 def exchange(connection: socket.socket, data: bytes, reply_size: int) -> bytes:
     connection.sendall(data)
-    reply = b""
-    while len(reply) < reply_size:
-        chunk = connection.recv(reply_size - len(reply))
-        if not chunk:
-            break
-        reply += chunk
-    return reply
+    return receive_exactly(connection, reply_size)
 
 
 def test_twistd_acks_real_frames_and_files_their_records(
