@@ -1,4 +1,5 @@
-"""The shared Teltonika test vectors (``../shared/vectors``) and helpers to use them."""
+"""The Teltonika test vectors (``tests/data``, copied from the project's shared
+vectors) and helpers to use them."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from teltotwist.codec import (
     io_elements,
 )
 
-VECTORS_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "vectors"
-"""``../shared/vectors`` from the repository root: it sits beside the repo in CI too."""
+VECTORS_DIR = Path(__file__).resolve().parent / "data"
+"""The vectors live in the repository, so a fresh clone tests with nothing beside it."""
 
 JsonObject = Mapping[str, Any]
 
