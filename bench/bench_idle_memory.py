@@ -146,10 +146,10 @@ class Server:
         self.pid = self.process.pid
 
     def wait_for_port(self, deadline: float) -> int:
-        """The port from the log line ``TeltonikaFactory starting on N``."""
+        """The port from the log line ``TeltonikaTcpFactory starting on N``."""
         while time.monotonic() < deadline:
             text = self.log_path.read_text(encoding="utf-8", errors="replace")
-            found = re.search(r"TeltonikaFactory starting on (\d+)", text)
+            found = re.search(r"TeltonikaTcpFactory starting on (\d+)", text)
             if found:
                 return int(found.group(1))
             if self.process.poll() is not None:

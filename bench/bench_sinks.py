@@ -35,8 +35,8 @@ from twisted.web.server import Request, Site
 
 import teltotwist
 from teltotwist.codec import AvlPacket
-from teltotwist.dispatch import Dispatcher
-from teltotwist.items import Item, TrackerRecord
+from teltotwist.gateway.dispatch import Dispatcher
+from teltotwist.gateway.items import Item, TrackerRecord
 from teltotwist.sinks import IRecordSink
 from teltotwist.sinks.registry import make_sink
 

@@ -13,10 +13,10 @@ from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.python import usage
 
-from teltotwist.allowlist import AllowlistError, ImeiAllowlist, parse_allowlist
-from teltotwist.protocol import Limits
-from teltotwist.service import DEFAULT_DRAIN_TIMEOUT
-from teltotwist.service import makeService as makeGateway
+from teltotwist.gateway.allowlist import AllowlistError, ImeiAllowlist, parse_allowlist
+from teltotwist.gateway.limits import Limits
+from teltotwist.gateway.service import DEFAULT_DRAIN_TIMEOUT
+from teltotwist.gateway.service import makeService as makeGateway
 from teltotwist.sinks import IRecordSink, SinkConfigurationError
 from teltotwist.sinks.registry import make_sink, sink_factories
 

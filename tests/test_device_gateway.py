@@ -32,7 +32,7 @@ from teltotwist.codec import (
     tcp_ack,
 )
 from teltotwist.device import DeviceEvent, EventKind, TrackerSettings, VirtualTracker
-from teltotwist.items import TrackerRecord
+from teltotwist.gateway.items import TrackerRecord
 from teltotwist.testing import RecordingSink
 from tests.net import PortReportingEndpoint
 

@@ -18,8 +18,8 @@ from twisted.internet.testing import MemoryReactorClock
 
 import teltotwist
 from teltotwist.codec import AvlPacket, AvlRecord, io_elements, tcp_ack
-from teltotwist.items import record_id
-from teltotwist.protocol import Limits
+from teltotwist.gateway.items import record_id
+from teltotwist.gateway.limits import Limits
 from teltotwist.testing import FakeTracker, RecordingSink
 from tests.conftest import listening_port
 from tests.net import receive_exactly

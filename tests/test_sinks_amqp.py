@@ -36,8 +36,8 @@ from twisted.python.failure import Failure
 
 import teltotwist
 from teltotwist.codec import AvlPacket, tcp_ack
-from teltotwist.dispatch import DeliveryError, Dispatcher
-from teltotwist.items import Item, TrackerRecord, UnparsedFrame, json_line
+from teltotwist.gateway.dispatch import DeliveryError, Dispatcher
+from teltotwist.gateway.items import Item, TrackerRecord, UnparsedFrame, json_line
 from teltotwist.sinks import SinkConfigurationError
 from teltotwist.sinks.amqp import (
     PASSWORD_VARIABLE,

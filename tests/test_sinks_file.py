@@ -22,8 +22,8 @@ from twisted.internet.threads import deferToThread
 
 import teltotwist
 from teltotwist.codec import AvlPacket
-from teltotwist.dispatch import DeliveryError, Dispatcher
-from teltotwist.items import TrackerRecord
+from teltotwist.gateway.dispatch import DeliveryError, Dispatcher
+from teltotwist.gateway.items import TrackerRecord
 from teltotwist.sinks.file import FileSink, FileSinkError
 from tests.vectors import TCP_AVL_VALID, WIKI_CODEC8_JSON
 

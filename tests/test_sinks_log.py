@@ -14,7 +14,7 @@ from twisted.logger import (
 
 import teltotwist
 from teltotwist.codec import AvlPacket
-from teltotwist.items import Item, TrackerRecord, UnparsedFrame
+from teltotwist.gateway.items import Item, TrackerRecord, UnparsedFrame
 from teltotwist.sinks.log import LogSink
 from tests.vectors import WIKI_CODEC8_JSON, by_id
 

@@ -45,9 +45,9 @@ from twisted.python.failure import Failure
 
 import teltotwist
 from teltotwist.codec import AvlPacket, tcp_ack
-from teltotwist.dispatch import DeliveryError, Dispatcher
-from teltotwist.items import TrackerRecord, UnparsedFrame
-from teltotwist.protocol import Limits
+from teltotwist.gateway.dispatch import DeliveryError, Dispatcher
+from teltotwist.gateway.items import TrackerRecord, UnparsedFrame
+from teltotwist.gateway.limits import Limits
 from teltotwist.sinks import SinkConfigurationError
 from teltotwist.sinks.mqtt import (
     MqttSink,

@@ -46,9 +46,9 @@ from zope.interface.verify import verifyObject
 
 import teltotwist
 from teltotwist.codec import AvlPacket, tcp_ack
-from teltotwist.dispatch import DeliveryError, Dispatcher
-from teltotwist.items import TrackerRecord
-from teltotwist.protocol import Limits
+from teltotwist.gateway.dispatch import DeliveryError, Dispatcher
+from teltotwist.gateway.items import TrackerRecord
+from teltotwist.gateway.limits import Limits
 from teltotwist.sinks import IRecordSink, SinkConfigurationError
 from teltotwist.sinks.registry import make_sink
 from teltotwist.sinks.webhook import (

@@ -14,8 +14,8 @@ from twisted.internet.task import deferLater
 from twisted.logger import capturedLogs, formatEvent
 from twisted.python import usage
 
-from teltotwist.allowlist import ImeiAllowlist
-from teltotwist.service import GatewayService
+from teltotwist.gateway.allowlist import ImeiAllowlist
+from teltotwist.gateway.service import GatewayService
 from teltotwist.sinks.file import FileSink
 from teltotwist.sinks.log import LogSink
 from teltotwist.tap import Options, ReloadOnHangup, makeService

@@ -9,8 +9,8 @@ from twisted.python.failure import Failure
 from zope.interface.verify import verifyObject
 
 from teltotwist.codec import Codec
-from teltotwist.dispatch import DeliveryError, Dispatcher
-from teltotwist.items import TrackerRecord
+from teltotwist.gateway.dispatch import DeliveryError, Dispatcher
+from teltotwist.gateway.items import TrackerRecord
 from teltotwist.sinks import IRecordSink
 from teltotwist.testing._sink import PendingDelivery, RecordingSink
 from tests.vectors import build_record

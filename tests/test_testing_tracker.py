@@ -6,9 +6,9 @@ import pytest
 from twisted.internet.testing import MemoryReactorClock
 
 from teltotwist.codec import Codec, tcp_ack
-from teltotwist.dispatch import Dispatcher
-from teltotwist.items import TrackerRecord
-from teltotwist.protocol import TeltonikaFactory
+from teltotwist.gateway.dispatch import Dispatcher
+from teltotwist.gateway.items import TrackerRecord
+from teltotwist.gateway.tcp import TeltonikaTcpFactory
 from teltotwist.testing import FakeTracker, RecordingSink
 from tests.vectors import build_record
 
@@ -17,7 +17,7 @@ from tests.vectors import build_record
 def test_records_sent_are_the_records_the_sink_gets(codec: Codec) -> None:
     clock = MemoryReactorClock()
     sink = RecordingSink()
-    factory = TeltonikaFactory(Dispatcher([sink], 5, clock), clock)
+    factory = TeltonikaTcpFactory(Dispatcher([sink], 5, clock), clock)
     tracker = FakeTracker(factory, imei="352093081452251")
     generation = 7 if codec is Codec.CODEC16 else None
     records = [
@@ -38,7 +38,7 @@ def test_records_sent_are_the_records_the_sink_gets(codec: Codec) -> None:
 
 def test_a_refused_connection_says_so() -> None:
     clock = MemoryReactorClock()
-    factory = TeltonikaFactory(Dispatcher([RecordingSink()], 5, clock), clock)
+    factory = TeltonikaTcpFactory(Dispatcher([RecordingSink()], 5, clock), clock)
     factory.stop_accepting()
 
     tracker = FakeTracker(factory)

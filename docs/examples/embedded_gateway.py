@@ -23,8 +23,8 @@ from twisted.logger import globalLogBeginner, textFileLogObserver
 from zope.interface import implementer
 
 import teltotwist
-from teltotwist.items import Item
-from teltotwist.protocol import Limits
+from teltotwist import Limits
+from teltotwist.gateway.items import Item
 from teltotwist.sinks import IRecordSink
 
 

@@ -17,7 +17,7 @@ from twisted.internet.ssl import (
 )
 
 from teltotwist.codec.stream import MAX_LOGIN_LENGTH
-from teltotwist.items import Item, TrackerRecord
+from teltotwist.gateway.items import Item, TrackerRecord
 from teltotwist.sinks.interfaces import SinkConfigurationError
 
 PASSWORD_VARIABLE = "TELTOTWIST_AMQP_PASSWORD"

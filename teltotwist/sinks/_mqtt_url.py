@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlsplit
 
 import attrs
 
-from teltotwist.items import Item, UnparsedFrame
+from teltotwist.gateway.items import Item, UnparsedFrame
 from teltotwist.sinks.interfaces import SinkConfigurationError
 
 DEFAULT_TOPIC = "teltonika/{imei}/{kind}"

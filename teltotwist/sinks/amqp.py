@@ -28,7 +28,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from teltotwist.items import Item, TrackerRecord, json_line
+from teltotwist.gateway.items import Item, TrackerRecord, json_line
 from teltotwist.sinks._amqp_settings import (
     PASSWORD_VARIABLE,
     AmqpSettings,

@@ -24,7 +24,7 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
-from teltotwist.items import Item, json_line
+from teltotwist.gateway.items import Item, json_line
 from teltotwist.sinks.interfaces import IRecordSink, SinkConfigurationError
 
 

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     # Only for annotations: twistd imports this module on every plugin scan.
     from twisted.internet.defer import Deferred
 
-    from teltotwist.items import Item
+    from teltotwist.gateway.items import Item
 
 
 class IRecordSink(Interface):
@@ -26,7 +26,7 @@ class IRecordSink(Interface):
     name = Attribute("A short label for logs, such as ``file:/var/lib/t.jsonl``.")
 
     def deliver(items: Sequence[Item]) -> Deferred[None]:
-        """Keep *items*, a sequence of :data:`teltotwist.items.Item`.
+        """Keep *items*, a sequence of :data:`teltotwist.gateway.items.Item`.
 
         :returns: a ``Deferred`` that fires once every item is durably
             accepted (written and flushed, HTTP 2xx, broker confirm ...) and

@@ -13,7 +13,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from teltotwist.items import Item, json_line
+from teltotwist.gateway.items import Item, json_line
 from teltotwist.sinks.interfaces import IRecordSink, SinkConfigurationError
 
 records_log = Logger(namespace="teltotwist.records")

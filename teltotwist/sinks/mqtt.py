@@ -26,7 +26,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from teltotwist.items import Item, json_line
+from teltotwist.gateway.items import Item, json_line
 from teltotwist.sinks._mqtt_url import (
     DEFAULT_TOPIC,
     PASSWORD_VARIABLE,

@@ -40,7 +40,7 @@ from twisted.web.http import PotentialDataLoss
 from twisted.web.iweb import IAgent, IBodyProducer, IResponse
 from zope.interface import implementer
 
-from teltotwist.items import Item, json_line
+from teltotwist.gateway.items import Item, json_line
 from teltotwist.sinks.interfaces import IRecordSink, SinkConfigurationError
 
 SECRET_VARIABLE = "TELTOTWIST_WEBHOOK_SECRET"

@@ -10,7 +10,7 @@ from typing import NamedTuple
 from twisted.internet.defer import Deferred, fail, succeed
 from zope.interface import implementer
 
-from teltotwist.items import Item
+from teltotwist.gateway.items import Item
 from teltotwist.sinks.interfaces import IRecordSink
 
 

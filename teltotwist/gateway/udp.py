@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_datagram -*-
+# -*- test-case-name: tests.test_gateway_udp -*-
 """The UDP listener: decode each datagram, deliver its records, then ACK it.
 
 A datagram is acknowledged (``udp_ack`` echoing both of its ids and its record
@@ -35,9 +35,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from teltotwist.codec import CodecError, UdpDatagram, decode_udp, udp_ack
-from teltotwist.dedupe import RecentIds
-from teltotwist.dispatch import Dispatcher
-from teltotwist.items import TrackerRecord, now_ms
+from teltotwist.gateway.dedupe import RecentIds
+from teltotwist.gateway.dispatch import Dispatcher
+from teltotwist.gateway.items import TrackerRecord, now_ms
 
 _log = Logger(namespace="teltotwist.udp")
 
@@ -71,7 +71,7 @@ class _Delivery:
                 waiter.errback(result)
 
 
-class TeltonikaDatagramProtocol(DatagramProtocol):
+class TeltonikaUdpProtocol(DatagramProtocol):
     """Receives Teltonika UDP datagrams and ACKs each once its records are held.
 
     :param allow: whether an IMEI may send; datagrams from others are dropped.

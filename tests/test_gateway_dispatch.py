@@ -7,8 +7,8 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 
 from teltotwist.codec import Codec
-from teltotwist.dispatch import DeliveryError, Dispatcher
-from teltotwist.items import Item, TrackerRecord
+from teltotwist.gateway.dispatch import DeliveryError, Dispatcher
+from teltotwist.gateway.items import Item, TrackerRecord
 from teltotwist.testing import RecordingSink
 from tests.vectors import build_record
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_service -*-
+# -*- test-case-name: tests.test_gateway_service -*-
 """The gateway as a Twisted service: listeners, sinks, and an orderly stop."""
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from twisted.internet.interfaces import (
 )
 from twisted.logger import Logger
 
-from teltotwist.datagram import TeltonikaDatagramProtocol
-from teltotwist.dispatch import Dispatcher
-from teltotwist.protocol import Limits, TeltonikaFactory
+from teltotwist.gateway.dispatch import Dispatcher
+from teltotwist.gateway.limits import Limits
+from teltotwist.gateway.tcp import TeltonikaTcpFactory
+from teltotwist.gateway.udp import TeltonikaUdpProtocol
 from teltotwist.sinks import IRecordSink
 
 DEFAULT_DRAIN_TIMEOUT = 10.0
@@ -39,12 +40,12 @@ class GatewayService(MultiService):
 
     def __init__(
         self,
-        factory: TeltonikaFactory,
+        factory: TeltonikaTcpFactory,
         endpoint: IStreamServerEndpoint,
         sinks: Sequence[IRecordSink],
         clock: IReactorTime,
         *,
-        udp: tuple[int, str, TeltonikaDatagramProtocol] | None = None,
+        udp: tuple[int, str, TeltonikaUdpProtocol] | None = None,
         drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
     ) -> None:
         MultiService.__init__(self)
@@ -63,7 +64,7 @@ class GatewayService(MultiService):
         # fails startService instead of leaving a gateway that never listens.
         tcp._raiseSynchronously = True
         self._listeners.addService(tcp)
-        self.datagram_protocol: TeltonikaDatagramProtocol | None = None
+        self.datagram_protocol: TeltonikaUdpProtocol | None = None
         if udp is not None:
             port, interface, protocol = udp
             self.datagram_protocol = protocol
@@ -126,7 +127,7 @@ def makeService(
     sinks: Sequence[IRecordSink],
     *,
     allow: Callable[[str], bool] = lambda imei: True,
-    limits: Limits = Limits(),  # noqa: B008 - frozen
+    limits: Limits = Limits(),
     udp_port: int | None = None,
     udp_interface: str = "",
     drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
@@ -142,10 +143,10 @@ def makeService(
     :param udp_port: also receive UDP datagrams on this port.
     """
     dispatcher = Dispatcher(sinks, limits.sink_timeout, reactor)
-    factory = TeltonikaFactory(dispatcher, reactor, allow=allow, limits=limits)
+    factory = TeltonikaTcpFactory(dispatcher, reactor, allow=allow, limits=limits)
     udp = None
     if udp_port is not None:
-        protocol = TeltonikaDatagramProtocol(dispatcher, allow, reactor)
+        protocol = TeltonikaUdpProtocol(dispatcher, allow, reactor)
         udp = (udp_port, udp_interface, protocol)
     return GatewayService(
         factory, endpoint, sinks, reactor, udp=udp, drain_timeout=drain_timeout

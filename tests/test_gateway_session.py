@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from teltotwist.codec import login_reply, tcp_ack
-from teltotwist.items import TrackerRecord, UnparsedFrame
-from teltotwist.session import (
+from teltotwist.gateway.items import TrackerRecord, UnparsedFrame
+from teltotwist.gateway.session import (
     Action,
     Close,
     CommandReceived,

@@ -1,22 +1,21 @@
-# -*- test-case-name: tests.test_protocol -*-
+# -*- test-case-name: tests.test_gateway_tcp -*-
 """Twisted's side of a tracker connection: moves bytes, timers and Deferreds
-for a :class:`~teltotwist.session.TrackerSession`; no parsing here."""
+for a :class:`~teltotwist.gateway.session.TrackerSession`; no parsing here."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import attrs
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from teltotwist.codec import DEFAULT_MAX_FRAME_SIZE
-from teltotwist.dispatch import Dispatcher
-from teltotwist.items import Item, now_ms
-from teltotwist.session import (
+from teltotwist.gateway.dispatch import Dispatcher
+from teltotwist.gateway.items import Item, now_ms
+from teltotwist.gateway.limits import Limits
+from teltotwist.gateway.session import (
     Action,
     Close,
     CommandReceived,
@@ -28,29 +27,12 @@ from teltotwist.session import (
 )
 
 
-@attrs.frozen
-class Limits:
-    """How long to wait, and how much to take, before closing a connection."""
-
-    login_timeout: float = 30.0
-    """Seconds from connecting to the IMEI login."""
-    idle_timeout: float = 600.0
-    """Seconds without a byte from a logged-in tracker. Longer than the
-    trackers' usual Open Link Timeout (300 s on FMB devices by default)."""
-    sink_timeout: float = 20.0
-    """Seconds the sinks have to accept a packet before it goes unacknowledged."""
-    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
-    """The largest frame accepted, in bytes."""
-    max_connections: int = 10_000
-    """Connections beyond this are closed as soon as they are accepted."""
-
-
-class TeltonikaProtocol(Protocol):
+class TeltonikaTcpProtocol(Protocol):
     """One tracker's TCP connection."""
 
     log = Logger()
 
-    def __init__(self, factory: TeltonikaFactory, peer: str) -> None:
+    def __init__(self, factory: TeltonikaTcpFactory, peer: str) -> None:
         self.factory = factory
         self.peer = peer
         self.session = TrackerSession(
@@ -159,8 +141,8 @@ class TeltonikaProtocol(Protocol):
         self._perform(self.session.timed_out(f"{what} for {seconds:g} s"))
 
 
-class TeltonikaFactory(Factory):
-    """Makes a :class:`TeltonikaProtocol` per tracker connection, keeps the
+class TeltonikaTcpFactory(Factory):
+    """Makes a :class:`TeltonikaTcpProtocol` per tracker connection, keeps the
     newest connection per IMEI, and knows what is in flight for shutdown."""
 
     log = Logger()
@@ -181,11 +163,11 @@ class TeltonikaFactory(Factory):
         self.limits = limits
         self.now_ms = now_ms
         self.stopping = False
-        self.connections: set[TeltonikaProtocol] = set()
-        self.by_imei: dict[str, TeltonikaProtocol] = {}
+        self.connections: set[TeltonikaTcpProtocol] = set()
+        self.by_imei: dict[str, TeltonikaTcpProtocol] = {}
         self._in_flight: set[Deferred[None]] = set()
 
-    def buildProtocol(self, addr: IAddress) -> TeltonikaProtocol | None:  # type: ignore[override]
+    def buildProtocol(self, addr: IAddress) -> TeltonikaTcpProtocol | None:  # type: ignore[override]
         peer = _describe(addr)
         if self.stopping:
             return None
@@ -196,18 +178,18 @@ class TeltonikaFactory(Factory):
                 count=len(self.connections),
             )
             return None
-        protocol = TeltonikaProtocol(self, peer)
+        protocol = TeltonikaTcpProtocol(self, peer)
         self.connections.add(protocol)
         return protocol
 
-    def logged_in(self, protocol: TeltonikaProtocol, imei: str) -> None:
+    def logged_in(self, protocol: TeltonikaTcpProtocol, imei: str) -> None:
         """The newest session of an IMEI wins; an older one is closed."""
         older = self.by_imei.get(imei)
         self.by_imei[imei] = protocol
         if older is not None and older is not protocol:
             older.replace()
 
-    def forget(self, protocol: TeltonikaProtocol) -> None:
+    def forget(self, protocol: TeltonikaTcpProtocol) -> None:
         """*protocol*'s connection is gone."""
         self.connections.discard(protocol)
         imei = protocol.session.imei

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_dedupe -*-
+# -*- test-case-name: tests.test_gateway_dedupe -*-
 """A bounded memory of recently delivered item ids, to drop tracker resends."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_allowlist -*-
+# -*- test-case-name: tests.test_gateway_allowlist -*-
 """``--allow-imeis FILE``: which trackers may log in, re-read when it changes."""
 
 from __future__ import annotations

@@ -6,9 +6,10 @@ import pytest
 from twisted.internet.testing import MemoryReactorClock
 
 from teltotwist.codec import tcp_ack
-from teltotwist.dispatch import Dispatcher
-from teltotwist.items import TrackerRecord
-from teltotwist.protocol import Limits, TeltonikaFactory
+from teltotwist.gateway.dispatch import Dispatcher
+from teltotwist.gateway.items import TrackerRecord
+from teltotwist.gateway.limits import Limits
+from teltotwist.gateway.tcp import TeltonikaTcpFactory
 from teltotwist.testing import FakeTracker, RecordingSink
 from tests.vectors import by_id
 
@@ -29,13 +30,13 @@ def sink() -> RecordingSink:
 
 
 @pytest.fixture
-def factory(clock: MemoryReactorClock, sink: RecordingSink) -> TeltonikaFactory:
+def factory(clock: MemoryReactorClock, sink: RecordingSink) -> TeltonikaTcpFactory:
     dispatcher = Dispatcher([sink], LIMITS.sink_timeout, clock)
-    return TeltonikaFactory(dispatcher, clock, limits=LIMITS, now_ms=lambda: 0)
+    return TeltonikaTcpFactory(dispatcher, clock, limits=LIMITS, now_ms=lambda: 0)
 
 
 def test_records_reach_the_sink_and_the_tracker_gets_its_ack(
-    factory: TeltonikaFactory, sink: RecordingSink
+    factory: TeltonikaTcpFactory, sink: RecordingSink
 ) -> None:
     tracker = FakeTracker(factory)
 
@@ -47,7 +48,7 @@ def test_records_reach_the_sink_and_the_tracker_gets_its_ack(
 
 
 def test_no_ack_and_no_reading_until_the_sink_accepts(
-    factory: TeltonikaFactory, sink: RecordingSink
+    factory: TeltonikaTcpFactory, sink: RecordingSink
 ) -> None:
     tracker = FakeTracker(factory)
     tracker.login()
@@ -62,7 +63,7 @@ def test_no_ack_and_no_reading_until_the_sink_accepts(
 
 
 def test_failing_sink_means_no_ack_and_a_closed_connection(
-    factory: TeltonikaFactory, sink: RecordingSink
+    factory: TeltonikaTcpFactory, sink: RecordingSink
 ) -> None:
     tracker = FakeTracker(factory)
     tracker.login()
@@ -73,7 +74,7 @@ def test_failing_sink_means_no_ack_and_a_closed_connection(
 
 
 def test_sink_timeout_means_no_ack(
-    factory: TeltonikaFactory, sink: RecordingSink, clock: MemoryReactorClock
+    factory: TeltonikaTcpFactory, sink: RecordingSink, clock: MemoryReactorClock
 ) -> None:
     tracker = FakeTracker(factory)
     tracker.login()
@@ -87,7 +88,7 @@ def test_sink_timeout_means_no_ack(
     assert sink.pending == ()
 
 
-def test_command_frames_are_never_acked(factory: TeltonikaFactory) -> None:
+def test_command_frames_are_never_acked(factory: TeltonikaTcpFactory) -> None:
     tracker = FakeTracker(factory)
     tracker.login()
 
@@ -96,7 +97,7 @@ def test_command_frames_are_never_acked(factory: TeltonikaFactory) -> None:
     assert tracker.send(CODEC8) == tcp_ack(1)
 
 
-def test_bad_crc_closes_without_writing_anything(factory: TeltonikaFactory) -> None:
+def test_bad_crc_closes_without_writing_anything(factory: TeltonikaTcpFactory) -> None:
     tracker = FakeTracker(factory)
     tracker.login()
 
@@ -105,7 +106,7 @@ def test_bad_crc_closes_without_writing_anything(factory: TeltonikaFactory) -> N
 
 
 def test_login_timeout_closes(
-    factory: TeltonikaFactory, clock: MemoryReactorClock
+    factory: TeltonikaTcpFactory, clock: MemoryReactorClock
 ) -> None:
     tracker = FakeTracker(factory)
 
@@ -117,7 +118,7 @@ def test_login_timeout_closes(
 
 
 def test_idle_timeout_restarts_with_every_byte(
-    factory: TeltonikaFactory, clock: MemoryReactorClock
+    factory: TeltonikaTcpFactory, clock: MemoryReactorClock
 ) -> None:
     tracker = FakeTracker(factory)
     tracker.login()
@@ -130,7 +131,7 @@ def test_idle_timeout_restarts_with_every_byte(
     assert not tracker.connected
 
 
-def test_newest_login_of_an_imei_wins(factory: TeltonikaFactory) -> None:
+def test_newest_login_of_an_imei_wins(factory: TeltonikaTcpFactory) -> None:
     older = FakeTracker(factory)
     older.login()
     newer = FakeTracker(factory, peer=("192.0.2.11", 40_001))
@@ -142,7 +143,7 @@ def test_newest_login_of_an_imei_wins(factory: TeltonikaFactory) -> None:
     assert factory.by_imei[newer.imei] is newer.protocol
 
 
-def test_connections_beyond_the_limit_are_refused(factory: TeltonikaFactory) -> None:
+def test_connections_beyond_the_limit_are_refused(factory: TeltonikaTcpFactory) -> None:
     open_ = [FakeTracker(factory) for _ in range(LIMITS.max_connections)]
     refused = FakeTracker(factory)
 
@@ -153,7 +154,7 @@ def test_connections_beyond_the_limit_are_refused(factory: TeltonikaFactory) -> 
 
 
 def test_nothing_is_acked_once_shutdown_began(
-    factory: TeltonikaFactory, sink: RecordingSink
+    factory: TeltonikaTcpFactory, sink: RecordingSink
 ) -> None:
     tracker = FakeTracker(factory)
     tracker.login()

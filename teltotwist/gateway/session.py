@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_session -*-
+# -*- test-case-name: tests.test_gateway_session -*-
 """One tracker connection as a pure state machine (sans-IO).
 
 Bytes go in; actions come out: bytes to write, items to deliver before an ACK,
@@ -33,7 +33,7 @@ from teltotwist.codec import (
     login_reply,
     tcp_ack,
 )
-from teltotwist.items import Item, TrackerRecord, UnparsedFrame
+from teltotwist.gateway.items import Item, TrackerRecord, UnparsedFrame
 
 _CODEC_OFFSET = 8
 _RECORD_COUNT_OFFSET = 9

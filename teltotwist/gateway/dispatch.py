@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_dispatch -*-
+# -*- test-case-name: tests.test_gateway_dispatch -*-
 """Fan one packet's items out to every sink; succeed only if all accept them."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from twisted.internet.defer import TimeoutError as DeferredTimeoutError
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
-from teltotwist.items import Item
+from teltotwist.gateway.items import Item
 from teltotwist.sinks import IRecordSink
 
 

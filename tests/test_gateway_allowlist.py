@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from twisted.internet.testing import MemoryReactorClock
 
-from teltotwist.allowlist import AllowlistError, ImeiAllowlist, parse_allowlist
+from teltotwist.gateway.allowlist import AllowlistError, ImeiAllowlist, parse_allowlist
 
 FIRST = "356307042441013"
 SECOND = "352093081452251"

@@ -26,8 +26,8 @@ from twisted.logger import LogEvent, LogLevel, capturedLogs, formatEvent
 from zope.interface import implementer
 
 from teltotwist.codec import AvlPacket, Codec, UdpDatagram, decode_udp, encode_udp
-from teltotwist.datagram import TeltonikaDatagramProtocol
-from teltotwist.dispatch import Dispatcher
+from teltotwist.gateway.dispatch import Dispatcher
+from teltotwist.gateway.udp import TeltonikaUdpProtocol
 from teltotwist.testing import RecordingSink
 from tests.vectors import UDP_VALID, Vector, by_id, vector_id
 
@@ -66,7 +66,7 @@ class RecordingTransport:
 
 @attrs.define
 class Gateway:
-    protocol: TeltonikaDatagramProtocol
+    protocol: TeltonikaUdpProtocol
     transport: RecordingTransport
     sink: RecordingSink
     clock: MemoryReactorClock
@@ -89,7 +89,7 @@ def delivered_ids(gateway: Gateway) -> list[str]:
 def make_gateway(allow: Callable[[str], bool] = lambda imei: True) -> Gateway:
     clock = MemoryReactorClock()
     sink = RecordingSink()
-    protocol = TeltonikaDatagramProtocol(
+    protocol = TeltonikaUdpProtocol(
         Dispatcher([sink], SINK_TIMEOUT, clock),
         allow,
         clock,
@@ -407,7 +407,7 @@ async def test_loopback_datagram_is_delivered_and_acked() -> None:
     clock = cast(IReactorTime, reactor)
     udp = cast(IReactorUDP, reactor)
     sink = RecordingSink()
-    listener = TeltonikaDatagramProtocol(
+    listener = TeltonikaUdpProtocol(
         Dispatcher([sink], SINK_TIMEOUT, clock), lambda imei: True, clock
     )
     tracker = AckCatcher()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from teltotwist.dedupe import RecentIds
+from teltotwist.gateway.dedupe import RecentIds
 
 
 def test_an_id_is_seen_until_the_window_has_passed() -> None:

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_items -*-
+# -*- test-case-name: tests.test_gateway_items -*-
 """What sinks receive: decoded records with their tracker's IMEI, and the raw
 frames that could not be decoded but must still be kept (and ACKed).
 

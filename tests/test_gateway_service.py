@@ -20,7 +20,7 @@ from twisted.logger import capturedLogs, formatEvent
 
 import teltotwist
 from teltotwist.codec import tcp_ack
-from teltotwist.service import GatewayService
+from teltotwist.gateway.service import GatewayService
 from teltotwist.testing import RecordingSink
 from tests.net import PortReportingEndpoint, TrackerClient
 from tests.vectors import by_id

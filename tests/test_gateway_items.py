@@ -7,7 +7,7 @@ import json
 import attrs
 
 from teltotwist.codec import Codec
-from teltotwist.items import TrackerRecord, UnparsedFrame, json_line, record_id
+from teltotwist.gateway.items import TrackerRecord, UnparsedFrame, json_line, record_id
 from tests.vectors import WIKI_CODEC8_JSON, build_record, by_id
 
 IMEI = "356307042441013"

@@ -1,0 +1,25 @@
+# -*- test-case-name: tests.test_gateway_tcp -*-
+"""The limits a connection lives within: timeouts and sizes."""
+
+from __future__ import annotations
+
+import attrs
+
+from teltotwist.codec import DEFAULT_MAX_FRAME_SIZE
+
+
+@attrs.frozen
+class Limits:
+    """How long to wait, and how much to take, before closing a connection."""
+
+    login_timeout: float = 30.0
+    """Seconds from connecting to the IMEI login."""
+    idle_timeout: float = 600.0
+    """Seconds without a byte from a logged-in tracker. Longer than the
+    trackers' usual Open Link Timeout (300 s on FMB devices by default)."""
+    sink_timeout: float = 20.0
+    """Seconds the sinks have to accept a packet before it goes unacknowledged."""
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+    """The largest frame accepted, in bytes."""
+    max_connections: int = 10_000
+    """Connections beyond this are closed as soon as they are accepted."""
