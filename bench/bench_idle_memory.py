@@ -41,6 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from teltotwist.codec import encode_login
+
 TARGET_BYTES = 30 * 1024
 """The goal of issue 5: under 30 KB of server memory per idle connection."""
 FIRST_IMEI = 356_307_040_000_000
@@ -71,9 +73,7 @@ class Sample:
 
 def login(number: int) -> bytes:
     """The 17-byte IMEI login of the *number*-th tracker."""
-    imei = str(FIRST_IMEI + number).encode("ascii")
-    assert len(imei) == 15
-    return len(imei).to_bytes(2, "big") + imei
+    return encode_login(str(FIRST_IMEI + number))
 
 
 def read_memory(pid: int) -> Memory:

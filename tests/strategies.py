@@ -16,6 +16,7 @@ from teltotwist.codec import (
     StreamEvent,
     UdpDatagram,
     encode_frame,
+    encode_login,
     io_elements,
 )
 
@@ -142,7 +143,7 @@ frames = st.one_of(avl_packets(max_records=3), command_frames()).map(encode_fram
 def event_bytes(event: StreamEvent) -> bytes:
     """What a tracker writes for *event*."""
     if isinstance(event, Login):
-        return len(event.imei).to_bytes(2, "big") + event.imei.encode("ascii")
+        return encode_login(event.imei)
     if isinstance(event, Ping):
         return b"\xff"
     return event.data

@@ -17,7 +17,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.testing import MemoryReactorClock
 
 import teltotwist
-from teltotwist.codec import AvlPacket, AvlRecord, io_elements, tcp_ack
+from teltotwist.codec import AvlPacket, AvlRecord, encode_login, io_elements, tcp_ack
 from teltotwist.gateway.items import record_id
 from teltotwist.gateway.limits import Limits
 from teltotwist.testing import FakeTracker, RecordingSink
@@ -46,7 +46,7 @@ def test_the_embedded_gateway_example_acks_and_prints_record_ids() -> None:
         assert port is not None, "the example did not listen:\n" + "".join(output)
 
         with socket.create_connection(("127.0.0.1", port), timeout=10) as tracker:
-            tracker.sendall(len(IMEI).to_bytes(2, "big") + IMEI.encode())
+            tracker.sendall(encode_login(IMEI))
             assert tracker.recv(1) == b"\x01"
             tracker.sendall(CODEC8)
             assert receive_exactly(tracker, 4) == tcp_ack(1)

@@ -35,7 +35,7 @@ from twisted.protocols.portforward import ProxyFactory
 from twisted.python.failure import Failure
 
 import teltotwist
-from teltotwist.codec import AvlPacket, tcp_ack
+from teltotwist.codec import AvlPacket, encode_login, tcp_ack
 from teltotwist.gateway.dispatch import DeliveryError, Dispatcher
 from teltotwist.gateway.items import Item, TrackerRecord, UnparsedFrame, json_line
 from teltotwist.sinks import SinkConfigurationError
@@ -676,7 +676,7 @@ async def test_a_broker_outage_leaves_the_tracker_unacked_until_it_resends(
 async def logged_in(port: int) -> TrackerClient:
     endpoint = TCP4ClientEndpoint(clock, "127.0.0.1", port)
     tracker: TrackerClient = await connectProtocol(endpoint, TrackerClient())
-    tracker.send(len(IMEI).to_bytes(2, "big") + IMEI.encode())
+    tracker.send(encode_login(IMEI))
     assert await tracker.read(1) == b"\x01"
     return tracker
 

@@ -44,7 +44,7 @@ from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 
 import teltotwist
-from teltotwist.codec import AvlPacket, tcp_ack
+from teltotwist.codec import AvlPacket, encode_login, tcp_ack
 from teltotwist.gateway.dispatch import DeliveryError, Dispatcher
 from teltotwist.gateway.items import TrackerRecord, UnparsedFrame
 from teltotwist.gateway.limits import Limits
@@ -691,7 +691,7 @@ async def test_the_gateway_acks_only_what_the_broker_acknowledged(
     async def tracker() -> TrackerClient:
         address = TCP4ClientEndpoint(reactor, "127.0.0.1", listening.getHost().port)  # type: ignore[attr-defined]
         client: TrackerClient = await connectProtocol(address, TrackerClient())
-        client.send(len(imei).to_bytes(2, "big") + imei.encode())
+        client.send(encode_login(imei))
         assert await client.read(1) == b"\x01"
         return client
 

@@ -45,7 +45,7 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 import teltotwist
-from teltotwist.codec import AvlPacket, tcp_ack
+from teltotwist.codec import AvlPacket, encode_login, tcp_ack
 from teltotwist.gateway.dispatch import DeliveryError, Dispatcher
 from teltotwist.gateway.items import TrackerRecord
 from teltotwist.gateway.limits import Limits
@@ -66,7 +66,7 @@ from tests.vectors import WIKI_CODEC8_JSON, by_id
 IMEI = "356307042441013"
 RECEIVED_AT_MS = 1_795_251_600_123
 """2026-11-21T09:00:00.123Z"""
-LOGIN = len(IMEI).to_bytes(2, "big") + IMEI.encode()
+LOGIN = encode_login(IMEI)
 CODEC8 = by_id("wiki-c8-tcp-1").data
 SECRET = b"correct horse battery staple"
 MEMORY_URL = "http://hook.example/teltonika"

@@ -27,6 +27,13 @@ from teltotwist.codec.frame import (
     decode_frame,
     encode_frame,
 )
+from teltotwist.codec.imei import (
+    IMEI_LENGTH,
+    MAX_LOGIN_LENGTH,
+    ImeiPolicy,
+    encode_login,
+    is_digits,
+)
 from teltotwist.codec.model import (
     AVL_CODECS,
     COMMAND_CODECS,
@@ -61,6 +68,8 @@ __all__ = [
     "COMMAND_CODECS",
     "DEFAULT_MAX_FRAME_SIZE",
     "FRAME_OVERHEAD",
+    "IMEI_LENGTH",
+    "MAX_LOGIN_LENGTH",
     "AvlPacket",
     "AvlRecord",
     "CRCMismatchError",
@@ -73,6 +82,7 @@ __all__ = [
     "Frame",
     "FrameTooLargeError",
     "FramingError",
+    "ImeiPolicy",
     "InvalidLoginError",
     "IoLayout",
     "IoValue",
@@ -95,9 +105,11 @@ __all__ = [
     "decode_udp",
     "encode_avl_payload",
     "encode_frame",
+    "encode_login",
     "encode_udp",
     "format_timestamp_ms",
     "io_elements",
+    "is_digits",
     "login_reply",
     "packet_to_json",
     "record_to_json",

@@ -17,6 +17,7 @@ from teltotwist.codec.errors import (
     UnknownCodecError,
     ValueRangeError,
 )
+from teltotwist.codec.imei import is_digits
 from teltotwist.codec.model import COMMAND_CODECS, Codec, CommandFrame, CommandMessage
 
 _TYPE_AND_SIZE = struct.Struct(">BI")
@@ -44,7 +45,7 @@ def decode_imei_field(field: bytes) -> str:
 
 def encode_imei_field(imei: str) -> bytes:
     """The 8-byte Codec 14/15 form of a 15-digit IMEI."""
-    if not (imei.isdigit() and imei.isascii() and len(imei) <= 2 * _IMEI_BYTES):
+    if not (is_digits(imei) and len(imei) <= 2 * _IMEI_BYTES):
         raise ValueRangeError(f"IMEI must be at most 16 digits, not {imei!r}")
     return bytes.fromhex(imei.rjust(2 * _IMEI_BYTES, "0"))
 

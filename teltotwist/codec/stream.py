@@ -10,17 +10,12 @@ from __future__ import annotations
 
 import attrs
 
-from teltotwist.codec.errors import (
-    CodecError,
-    FrameTooLargeError,
-    FramingError,
-    InvalidLoginError,
-)
+from teltotwist.codec.errors import CodecError, FrameTooLargeError, FramingError
 from teltotwist.codec.frame import FRAME_OVERHEAD, HEADER
+from teltotwist.codec.imei import check_login_bytes, check_login_length
 
 DEFAULT_MAX_FRAME_SIZE = 64 * 1024
 """Real frames exceed the documented 1,280 bytes; this leaves ample room."""
-MAX_LOGIN_LENGTH = 32
 _PING = 0xFF
 
 
@@ -127,15 +122,9 @@ class StreamFramer:
     def _login(
         buffer: bytearray, position: int, length: int, available: int
     ) -> tuple[Login, int] | None:
-        if length > MAX_LOGIN_LENGTH:
-            raise InvalidLoginError(
-                f"login of {length} bytes is longer than {MAX_LOGIN_LENGTH}", position
-            )
+        check_login_length(length, position)
         received = bytes(buffer[position + 2 : position + 2 + length])
-        if received and not (received.isdigit() and received.isascii()):
-            raise InvalidLoginError(
-                f"IMEI {received!r} is not all digits", position + 2
-            )
+        check_login_bytes(received, position + 2)
         if available < length + 2:
             return None
         return Login(received.decode("ascii")), length + 2

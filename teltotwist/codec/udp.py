@@ -9,13 +9,12 @@ import attrs
 
 from teltotwist.codec.avl import decode_avl_payload, encode_avl_payload
 from teltotwist.codec.errors import (
-    InvalidLoginError,
     LengthMismatchError,
     TruncatedError,
     ValueRangeError,
 )
+from teltotwist.codec.imei import check_login_bytes, check_login_length, encode_login
 from teltotwist.codec.model import AvlPacket
-from teltotwist.codec.stream import MAX_LOGIN_LENGTH
 
 _HEADER = struct.Struct(">HHBBH")
 """Length, packet id, the "not usable" byte, AVL packet id, IMEI length."""
@@ -47,29 +46,27 @@ def decode_udp(datagram: bytes) -> UdpDatagram:
         raise LengthMismatchError(
             f"length field says {length} bytes follow it, {len(datagram) - 2} do", 0
         )
-    if not 0 < imei_length <= MAX_LOGIN_LENGTH:
-        raise InvalidLoginError(f"IMEI length {imei_length} is implausible", 6)
+    check_login_length(imei_length, 6)
     payload_start = _HEADER.size + imei_length
     if payload_start > len(datagram):
         raise TruncatedError("the IMEI runs past the datagram", _HEADER.size)
     imei = datagram[_HEADER.size : payload_start]
-    if not (imei.isdigit() and imei.isascii()):
-        raise InvalidLoginError(f"IMEI {imei!r} is not all digits", _HEADER.size)
+    if not imei:
+        raise TruncatedError("the IMEI is missing", _HEADER.size)
+    check_login_bytes(imei, _HEADER.size)
     packet = decode_avl_payload(datagram, payload_start, len(datagram))
     return UdpDatagram(packet_id, avl_packet_id, imei.decode("ascii"), packet)
 
 
 def encode_udp(datagram: UdpDatagram) -> bytes:
     """Encode a UDP datagram as a tracker sends it."""
-    if not (datagram.imei.isdigit() and datagram.imei.isascii()):
-        raise ValueRangeError(f"IMEI must be digits, not {datagram.imei!r}")
-    imei = datagram.imei.encode("ascii")
+    login = encode_login(datagram.imei)
     payload = encode_avl_payload(datagram.packet)
-    length = _HEADER.size - 2 + len(imei) + len(payload)
+    length = _HEADER.size - 4 + len(login) + len(payload)
     try:
         header = _HEADER.pack(
-            length, datagram.packet_id, _NOT_USABLE, datagram.avl_packet_id, len(imei)
+            length, datagram.packet_id, _NOT_USABLE, datagram.avl_packet_id, 0
         )
     except struct.error as error:
         raise ValueRangeError(f"UDP header field out of range: {error}") from None
-    return header + imei + payload
+    return header[:-2] + login + payload

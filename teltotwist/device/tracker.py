@@ -39,6 +39,7 @@ from teltotwist.codec import (
     Frame,
     decode_frame,
     encode_frame,
+    encode_login,
 )
 from teltotwist.device.commands import CommandResponder
 from teltotwist.device.replies import Ack, LoginReply, ReplyReader
@@ -254,8 +255,7 @@ class VirtualTracker:
             link.close()
             return
         self._link = link
-        imei = self.settings.imei.encode("ascii")
-        self._write(len(imei).to_bytes(2, "big") + imei)
+        self._write(encode_login(self.settings.imei))
         self._arm_response("login reply")
 
     def _received(self, link: _Link, data: bytes) -> None:

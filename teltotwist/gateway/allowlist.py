@@ -11,7 +11,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-MAX_IMEI_LENGTH = 32
+from teltotwist.codec.imei import MAX_LOGIN_LENGTH, is_digits
 
 
 class AllowlistError(ValueError):
@@ -25,7 +25,7 @@ def parse_allowlist(text: str, source: str) -> frozenset[str]:
         entry = line.split("#", 1)[0].strip()
         if not entry:
             continue
-        if not (entry.isdigit() and entry.isascii() and len(entry) <= MAX_IMEI_LENGTH):
+        if not (is_digits(entry) and len(entry) <= MAX_LOGIN_LENGTH):
             raise AllowlistError(f"{source}:{number}: {entry!r} is not an IMEI")
         imeis.add(entry)
     return frozenset(imeis)

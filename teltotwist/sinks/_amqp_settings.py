@@ -16,7 +16,7 @@ from twisted.internet.ssl import (
     trustRootFromCertificates,
 )
 
-from teltotwist.codec.stream import MAX_LOGIN_LENGTH
+from teltotwist.codec.imei import MAX_LOGIN_LENGTH
 from teltotwist.gateway.items import Item, TrackerRecord
 from teltotwist.sinks.interfaces import SinkConfigurationError
 

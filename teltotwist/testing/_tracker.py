@@ -10,7 +10,7 @@ from twisted.internet.interfaces import IProtocol, IProtocolFactory
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from teltotwist.codec import AvlPacket, AvlRecord, Codec, encode_frame
+from teltotwist.codec import AvlPacket, AvlRecord, Codec, encode_frame, encode_login
 
 DEFAULT_IMEI = "356307042441013"
 
@@ -54,8 +54,7 @@ class FakeTracker:
 
     def login(self) -> bytes:
         """Send the IMEI login; return the reply (``01`` accepted, ``00`` not)."""
-        imei = self.imei.encode("ascii")
-        return self.send(len(imei).to_bytes(2, "big") + imei)
+        return self.send(encode_login(self.imei))
 
     def send_records(
         self, records: Sequence[AvlRecord], codec: Codec = Codec.CODEC8
