@@ -13,6 +13,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.python import usage
 
+from teltotwist.codec import ImeiPolicy
 from teltotwist.gateway.allowlist import AllowlistError, ImeiAllowlist, parse_allowlist
 from teltotwist.gateway.limits import Limits
 from teltotwist.gateway.service import DEFAULT_DRAIN_TIMEOUT
@@ -61,6 +62,14 @@ class Options(usage.Options):
             None,
             "File of IMEIs allowed to log in, one per line; others are refused. "
             "Re-read when it changes or on SIGHUP. Default: all may log in.",
+        ],
+        [
+            "imei-length",
+            None,
+            None,
+            "Digits a login must have to be taken for a tracker: N, or MIN-MAX "
+            "for fleets with other identifiers (at most 32). Default: 15.",
+            ImeiPolicy.parse,
         ],
         [
             "login-timeout",
@@ -128,6 +137,8 @@ class Options(usage.Options):
         raise SystemExit(0)
 
     def postOptions(self) -> None:
+        if self["imei-length"] is None:
+            self["imei-length"] = ImeiPolicy()
         if not self["sinks"]:
             self["sinks"].append(make_sink("log"))
         from twisted.internet import reactor  # noqa: PLC0415 - after --reactor
@@ -200,6 +211,7 @@ def makeService(options: Options) -> IService:
         sink_timeout=options["sink-timeout"],
         max_frame_size=options["max-frame-size"],
         max_connections=options["max-connections"],
+        imei_policy=options["imei-length"],
     )
     sinks: list[IRecordSink] = options["sinks"]
     gateway = makeGateway(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from teltotwist.codec import login_reply, tcp_ack
+from teltotwist.codec import ImeiPolicy, encode_login, login_reply, tcp_ack
 from teltotwist.gateway.items import TrackerRecord, UnparsedFrame
 from teltotwist.gateway.session import (
     Action,
@@ -20,7 +20,7 @@ from teltotwist.gateway.session import (
 from tests.vectors import by_id, frame_payload, payload_of
 
 IMEI = "356307042441013"
-LOGIN = bytes.fromhex("000F") + IMEI.encode()
+LOGIN = encode_login(IMEI)
 CODEC8 = by_id("wiki-c8-tcp-1").data
 CODEC8E_TWO_RECORDS = by_id("traccar-01-avl").data
 GETINFO_RESPONSE = by_id("wiki-c12-getinfo-resp").data
@@ -112,6 +112,27 @@ def test_unknown_imei_gets_00_and_is_closed() -> None:
     assert isinstance(close, Close) and IMEI in close.reason
     assert session.state is State.CLOSED
     assert session.data_received(CODEC8) == []
+
+
+@pytest.mark.parametrize("login", ["35630704244101", "3563070424410130", "7"])
+def test_an_implausible_imei_is_refused_even_when_allowed(login: str) -> None:
+    session = new_session(allowed=frozenset({login}))
+
+    send, close = session.data_received(encode_login(login))
+
+    assert send == Send(b"\x00")
+    assert isinstance(close, Close)
+    assert (
+        close.reason == f"login refused: {login} has {len(login)} digits, not 15 digits"
+    )
+
+
+def test_a_policy_for_other_identifiers_lets_them_log_in() -> None:
+    session = TrackerSession(
+        lambda imei: True, lambda: RECEIVED_AT, 64 * 1024, ImeiPolicy.parse("1-20")
+    )
+
+    assert session.data_received(encode_login("7")) == [Send(b"\x01"), LoggedIn("7")]
 
 
 @pytest.mark.parametrize(

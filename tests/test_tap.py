@@ -14,6 +14,7 @@ from twisted.internet.task import deferLater
 from twisted.logger import capturedLogs, formatEvent
 from twisted.python import usage
 
+from teltotwist.codec import ImeiPolicy
 from teltotwist.gateway.allowlist import ImeiAllowlist
 from teltotwist.gateway.service import GatewayService
 from teltotwist.sinks.file import FileSink
@@ -35,6 +36,13 @@ def test_defaults_listen_on_5027_and_log_records() -> None:
     assert isinstance(sink, LogSink)
     assert options["udp-port"] is None
     assert options["allow-imeis"] is None
+
+
+def test_imei_length_takes_a_length_or_a_range() -> None:
+    assert parse()["imei-length"] == ImeiPolicy(15, 15)
+    assert parse("--imei-length", "10-20")["imei-length"] == ImeiPolicy(10, 20)
+    with pytest.raises(usage.UsageError, match="14-16"):
+        parse("--imei-length", "40")
 
 
 def test_port_takes_a_number_or_an_endpoint_string() -> None:

@@ -1,11 +1,12 @@
 # -*- test-case-name: tests.test_gateway_tcp -*-
-"""The limits a connection lives within: timeouts and sizes."""
+"""The limits a connection lives within: timeouts, sizes, and which
+identifiers count as a tracker."""
 
 from __future__ import annotations
 
 import attrs
 
-from teltotwist.codec import DEFAULT_MAX_FRAME_SIZE
+from teltotwist.codec import DEFAULT_MAX_FRAME_SIZE, ImeiPolicy
 
 
 @attrs.frozen
@@ -23,3 +24,6 @@ class Limits:
     """The largest frame accepted, in bytes."""
     max_connections: int = 10_000
     """Connections beyond this are closed as soon as they are accepted."""
+    imei_policy: ImeiPolicy = ImeiPolicy()
+    """Which logins are plausible trackers (15 digits by default); others are
+    refused before the allowlist is asked."""

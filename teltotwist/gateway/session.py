@@ -25,6 +25,7 @@ from teltotwist.codec import (
     CodecError,
     CommandFrame,
     Frame,
+    ImeiPolicy,
     Login,
     StreamEvent,
     StreamFramer,
@@ -103,6 +104,7 @@ class TrackerSession:
 
     :param allow: says whether an IMEI may log in.
     :param now_ms: the clock stamping ``received_at`` (milliseconds).
+    :param imei_policy: which logins are plausible trackers at all.
     """
 
     def __init__(
@@ -110,8 +112,10 @@ class TrackerSession:
         allow: Callable[[str], bool],
         now_ms: Callable[[], int],
         max_frame_size: int,
+        imei_policy: ImeiPolicy = ImeiPolicy(),
     ) -> None:
         self._allow = allow
+        self._imei_policy = imei_policy
         self._now_ms = now_ms
         self._framer = StreamFramer(max_frame_size)
         # Created only while events wait: an empty deque costs 760 bytes, and
@@ -191,6 +195,9 @@ class TrackerSession:
     def _login(self, imei: str) -> Sequence[Action]:
         if self.state is not State.AWAITING_LOGIN:
             return self._close(f"a second login ({imei}) on one connection")
+        problem = self._imei_policy.problem(imei)
+        if problem is not None:
+            return [Send(login_reply(False)), *self._close(f"login refused: {problem}")]
         if not self._allow(imei):
             return [
                 Send(login_reply(False)),

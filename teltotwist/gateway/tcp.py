@@ -36,7 +36,10 @@ class TeltonikaTcpProtocol(Protocol):
         self.factory = factory
         self.peer = peer
         self.session = TrackerSession(
-            factory.allow, factory.now_ms, factory.limits.max_frame_size
+            factory.allow,
+            factory.now_ms,
+            factory.limits.max_frame_size,
+            factory.limits.imei_policy,
         )
         self._timer: IDelayedCall | None = None
 
