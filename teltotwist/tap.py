@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from twisted.application.service import IService, MultiService, Service
+from twisted.copyright import version as twisted_version
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.python import usage
 
+from teltotwist.cli.version import teltotwist_version
 from teltotwist.codec import ImeiPolicy
 from teltotwist.gateway.allowlist import AllowlistError, ImeiAllowlist, parse_allowlist
 from teltotwist.gateway.limits import Limits
@@ -134,6 +136,11 @@ class Options(usage.Options):
         """List the sink kinds and exit."""
         for kind, factory in sorted(sink_factories().items()):
             print(f"{kind:<10} {factory.description}")
+        raise SystemExit(0)
+
+    def opt_version(self) -> None:
+        """Print the versions of teltotwist and Twisted and exit."""
+        print(f"teltotwist {teltotwist_version()}, Twisted {twisted_version}")
         raise SystemExit(0)
 
     def postOptions(self) -> None:

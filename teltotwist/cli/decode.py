@@ -41,7 +41,6 @@ def register(commands: Any) -> None:
         "--udp", action="store_true", help="inputs are UDP datagrams, not TCP frames"
     )
     parser.add_argument("hex", nargs="*", metavar="HEX", help="a frame in hex")
-    parser.set_defaults(run=run)
 
 
 def run(arguments: argparse.Namespace) -> int:

@@ -1,5 +1,8 @@
 # -*- test-case-name: tests.test_device_cli -*-
-"""``teltotwist device``: a virtual tracker, to test a gateway without hardware."""
+"""``teltotwist device``: a virtual tracker, to test a gateway without hardware.
+
+Its options are in :mod:`teltotwist.cli.device_options`; this module, which
+imports Twisted, is loaded only when the command runs."""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ import argparse
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -15,7 +17,7 @@ from twisted.internet.endpoints import clientFromString
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import react
 
-from teltotwist.cli.arguments import CODECS, positive
+from teltotwist.cli.arguments import CODECS
 from teltotwist.device import (
     BUILT_IN_ROUTE,
     DeviceEvent,
@@ -28,69 +30,6 @@ from teltotwist.device import (
 )
 
 _WIRE = (EventKind.WROTE, EventKind.READ)
-
-
-def register(commands: Any) -> None:
-    """Add the ``device`` sub-command to *commands* (an argparse subparsers)."""
-    parser: argparse.ArgumentParser = commands.add_parser(
-        "device",
-        help="run a virtual tracker against a gateway",
-        description=(
-            "Play a Teltonika tracker: log in, drive a route and send its records "
-            "one packet at a time, resend unacknowledged packets, reconnect with "
-            "backoff, answer Codec 12 commands. Prints one line per event."
-        ),
-    )
-    parser.add_argument(
-        "--server",
-        required=True,
-        help="the gateway, as a Twisted client endpoint: tcp:HOST:PORT",
-    )
-    parser.add_argument("--imei", required=True, help="the IMEI to log in with")
-    parser.add_argument(
-        "--codec", choices=list(CODECS), default="8", help="AVL codec (default 8)"
-    )
-    parser.add_argument(
-        "--records-per-packet",
-        type=positive(int),
-        default=1,
-        metavar="N",
-        help="records in each packet, 1..255 (default 1)",
-    )
-    parser.add_argument(
-        "--interval",
-        type=positive(float),
-        default=10.0,
-        metavar="SECONDS",
-        help="send a packet every SECONDS (default 10)",
-    )
-    parser.add_argument(
-        "--route", type=Path, help="a GPX or CSV (lat,lon) file; default: built in"
-    )
-    parser.add_argument(
-        "--count",
-        type=positive(int),
-        metavar="N",
-        help="exit after N packets are acknowledged (default: run forever)",
-    )
-    parser.add_argument(
-        "--ack-timeout",
-        type=positive(float),
-        default=10.0,
-        metavar="SECONDS",
-        help="close, reconnect and resend when no ACK comes in time (default 10)",
-    )
-    parser.add_argument(
-        "--ping",
-        type=float,
-        default=60.0,
-        metavar="SECONDS",
-        help="send a 0xFF ping after SECONDS idle; 0: never (default 60)",
-    )
-    parser.add_argument(
-        "-v", "--verbose", action="store_true", help="print every frame in hex"
-    )
-    parser.set_defaults(run=run)
 
 
 def run(arguments: argparse.Namespace) -> int:

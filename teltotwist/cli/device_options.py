@@ -1,0 +1,72 @@
+# -*- test-case-name: tests.test_device_cli -*-
+"""The options of ``teltotwist device``; light to import: no Twisted."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from teltotwist.cli.arguments import CODECS, positive
+
+
+def register(commands: Any) -> None:
+    """Add the ``device`` sub-command to *commands* (an argparse subparsers)."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "device",
+        help="run a virtual tracker against a gateway",
+        description=(
+            "Play a Teltonika tracker: log in, drive a route and send its records "
+            "one packet at a time, resend unacknowledged packets, reconnect with "
+            "backoff, answer Codec 12 commands. Prints one line per event."
+        ),
+    )
+    parser.add_argument(
+        "--server",
+        required=True,
+        help="the gateway, as a Twisted client endpoint: tcp:HOST:PORT",
+    )
+    parser.add_argument("--imei", required=True, help="the IMEI to log in with")
+    parser.add_argument(
+        "--codec", choices=list(CODECS), default="8", help="AVL codec (default 8)"
+    )
+    parser.add_argument(
+        "--records-per-packet",
+        type=positive(int),
+        default=1,
+        metavar="N",
+        help="records in each packet, 1..255 (default 1)",
+    )
+    parser.add_argument(
+        "--interval",
+        type=positive(float),
+        default=10.0,
+        metavar="SECONDS",
+        help="send a packet every SECONDS (default 10)",
+    )
+    parser.add_argument(
+        "--route", type=Path, help="a GPX or CSV (lat,lon) file; default: built in"
+    )
+    parser.add_argument(
+        "--count",
+        type=positive(int),
+        metavar="N",
+        help="exit after N packets are acknowledged (default: run forever)",
+    )
+    parser.add_argument(
+        "--ack-timeout",
+        type=positive(float),
+        default=10.0,
+        metavar="SECONDS",
+        help="close, reconnect and resend when no ACK comes in time (default 10)",
+    )
+    parser.add_argument(
+        "--ping",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="send a 0xFF ping after SECONDS idle; 0: never (default 60)",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="print every frame in hex"
+    )
