@@ -59,6 +59,21 @@ class Options(usage.Options):
         ["udp-port", None, None, "Also receive UDP on this port", _positive(int)],
         ["udp-interface", None, "", "Interface for the UDP port; empty: all."],
         [
+            "udp-max-in-flight",
+            None,
+            _DEFAULTS.udp_max_in_flight,
+            "Most UDP datagrams awaiting the sinks at once; more are dropped "
+            "unacknowledged (their trackers resend them)",
+            _positive(int),
+        ],
+        [
+            "udp-max-in-flight-per-imei",
+            None,
+            _DEFAULTS.udp_max_in_flight_per_imei,
+            "Most UDP datagrams of one IMEI awaiting the sinks at once",
+            _positive(int),
+        ],
+        [
             "allow-imeis",
             None,
             None,
@@ -219,6 +234,8 @@ def makeService(options: Options) -> IService:
         max_frame_size=options["max-frame-size"],
         max_connections=options["max-connections"],
         imei_policy=options["imei-length"],
+        udp_max_in_flight=options["udp-max-in-flight"],
+        udp_max_in_flight_per_imei=options["udp-max-in-flight-per-imei"],
     )
     sinks: list[IRecordSink] = options["sinks"]
     gateway = makeGateway(

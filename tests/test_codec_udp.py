@@ -6,6 +6,7 @@ import pytest
 
 from teltotwist.codec import (
     Codec,
+    CodecError,
     InvalidLoginError,
     LengthMismatchError,
     TruncatedError,
@@ -13,6 +14,7 @@ from teltotwist.codec import (
     decode_udp,
     encode_udp,
 )
+from teltotwist.codec.udp import decode_udp_header, decode_udp_payload
 from tests.vectors import (
     UDP_VALID,
     Vector,
@@ -119,3 +121,43 @@ def test_command_codec_in_a_datagram_is_rejected() -> None:
     with pytest.raises(UnknownCodecError) as caught:
         decode_udp(data)
     assert_names_offset(caught.value, data)
+
+
+@pytest.mark.parametrize("vector", UDP_VALID, ids=vector_id)
+def test_the_header_alone_gives_the_ids_imei_and_payload_start(
+    vector: Vector,
+) -> None:
+    header = decode_udp_header(vector.data)
+
+    reference = vector.reference
+    assert header.imei == reference["imei"]
+    assert header.packet_id == int(reference["packet_id"], 16)
+    assert header.avl_packet_id == reference["avl_packet_id"]
+    assert header.payload_start == 8 + len(reference["imei"])
+    assert vector.data[header.payload_start] == codec_of(vector)
+
+
+def test_the_header_decodes_whatever_payload_follows() -> None:
+    """The payload is not read: a garbage one is the payload decoder's to find."""
+    data = with_imei(b"352093086403655", b"garbage")
+
+    header = decode_udp_header(data)
+
+    assert (header.imei, header.payload_start) == ("352093086403655", 23)
+    with pytest.raises(UnknownCodecError):
+        decode_udp_payload(data, header)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(by_id("wiki-c8-udp-1").data[:7], id="truncated"),
+        pytest.param(by_id("wiki-c16-udp-published").data, id="length-field-wrong"),
+        pytest.param(with_imei(b"35209308640365X"), id="imei-not-digits"),
+        pytest.param(with_imei(b"1" * 33), id="imei-33-digits"),
+        pytest.param(with_imei(b""), id="imei-empty"),
+    ],
+)
+def test_a_bad_header_is_rejected_by_the_header_decoder(data: bytes) -> None:
+    with pytest.raises(CodecError):
+        decode_udp_header(data)

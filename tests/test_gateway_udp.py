@@ -13,7 +13,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredQueue
 from twisted.internet.interfaces import (
     IListeningPort,
     IReactorTime,
@@ -25,8 +25,18 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogEvent, LogLevel, capturedLogs, formatEvent
 from zope.interface import implementer
 
-from teltotwist.codec import AvlPacket, Codec, UdpDatagram, decode_udp, encode_udp
+from teltotwist.codec import (
+    AvlPacket,
+    Codec,
+    ImeiPolicy,
+    UdpDatagram,
+    decode_udp,
+    encode_udp,
+)
+from teltotwist.codec.udp import UdpHeader, decode_udp_payload
 from teltotwist.gateway.dispatch import Dispatcher
+from teltotwist.gateway.faultlog import DEFAULT_BURST
+from teltotwist.gateway.limits import Limits
 from teltotwist.gateway.udp import TeltonikaUdpProtocol
 from teltotwist.testing import RecordingSink
 from tests.vectors import UDP_VALID, Vector, by_id, vector_id
@@ -86,13 +96,16 @@ def delivered_ids(gateway: Gateway) -> list[str]:
     return [item.id for batch in gateway.sink.deliveries for item in batch]
 
 
-def make_gateway(allow: Callable[[str], bool] = lambda imei: True) -> Gateway:
+def make_gateway(
+    allow: Callable[[str], bool] = lambda imei: True, limits: Limits = Limits()
+) -> Gateway:
     clock = MemoryReactorClock()
     sink = RecordingSink()
     protocol = TeltonikaUdpProtocol(
         Dispatcher([sink], SINK_TIMEOUT, clock),
         allow,
         clock,
+        limits=limits,
         dedupe_window=WINDOW,
         now_ms=lambda: RECEIVED_AT_MS,
     )
@@ -322,6 +335,172 @@ def test_a_datagram_from_an_imei_not_allowed_is_dropped() -> None:
     assert gateway.acks == ["0005cafe012201"]
 
 
+def from_imei(imei: str, avl_packet_id: int = 5) -> bytes:
+    """C8's record as the tracker *imei* sends it (a record of its own: the
+    IMEI is part of a record's id)."""
+    datagram = decode_udp(C8)
+    return encode_udp(attrs.evolve(datagram, imei=imei, avl_packet_id=avl_packet_id))
+
+
+def with_garbage_payload(imei: bytes) -> bytes:
+    """A datagram from *imei* whose payload is no AVL data at all."""
+    body = bytes.fromhex("cafe0105") + len(imei).to_bytes(2, "big") + imei
+    body += b"garbage"
+    return len(body).to_bytes(2, "big") + body
+
+
+def count_payload_decoding(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The IMEI of every datagram whose payload the listener decodes."""
+    decoded: list[str] = []
+
+    def counting(data: bytes, header: UdpHeader) -> UdpDatagram:
+        decoded.append(header.imei)
+        return decode_udp_payload(data, header)
+
+    monkeypatch.setattr("teltotwist.gateway.udp.decode_udp_payload", counting)
+    return decoded
+
+
+STRANGER = "356307042441013"
+
+
+def not_the_stranger(imei: str) -> bool:
+    return imei != STRANGER
+
+
+@pytest.mark.parametrize(
+    ("imei", "reason"),
+    [
+        (STRANGER.encode(), f"IMEI {STRANGER} is not allowed"),
+        (
+            b"3563070424410",
+            "implausible IMEI: 3563070424410 has 13 digits, not 15 digits",
+        ),
+    ],
+    ids=["not-allowed", "implausible"],
+)
+def test_a_stranger_s_payload_is_never_decoded(
+    monkeypatch: pytest.MonkeyPatch, imei: bytes, reason: str
+) -> None:
+    decoded = count_payload_decoding(monkeypatch)
+    gateway = make_gateway(allow=not_the_stranger)
+    with udp_log() as log:
+        gateway.receive(with_garbage_payload(imei))
+
+    assert log == [f"Dropped a datagram from 192.0.2.7:40123: {reason}"]
+    assert decoded == []
+    assert gateway.acks == []
+
+
+def test_an_admitted_sender_s_payload_is_decoded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    decoded = count_payload_decoding(monkeypatch)
+    gateway = make_gateway(allow=not_the_stranger)
+    with udp_log() as log:
+        gateway.receive(with_garbage_payload(b"352093086403655"))
+
+    assert decoded == ["352093086403655"]
+    [line] = log
+    assert line.startswith("Dropped an undecodable datagram from 192.0.2.7:40123: ")
+
+
+def test_the_imei_length_policy_is_the_operator_s() -> None:
+    gateway = make_gateway(limits=Limits(imei_policy=ImeiPolicy(10, 20)))
+    gateway.receive(from_imei("1234567890"))
+
+    assert gateway.acks == [C8_ACK]
+
+
+def test_datagrams_beyond_the_in_flight_cap_are_dropped_unacknowledged() -> None:
+    gateway = make_gateway(limits=Limits(udp_max_in_flight=3))
+    gateway.sink.hold()
+    for imei in ("352093086403650", "352093086403651", "352093086403652"):
+        gateway.receive(from_imei(imei))
+    with udp_log() as log:
+        gateway.receive(from_imei("352093086403653"))
+
+    assert len(gateway.sink.deliveries) == 3
+    assert log == [
+        "Dropped a datagram from IMEI 352093086403653 at 192.0.2.7:40123, "
+        "unacknowledged: 3 datagrams already await the sinks, the most allowed "
+        "in all (1 dropped so far)"
+    ]
+    assert gateway.protocol.dropped_over_cap == 1
+
+    gateway.sink.accept()
+    gateway.sink.release_all()
+    assert gateway.acks == [C8_ACK] * 3
+
+    gateway.receive(from_imei("352093086403653", avl_packet_id=6))
+    assert gateway.acks == [C8_ACK] * 3 + ["0005cafe010601"]
+
+
+def test_one_imei_cannot_take_the_whole_budget() -> None:
+    gateway = make_gateway(
+        limits=Limits(udp_max_in_flight=10, udp_max_in_flight_per_imei=2)
+    )
+    gateway.sink.hold()
+    gateway.receive(C8)
+    gateway.receive(resent(C8, avl_packet_id=6))
+    with udp_log() as log:
+        gateway.receive(resent(C8, avl_packet_id=7))
+    gateway.receive(from_imei(STRANGER, avl_packet_id=9))
+
+    [line] = log
+    assert line.endswith(
+        "2 of its datagrams already await the sinks, the most allowed per IMEI "
+        "(1 dropped so far)"
+    )
+    gateway.sink.release_all()
+    assert gateway.acks == [C8_ACK, "0005cafe010601", "0005cafe010901"]
+
+
+def test_a_datagram_keeps_its_place_until_every_delivery_it_awaits_settles() -> None:
+    """Its own delivery may outlast a failed one it also awaits: freeing its
+    place at the failure would let more deliveries run than the cap."""
+    gateway = make_gateway(limits=Limits(udp_max_in_flight=2))
+    gateway.sink.hold()
+    gateway.receive(codec8_datagram(1, ["wiki-c8-udp-1"]))
+    gateway.receive(codec8_datagram(2, ["wiki-c8-udp-1", "traccar-51-avl"]))
+    gateway.sink.release(OSError("broker gone"))
+
+    gateway.receive(from_imei(STRANGER, avl_packet_id=3))
+    gateway.receive(from_imei("352093086403650", avl_packet_id=4))
+
+    assert len(gateway.sink.pending) == 2
+    assert gateway.protocol.dropped_over_cap == 1
+    gateway.sink.release_all()
+    assert gateway.acks == ["0005cafe010301"]
+
+
+@pytest.mark.parametrize(
+    ("limits", "data"),
+    [
+        (Limits(), bytes.fromhex("deadbeef")),
+        (Limits(), with_garbage_payload(b"3563070424410")),
+        (Limits(), with_garbage_payload(STRANGER.encode())),
+        (Limits(udp_max_in_flight=1), from_imei("352093086403650")),
+        (Limits(udp_max_in_flight_per_imei=1), resent(C8, avl_packet_id=6)),
+    ],
+    ids=["undecodable", "implausible", "not-allowed", "over-cap", "over-imei-cap"],
+)
+def test_a_flood_of_faults_logs_a_burst_then_a_count(
+    limits: Limits, data: bytes
+) -> None:
+    gateway = make_gateway(allow=not_the_stranger, limits=limits)
+    gateway.sink.hold()
+    gateway.receive(C8)
+    with udp_log() as log:
+        for _ in range(100):
+            gateway.receive(data)
+        gateway.protocol.stopProtocol()
+
+    assert len(log) == DEFAULT_BURST + 1
+    assert log[-1].startswith(f"{100 - DEFAULT_BURST} more ")
+    assert gateway.acks == []
+
+
 def test_after_the_dedupe_window_a_resend_is_delivered_again(
     gateway: Gateway,
 ) -> None:
@@ -425,3 +604,62 @@ async def test_loopback_datagram_is_delivered_and_acked() -> None:
     assert ack.hex() == C8_ACK
     [[item]] = sink.deliveries
     assert item.to_json()["timestamp"] == "2019-06-13T06:23:26.000Z"
+
+
+class AckQueue(DatagramProtocol):
+    """A tracker's side of the socket: every reply, in order."""
+
+    def __init__(self) -> None:
+        self.acks: DeferredQueue[bytes] = DeferredQueue()
+
+    def datagramReceived(self, datagram: bytes, addr: tuple[str, int]) -> None:
+        self.acks.put(datagram)
+
+
+class ObservedListener(TeltonikaUdpProtocol):
+    """The listener, telling the test each time it has handled a datagram."""
+
+    handled: DeferredQueue[None]
+
+    def datagramReceived(self, datagram: bytes, addr: tuple[str, int]) -> None:
+        super().datagramReceived(datagram, addr)
+        self.handled.put(None)
+
+
+@pytest_twisted.ensureDeferred
+async def test_loopback_datagram_over_the_cap_is_acked_only_once_resent() -> None:
+    clock = cast(IReactorTime, reactor)
+    udp = cast(IReactorUDP, reactor)
+    sink = RecordingSink()
+    sink.hold()
+    listener = ObservedListener(
+        Dispatcher([sink], SINK_TIMEOUT, clock),
+        lambda imei: True,
+        clock,
+        limits=Limits(udp_max_in_flight=1),
+    )
+    listener.handled = DeferredQueue()
+    tracker = AckQueue()
+    server = udp.listenUDP(0, listener, "127.0.0.1", MAX_DATAGRAM_SIZE)
+    client = udp.listenUDP(0, tracker, "127.0.0.1", MAX_DATAGRAM_SIZE)
+    to_server = ("127.0.0.1", cast(IPv4Address, server.getHost()).port)
+    over_cap = from_imei(STRANGER, avl_packet_id=6)
+    try:
+        assert tracker.transport is not None
+        tracker.transport.write(C8, to_server)
+        tracker.transport.write(over_cap, to_server)
+        for _ in range(2):
+            await listener.handled.get().addTimeout(5, clock)
+        assert listener.dropped_over_cap == 1
+
+        sink.accept()
+        sink.release_all()
+        first = await tracker.acks.get().addTimeout(5, clock)
+        tracker.transport.write(over_cap, to_server)
+        second = await tracker.acks.get().addTimeout(5, clock)
+    finally:
+        await stop(client)
+        await stop(server)
+
+    assert [first.hex(), second.hex()] == [C8_ACK, "0005cafe010601"]
+    assert len(sink.deliveries) == 2

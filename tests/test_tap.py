@@ -75,7 +75,14 @@ def test_same_sink_twice_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "option",
-    ["--login-timeout", "--idle-timeout", "--sink-timeout", "--max-frame-size"],
+    [
+        "--login-timeout",
+        "--idle-timeout",
+        "--sink-timeout",
+        "--max-frame-size",
+        "--udp-max-in-flight",
+        "--udp-max-in-flight-per-imei",
+    ],
 )
 def test_limits_must_be_positive(option: str) -> None:
     with pytest.raises(usage.UsageError):
@@ -115,6 +122,29 @@ def test_service_carries_the_limits_and_the_allowlist(tmp_path: Path) -> None:
     )
     assert gateway.factory.allow("356307042441013")
     assert not gateway.factory.allow("356307042441014")
+
+
+def test_udp_listener_carries_the_udp_caps_and_the_imei_policy() -> None:
+    options = parse(
+        "--udp-port",
+        "5027",
+        "--udp-max-in-flight",
+        "50",
+        "--udp-max-in-flight-per-imei",
+        "2",
+        "--imei-length",
+        "10-20",
+        "--port",
+        "tcp:0:interface=127.0.0.1",
+    )
+
+    root = makeService(options)
+
+    [gateway] = [s for s in IServiceCollection(root) if isinstance(s, GatewayService)]
+    assert gateway.datagram_protocol is not None
+    limits = gateway.datagram_protocol.limits
+    assert (limits.udp_max_in_flight, limits.udp_max_in_flight_per_imei) == (50, 2)
+    assert limits.imei_policy == ImeiPolicy(10, 20)
 
 
 def test_bad_allowlist_content_is_a_usage_error(tmp_path: Path) -> None:

@@ -22,6 +22,17 @@ _NOT_USABLE = 0x01
 
 
 @attrs.frozen
+class UdpHeader:
+    """What precedes a datagram's AVL payload: its ids, the sender's IMEI, and
+    where the payload starts. Enough to decide whether to read the rest."""
+
+    packet_id: int
+    avl_packet_id: int
+    imei: str
+    payload_start: int
+
+
+@attrs.frozen
 class UdpDatagram:
     """A decoded UDP datagram: its ids (echoed in the ACK), IMEI and records."""
 
@@ -31,12 +42,12 @@ class UdpDatagram:
     packet: AvlPacket
 
 
-def decode_udp(datagram: bytes) -> UdpDatagram:
-    """Decode one UDP datagram.
+def decode_udp_header(datagram: bytes) -> UdpHeader:
+    """Decode the header of one UDP datagram, without touching its payload.
 
-    :raises CodecError: (a subclass saying what is wrong, and where).
+    :raises CodecError: when the length field disagrees with the datagram's
+        size, or the IMEI is no login (see :mod:`teltotwist.codec.imei`).
     """
-    datagram = bytes(datagram)
     if len(datagram) < _HEADER.size:
         raise TruncatedError(
             f"a datagram has at least {_HEADER.size} bytes, this one {len(datagram)}"
@@ -50,12 +61,26 @@ def decode_udp(datagram: bytes) -> UdpDatagram:
     payload_start = _HEADER.size + imei_length
     if payload_start > len(datagram):
         raise TruncatedError("the IMEI runs past the datagram", _HEADER.size)
-    imei = datagram[_HEADER.size : payload_start]
-    if not imei:
-        raise TruncatedError("the IMEI is missing", _HEADER.size)
+    imei = bytes(datagram[_HEADER.size : payload_start])
     check_login_bytes(imei, _HEADER.size)
-    packet = decode_avl_payload(datagram, payload_start, len(datagram))
-    return UdpDatagram(packet_id, avl_packet_id, imei.decode("ascii"), packet)
+    return UdpHeader(packet_id, avl_packet_id, imei.decode("ascii"), payload_start)
+
+
+def decode_udp_payload(datagram: bytes, header: UdpHeader) -> UdpDatagram:
+    """Decode the records of *datagram*, whose *header* decoded already.
+
+    :raises CodecError: (a subclass saying what is wrong, and where).
+    """
+    packet = decode_avl_payload(bytes(datagram), header.payload_start, len(datagram))
+    return UdpDatagram(header.packet_id, header.avl_packet_id, header.imei, packet)
+
+
+def decode_udp(datagram: bytes) -> UdpDatagram:
+    """Decode one UDP datagram.
+
+    :raises CodecError: (a subclass saying what is wrong, and where).
+    """
+    return decode_udp_payload(datagram, decode_udp_header(datagram))
 
 
 def encode_udp(datagram: UdpDatagram) -> bytes:

@@ -27,3 +27,9 @@ class Limits:
     imei_policy: ImeiPolicy = ImeiPolicy()
     """Which logins are plausible trackers (15 digits by default); others are
     refused before the allowlist is asked."""
+    udp_max_in_flight: int = 500
+    """UDP datagrams awaiting the sinks at once; more are dropped
+    unacknowledged, and their trackers resend them."""
+    udp_max_in_flight_per_imei: int = 4
+    """UDP datagrams of one IMEI awaiting the sinks at once (a tracker waits
+    for each ACK, so more are resends or a forgery)."""

@@ -146,7 +146,7 @@ def makeService(
     factory = TeltonikaTcpFactory(dispatcher, reactor, allow=allow, limits=limits)
     udp = None
     if udp_port is not None:
-        protocol = TeltonikaUdpProtocol(dispatcher, allow, reactor)
+        protocol = TeltonikaUdpProtocol(dispatcher, allow, reactor, limits=limits)
         udp = (udp_port, udp_interface, protocol)
     return GatewayService(
         factory, endpoint, sinks, reactor, udp=udp, drain_timeout=drain_timeout

@@ -1,15 +1,27 @@
 # -*- test-case-name: tests.test_gateway_udp -*-
-"""The UDP listener: decode each datagram, deliver its records, then ACK it.
+"""The UDP listener: check each datagram's sender, decode it, deliver its
+records, then ACK it.
 
 A datagram is acknowledged (``udp_ack`` echoing both of its ids and its record
 count) only once every sink holds all of its records, so the tracker keeps
 them in flash until then and resends otherwise.
+
+The header (ids and IMEI) is read first: a datagram whose IMEI is implausible
+(:class:`~teltotwist.codec.ImeiPolicy`) or not allowed is dropped before its
+payload is decoded, so strangers cost no more than a header's worth of work.
 
 A datagram that does not decode is dropped without a reply, even when only its
 AVL payload is at fault: UDP has no CRC, so a payload that does not parse is
 as likely a corrupted datagram as a new kind of content, and ACKing it would
 make the tracker erase records nobody could read. It resends until a copy
 decodes.
+
+UDP has no back-pressure, so the datagrams awaiting the sinks are capped, in
+all (``Limits.udp_max_in_flight``) and per IMEI
+(``Limits.udp_max_in_flight_per_imei``). A datagram beyond a cap is dropped
+unacknowledged: its tracker resends it later. The deliveries in flight, and
+the record ids they hold, are bounded by the same caps, since a datagram
+awaits every delivery it started until that delivery settles.
 
 Trackers that miss an ACK resend the same records under a new AVL packet id,
 so records are recognised by their deterministic ``id``: those delivered
@@ -24,8 +36,7 @@ from collections.abc import Callable, Sequence
 
 from twisted.internet.defer import (
     Deferred,
-    FirstError,
-    gatherResults,
+    DeferredList,
     maybeDeferred,
     succeed,
 )
@@ -34,10 +45,13 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from teltotwist.codec import CodecError, UdpDatagram, decode_udp, udp_ack
+from teltotwist.codec import CodecError, UdpDatagram, udp_ack
+from teltotwist.codec.udp import UdpHeader, decode_udp_header, decode_udp_payload
 from teltotwist.gateway.dedupe import RecentIds
 from teltotwist.gateway.dispatch import Dispatcher
+from teltotwist.gateway.faultlog import FaultLog
 from teltotwist.gateway.items import TrackerRecord, now_ms
+from teltotwist.gateway.limits import Limits
 
 _log = Logger(namespace="teltotwist.udp")
 
@@ -75,7 +89,9 @@ class TeltonikaUdpProtocol(DatagramProtocol):
     """Receives Teltonika UDP datagrams and ACKs each once its records are held.
 
     :param allow: whether an IMEI may send; datagrams from others are dropped.
-    :param clock: times the dedupe window.
+    :param clock: times the dedupe window and the fault log.
+    :param limits: which IMEIs are plausible, and the caps on datagrams
+        awaiting the sinks.
     :param dedupe_window: seconds a delivered record is not delivered again.
     :param dedupe_capacity: the most record ids remembered at once.
     :param now_ms: the ``received_at`` of the records.
@@ -86,20 +102,26 @@ class TeltonikaUdpProtocol(DatagramProtocol):
         dispatcher: Dispatcher,
         allow: Callable[[str], bool],
         clock: IReactorTime,
-        dedupe_window: float = DEFAULT_DEDUPE_WINDOW,
-        now_ms: Callable[[], int] = now_ms,
         *,
+        limits: Limits = Limits(),
+        dedupe_window: float = DEFAULT_DEDUPE_WINDOW,
         dedupe_capacity: int = DEFAULT_DEDUPE_CAPACITY,
+        now_ms: Callable[[], int] = now_ms,
     ) -> None:
         self._dispatcher = dispatcher
         self._allow = allow
         self._clock = clock
+        self.limits = limits
         self._now_ms = now_ms
+        self._faults = FaultLog(_log, clock)
         self._delivered = RecentIds(dedupe_window, dedupe_capacity)
         self._in_flight: dict[str, _Delivery] = {}
         self._accepting = True
         self._unsettled = 0
+        self._unsettled_by_imei: dict[str, int] = {}
         self._drain_waiters: list[Deferred[None]] = []
+        self.dropped_over_cap = 0
+        """Datagrams dropped so far because too many awaited the sinks."""
 
     def datagramReceived(self, datagram: bytes, addr: Address) -> None:
         """Handle one datagram; never raises, so the listener lives on."""
@@ -109,6 +131,10 @@ class TeltonikaUdpProtocol(DatagramProtocol):
             _log.failure(
                 "Unexpected error handling a datagram from {peer}", peer=_peer(addr)
             )
+
+    def stopProtocol(self) -> None:
+        """The port stopped listening: summarise the faults left unlogged."""
+        self._faults.stop()
 
     def stop_accepting(self) -> None:
         """Drop every datagram from now on, unacknowledged (for shutdown)."""
@@ -132,20 +158,16 @@ class TeltonikaUdpProtocol(DatagramProtocol):
             )
             return
         try:
-            datagram = decode_udp(data)
+            header = decode_udp_header(data)
         except CodecError as error:
-            _log.warn(
-                "Dropped an undecodable datagram from {peer}: {reason}",
-                peer=_peer(addr),
-                reason=str(error),
-            )
+            self._undecodable(error, addr)
             return
-        if not self._allow(datagram.imei):
-            _log.warn(
-                "Dropped a datagram from {peer}: IMEI {imei} is not allowed",
-                peer=_peer(addr),
-                imei=datagram.imei,
-            )
+        if not self._admit(header, addr):
+            return
+        try:
+            datagram = decode_udp_payload(data, header)
+        except CodecError as error:
+            self._undecodable(error, addr)
             return
         awaited, new_items = self._sort_out(datagram)
         new = _Delivery(new_items) if new_items else None
@@ -154,22 +176,71 @@ class TeltonikaUdpProtocol(DatagramProtocol):
         if not awaited:
             self._acknowledge(datagram, addr)
             return
-        self._unsettled += 1
-        outcome = gatherResults(
+        self._hold(datagram.imei)
+        outcome = DeferredList(
             [delivery.wait() for delivery in awaited], consumeErrors=True
         )
-        outcome.addCallbacks(
-            lambda _: self._acknowledge(datagram, addr),
-            lambda failure: self._withhold(failure, datagram, addr),
-        )
+        outcome.addCallback(self._answer, datagram, addr)
         outcome.addErrback(
             lambda failure: _log.failure(
                 "Unexpected error answering {peer}", failure, peer=_peer(addr)
             )
         )
-        outcome.addBoth(lambda _: self._settled())
+        outcome.addBoth(lambda _: self._settled(datagram.imei))
         if new is not None:
             self._start(new)
+
+    def _undecodable(self, error: CodecError, addr: Address) -> None:
+        self._faults.warn(
+            "undecodable datagram",
+            "Dropped an undecodable datagram from {peer}: {reason}",
+            peer=_peer(addr),
+            reason=str(error),
+        )
+
+    def _admit(self, header: UdpHeader, addr: Address) -> bool:
+        """Whether a datagram with *header* may have its payload decoded: its
+        IMEI is plausible and allowed, and it fits under the caps."""
+        imei = header.imei
+        problem = self.limits.imei_policy.problem(imei)
+        if problem is not None:
+            self._faults.warn(
+                "implausible IMEI",
+                "Dropped a datagram from {peer}: implausible IMEI: {problem}",
+                peer=_peer(addr),
+                problem=problem,
+            )
+            return False
+        if not self._allow(imei):
+            self._faults.warn(
+                "IMEI not allowed",
+                "Dropped a datagram from {peer}: IMEI {imei} is not allowed",
+                peer=_peer(addr),
+                imei=imei,
+            )
+            return False
+        own = self._unsettled_by_imei.get(imei, 0)
+        if own >= self.limits.udp_max_in_flight_per_imei:
+            self._over_cap(imei, addr, f"{own} of its datagrams", "per IMEI")
+            return False
+        if self._unsettled >= self.limits.udp_max_in_flight:
+            self._over_cap(imei, addr, f"{self._unsettled} datagrams", "in all")
+            return False
+        return True
+
+    def _over_cap(self, imei: str, addr: Address, awaiting: str, scope: str) -> None:
+        self.dropped_over_cap += 1
+        self._faults.warn(
+            f"over the in-flight cap {scope}",
+            "Dropped a datagram from IMEI {imei} at {peer}, unacknowledged: "
+            "{awaiting} already await the sinks, the most allowed {scope} "
+            "({dropped} dropped so far)",
+            imei=imei,
+            peer=_peer(addr),
+            awaiting=awaiting,
+            scope=scope,
+            dropped=self.dropped_over_cap,
+        )
 
     def _sort_out(
         self, datagram: UdpDatagram
@@ -209,6 +280,19 @@ class TeltonikaUdpProtocol(DatagramProtocol):
                 self._delivered.add(item.id, now)
         delivery.settle(result)
 
+    def _answer(
+        self,
+        outcomes: Sequence[tuple[bool, Failure | None]],
+        datagram: UdpDatagram,
+        addr: Address,
+    ) -> None:
+        """ACK *datagram* once every delivery it awaited succeeded."""
+        for _, result in outcomes:
+            if result is not None:
+                self._withhold(result, datagram, addr)
+                return
+        self._acknowledge(datagram, addr)
+
     def _acknowledge(self, datagram: UdpDatagram, addr: Address) -> None:
         if self.transport is None:
             _log.warn("Listener closed: cannot ACK {peer}", peer=_peer(addr))
@@ -219,9 +303,8 @@ class TeltonikaUdpProtocol(DatagramProtocol):
         self.transport.write(ack, addr)
 
     def _withhold(self, failure: Failure, datagram: UdpDatagram, addr: Address) -> None:
-        if isinstance(failure.value, FirstError):
-            failure = failure.value.subFailure
-        _log.warn(
+        self._faults.warn(
+            "datagram not acknowledged",
             "Not acknowledging IMEI {imei} datagram {avl_packet_id} from {peer}: "
             "{reason}",
             imei=datagram.imei,
@@ -230,8 +313,17 @@ class TeltonikaUdpProtocol(DatagramProtocol):
             reason=failure.getErrorMessage(),
         )
 
-    def _settled(self) -> None:
+    def _hold(self, imei: str) -> None:
+        self._unsettled += 1
+        self._unsettled_by_imei[imei] = self._unsettled_by_imei.get(imei, 0) + 1
+
+    def _settled(self, imei: str) -> None:
         self._unsettled -= 1
+        left = self._unsettled_by_imei[imei] - 1
+        if left:
+            self._unsettled_by_imei[imei] = left
+        else:
+            del self._unsettled_by_imei[imei]
         if not self._unsettled:
             waiters, self._drain_waiters = self._drain_waiters, []
             for waiter in waiters:
