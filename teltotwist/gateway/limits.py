@@ -11,7 +11,7 @@ import attrs
 from teltotwist.codec import DEFAULT_MAX_FRAME_SIZE, ImeiPolicy
 
 
-class DuplicateLogin(enum.Enum):
+class DuplicateLogin(enum.StrEnum):
     """What a login does to an IMEI's current connection (``--duplicate-login``)."""
 
     REPLACE = "replace"
