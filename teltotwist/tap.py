@@ -17,7 +17,7 @@ from twisted.python import usage
 from teltotwist.cli.version import teltotwist_version
 from teltotwist.codec import ImeiPolicy
 from teltotwist.gateway.allowlist import AllowlistError, ImeiAllowlist, parse_allowlist
-from teltotwist.gateway.limits import Limits
+from teltotwist.gateway.limits import DuplicateLogin, Limits
 from teltotwist.gateway.service import DEFAULT_DRAIN_TIMEOUT
 from teltotwist.gateway.service import makeService as makeGateway
 from teltotwist.sinks import IRecordSink, SinkConfigurationError
@@ -36,6 +36,17 @@ def _positive(kind: type[float] | type[int]) -> Any:
 
     convert.coerceDoc = "Must be positive."  # type: ignore[attr-defined]
     return convert
+
+
+def _duplicate_login(text: str) -> DuplicateLogin:
+    try:
+        return DuplicateLogin(text)
+    except ValueError:
+        choices = " or ".join(policy.value for policy in DuplicateLogin)
+        raise ValueError(f"{text!r} is not {choices}") from None
+
+
+_duplicate_login.coerceDoc = "replace or reject."  # type: ignore[attr-defined]
 
 
 class Options(usage.Options):
@@ -120,8 +131,33 @@ class Options(usage.Options):
             "max-connections",
             None,
             _DEFAULTS.max_connections,
-            "Most tracker connections at once",
+            "Most tracker connections at once; when reached, the oldest one "
+            "without a login makes room",
             _positive(int),
+        ],
+        [
+            "max-pending-per-address",
+            None,
+            _DEFAULTS.max_pending_per_address,
+            "Most connections without a login from one address (IPv6: one /64); "
+            "beyond it the oldest of them is closed",
+            _positive(int),
+        ],
+        [
+            "duplicate-login",
+            None,
+            _DEFAULTS.duplicate_login,
+            "A login for an IMEI that is already connected: reject it while the "
+            "current connection is active, or replace the current connection",
+            _duplicate_login,
+        ],
+        [
+            "duplicate-login-window",
+            None,
+            _DEFAULTS.duplicate_login_window,
+            "Seconds since its last byte during which a connection counts as "
+            "active for --duplicate-login reject",
+            _positive(float),
         ],
         [
             "drain-timeout",
@@ -219,6 +255,7 @@ def makeService(options: Options) -> IService:
     root = MultiService()
     allow: Callable[[str], bool] = _everyone
     reload: Callable[[], None] = _nothing_to_reload
+    allowlist: ImeiAllowlist | None = None
     if options["allow-imeis"] is not None:
         try:
             allowlist = ImeiAllowlist(Path(options["allow-imeis"]), reactor)
@@ -233,6 +270,9 @@ def makeService(options: Options) -> IService:
         sink_timeout=options["sink-timeout"],
         max_frame_size=options["max-frame-size"],
         max_connections=options["max-connections"],
+        max_pending_per_address=options["max-pending-per-address"],
+        duplicate_login=options["duplicate-login"],
+        duplicate_login_window=options["duplicate-login-window"],
         imei_policy=options["imei-length"],
         udp_max_in_flight=options["udp-max-in-flight"],
         udp_max_in_flight_per_imei=options["udp-max-in-flight-per-imei"],
@@ -248,5 +288,7 @@ def makeService(options: Options) -> IService:
         udp_interface=options["udp-interface"],
         drain_timeout=options["drain-timeout"],
     )
+    if allowlist is not None:
+        allowlist.on_reload(gateway.factory.close_disallowed)
     root.addService(gateway)
     return root

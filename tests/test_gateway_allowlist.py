@@ -63,3 +63,16 @@ def test_a_broken_edit_keeps_the_previous_list(allowlist_file: Path) -> None:
 def test_unreadable_file_at_start_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(AllowlistError, match="cannot read"):
         ImeiAllowlist(tmp_path / "missing.txt", MemoryReactorClock())
+
+
+def test_only_a_successful_reload_tells_its_listeners(allowlist_file: Path) -> None:
+    allowlist = ImeiAllowlist(allowlist_file, MemoryReactorClock())
+    seen: list[bool] = []
+    allowlist.on_reload(lambda: seen.append(allowlist(FIRST)))
+
+    write(allowlist_file, "oops\n", 2_000_000_000)
+    allowlist.reload()
+    write(allowlist_file, f"{SECOND}\n", 3_000_000_000)
+    allowlist.reload()
+
+    assert seen == [False]

@@ -220,3 +220,27 @@ def test_timeout_and_replacement_close_even_mid_delivery(method: str) -> None:
 
     assert isinstance(actions[-1], Close)
     assert session.delivery_succeeded() == []
+
+
+def test_a_claimed_imei_gets_00_and_is_closed_with_the_claims_reason() -> None:
+    session = TrackerSession(
+        lambda imei: True,
+        lambda: RECEIVED_AT,
+        64 * 1024,
+        claim=lambda imei: f"{imei} is active elsewhere",
+    )
+
+    assert session.data_received(LOGIN) == [
+        Send(login_reply(False)),
+        Close(f"{IMEI} is active elsewhere"),
+    ]
+    assert session.imei is None
+
+
+def test_the_gateway_can_close_a_session_mid_delivery_and_nothing_is_acked() -> None:
+    session = logged_in()
+    session.data_received(CODEC8)
+
+    assert session.close("no longer allowed") == [Close("no longer allowed")]
+    assert session.delivery_succeeded() == []
+    assert session.close("again") == []

@@ -16,10 +16,12 @@ from twisted.python import usage
 
 from teltotwist.codec import ImeiPolicy
 from teltotwist.gateway.allowlist import ImeiAllowlist
+from teltotwist.gateway.limits import DuplicateLogin
 from teltotwist.gateway.service import GatewayService
 from teltotwist.sinks.file import FileSink
 from teltotwist.sinks.log import LogSink
 from teltotwist.tap import Options, ReloadOnHangup, makeService
+from teltotwist.testing import FakeTracker
 
 
 def parse(*arguments: str) -> Options:
@@ -82,11 +84,22 @@ def test_same_sink_twice_is_refused(tmp_path: Path) -> None:
         "--max-frame-size",
         "--udp-max-in-flight",
         "--udp-max-in-flight-per-imei",
+        "--max-pending-per-address",
+        "--duplicate-login-window",
     ],
 )
 def test_limits_must_be_positive(option: str) -> None:
     with pytest.raises(usage.UsageError):
         parse(option, "0")
+
+
+def test_duplicate_login_is_reject_by_default_or_replace() -> None:
+    assert parse()["duplicate-login"] is DuplicateLogin.REJECT
+    assert parse("--duplicate-login", "replace")["duplicate-login"] is (
+        DuplicateLogin.REPLACE
+    )
+    with pytest.raises(usage.UsageError, match="'kick' is not replace or reject"):
+        parse("--duplicate-login", "kick")
 
 
 def test_missing_allowlist_file_is_a_usage_error(tmp_path: Path) -> None:
@@ -106,6 +119,12 @@ def test_service_carries_the_limits_and_the_allowlist(tmp_path: Path) -> None:
         "5",
         "--max-connections",
         "50",
+        "--max-pending-per-address",
+        "7",
+        "--duplicate-login",
+        "replace",
+        "--duplicate-login-window",
+        "30",
         "--port",
         "tcp:0:interface=127.0.0.1",
     )
@@ -120,6 +139,9 @@ def test_service_carries_the_limits_and_the_allowlist(tmp_path: Path) -> None:
         5,
         50,
     )
+    assert gateway.factory.admission.max_pending_per_address == 7
+    assert limits.duplicate_login is DuplicateLogin.REPLACE
+    assert limits.duplicate_login_window == 30
     assert gateway.factory.allow("356307042441013")
     assert not gateway.factory.allow("356307042441014")
 
@@ -145,6 +167,31 @@ def test_udp_listener_carries_the_udp_caps_and_the_imei_policy() -> None:
     limits = gateway.datagram_protocol.limits
     assert (limits.udp_max_in_flight, limits.udp_max_in_flight_per_imei) == (50, 2)
     assert limits.imei_policy == ImeiPolicy(10, 20)
+
+
+def test_reloading_the_allowlist_closes_the_sessions_it_no_longer_allows(
+    tmp_path: Path,
+) -> None:
+    allowlist = tmp_path / "imeis.txt"
+    allowlist.write_text("356307042441013\n352093081452251\n")
+    root = makeService(
+        parse("--allow-imeis", str(allowlist), "--port", "tcp:0:interface=127.0.0.1")
+    )
+    [reloadable] = [s for s in IServiceCollection(root) if isinstance(s, ImeiAllowlist)]
+    [gateway] = [s for s in IServiceCollection(root) if isinstance(s, GatewayService)]
+    kept = FakeTracker(gateway.factory, imei="356307042441013")
+    revoked = FakeTracker(gateway.factory, imei="352093081452251")
+    try:
+        assert kept.login() == revoked.login() == b"\x01"
+
+        allowlist.write_text("356307042441013\n")
+        reloadable.reload()
+
+        assert kept.connected
+        assert not revoked.connected
+    finally:
+        for protocol in list(gateway.factory.connections):
+            protocol.connectionLost()
 
 
 def test_bad_allowlist_content_is_a_usage_error(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from twisted.application.service import Service
@@ -36,7 +37,9 @@ class ImeiAllowlist(Service):
 
     As a service it checks the file's modification time every
     *check_interval* seconds; :meth:`reload` (wired to SIGHUP by the plugin)
-    re-reads it at once. A reload that fails keeps the previous list.
+    re-reads it at once. A reload that fails keeps the previous list; one
+    that succeeds calls every :meth:`on_reload` callback (the gateway closes
+    the sessions of IMEIs no longer allowed).
     """
 
     log = Logger()
@@ -50,6 +53,7 @@ class ImeiAllowlist(Service):
         self._imeis: frozenset[str] = frozenset()
         self._stamp: tuple[int, int] | None = None
         self._poll: LoopingCall | None = None
+        self._reloaded: list[Callable[[], None]] = []
         self._load()
 
     def __call__(self, imei: str) -> bool:
@@ -58,6 +62,10 @@ class ImeiAllowlist(Service):
 
     def __len__(self) -> int:
         return len(self._imeis)
+
+    def on_reload(self, callback: Callable[[], None]) -> None:
+        """Call *callback* after every reload that succeeded."""
+        self._reloaded.append(callback)
 
     def _load(self) -> None:
         try:
@@ -82,6 +90,8 @@ class ImeiAllowlist(Service):
         self.log.info(
             "Allowlist {path} loaded: {count} IMEIs", path=self.path, count=len(self)
         )
+        for callback in self._reloaded:
+            callback()
 
     def _reload_if_changed(self) -> None:
         try:

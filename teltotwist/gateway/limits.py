@@ -4,9 +4,20 @@ identifiers count as a tracker."""
 
 from __future__ import annotations
 
+import enum
+
 import attrs
 
 from teltotwist.codec import DEFAULT_MAX_FRAME_SIZE, ImeiPolicy
+
+
+class DuplicateLogin(enum.StrEnum):
+    """What a login does to an IMEI's current connection (``--duplicate-login``)."""
+
+    REPLACE = "replace"
+    """The newest login wins; the current connection is closed."""
+    REJECT = "reject"
+    """A login is refused while the current connection is active."""
 
 
 @attrs.frozen
@@ -23,7 +34,16 @@ class Limits:
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
     """The largest frame accepted, in bytes."""
     max_connections: int = 10_000
-    """Connections beyond this are closed as soon as they are accepted."""
+    """Connections at once; when reached, the oldest one without a login
+    makes room, and only when all are logged in is a connection refused."""
+    max_pending_per_address: int = 100
+    """Connections without a login from one address (IPv6: one /64); beyond
+    it the oldest of them is closed. Logged-in trackers are not counted."""
+    duplicate_login: DuplicateLogin = DuplicateLogin.REJECT
+    """What a second login with the same IMEI does."""
+    duplicate_login_window: float = 120.0
+    """With :attr:`DuplicateLogin.REJECT`: seconds since the current
+    connection last sent a byte during which it counts as active."""
     imei_policy: ImeiPolicy = ImeiPolicy()
     """Which logins are plausible trackers (15 digits by default); others are
     refused before the allowlist is asked."""

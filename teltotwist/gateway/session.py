@@ -105,6 +105,8 @@ class TrackerSession:
     :param allow: says whether an IMEI may log in.
     :param now_ms: the clock stamping ``received_at`` (milliseconds).
     :param imei_policy: which logins are plausible trackers at all.
+    :param claim: says why an allowed IMEI may not log in on this connection
+        now (another connection holds it), or None.
     """
 
     def __init__(
@@ -113,8 +115,10 @@ class TrackerSession:
         now_ms: Callable[[], int],
         max_frame_size: int,
         imei_policy: ImeiPolicy = ImeiPolicy(),
+        claim: Callable[[str], str | None] = lambda imei: None,
     ) -> None:
         self._allow = allow
+        self._claim = claim
         self._imei_policy = imei_policy
         self._now_ms = now_ms
         self._framer = StreamFramer(max_frame_size)
@@ -165,6 +169,12 @@ class TrackerSession:
             return []
         return self._close("a newer connection logged in with the same IMEI")
 
+    def close(self, reason: str) -> list[Action]:
+        """The gateway closes this connection for *reason*."""
+        if self.state is State.CLOSED:
+            return []
+        return self._close(reason)
+
     def connection_lost(self) -> None:
         """The connection is gone: nothing more will be done."""
         self.state = State.CLOSED
@@ -203,6 +213,9 @@ class TrackerSession:
                 Send(login_reply(False)),
                 *self._close(f"IMEI {imei} is not allowed"),
             ]
+        conflict = self._claim(imei)
+        if conflict is not None:
+            return [Send(login_reply(False)), *self._close(conflict)]
         self.imei = imei
         self.state = State.STREAMING
         return [Send(login_reply(True)), LoggedIn(imei)]

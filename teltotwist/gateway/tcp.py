@@ -12,9 +12,11 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from teltotwist.gateway.admission import Admission, Crowding, Refused
 from teltotwist.gateway.dispatch import Dispatcher
+from teltotwist.gateway.faultlog import FaultLog
 from teltotwist.gateway.items import Item, now_ms
-from teltotwist.gateway.limits import Limits
+from teltotwist.gateway.limits import DuplicateLogin, Limits
 from teltotwist.gateway.session import (
     Action,
     Close,
@@ -23,6 +25,7 @@ from teltotwist.gateway.session import (
     Discard,
     LoggedIn,
     Send,
+    State,
     TrackerSession,
 )
 
@@ -40,7 +43,10 @@ class TeltonikaTcpProtocol(Protocol):
             factory.now_ms,
             factory.limits.max_frame_size,
             factory.limits.imei_policy,
+            claim=lambda imei: factory.claim(self, imei),
         )
+        self.last_active = factory.clock.seconds()
+        """When the tracker last sent a byte (reactor seconds)."""
         self._timer: IDelayedCall | None = None
 
     @property
@@ -52,6 +58,7 @@ class TeltonikaTcpProtocol(Protocol):
         self._arm(self.factory.limits.login_timeout, "no IMEI login")
 
     def dataReceived(self, data: bytes) -> None:
+        self.last_active = self.factory.clock.seconds()
         if self.session.imei is not None:
             self._arm(self.factory.limits.idle_timeout, "idle")
         self._perform(self.session.data_received(data))
@@ -64,6 +71,17 @@ class TeltonikaTcpProtocol(Protocol):
     def replace(self) -> None:
         """A newer connection logged in with the same IMEI: this one goes."""
         self._perform(self.session.replaced())
+
+    def close(self, reason: str) -> None:
+        """The gateway closes this connection; *reason* goes to the log."""
+        self._perform(self.session.close(reason))
+
+    def evict(self) -> None:
+        """Close, without a log line of its own, to make room for another
+        connection (the factory logs that, rate-limited)."""
+        self.session.connection_lost()
+        if self.transport is not None:
+            self.transport.loseConnection()
 
     def stop_reading(self) -> None:
         """Shutdown began: read nothing more from this tracker."""
@@ -145,8 +163,10 @@ class TeltonikaTcpProtocol(Protocol):
 
 
 class TeltonikaTcpFactory(Factory):
-    """Makes a :class:`TeltonikaTcpProtocol` per tracker connection, keeps the
-    newest connection per IMEI, and knows what is in flight for shutdown."""
+    """Makes a :class:`TeltonikaTcpProtocol` per tracker connection within
+    the :class:`~teltotwist.gateway.admission.Admission` slots, keeps one
+    connection per IMEI (``Limits.duplicate_login``), and knows what is in
+    flight for shutdown."""
 
     log = Logger()
     noisy = False
@@ -168,33 +188,118 @@ class TeltonikaTcpFactory(Factory):
         self.stopping = False
         self.connections: set[TeltonikaTcpProtocol] = set()
         self.by_imei: dict[str, TeltonikaTcpProtocol] = {}
+        self.admission: Admission[TeltonikaTcpProtocol] = Admission(
+            limits.max_connections, limits.max_pending_per_address
+        )
+        self.faults = FaultLog(self.log, clock)
         self._in_flight: set[Deferred[None]] = set()
 
     def buildProtocol(self, addr: IAddress) -> TeltonikaTcpProtocol | None:  # type: ignore[override]
-        peer = _describe(addr)
         if self.stopping:
             return None
-        if len(self.connections) >= self.limits.max_connections:
-            self.log.warn(
-                "Refusing {peer}: {count} connections already open",
+        peer = _describe(addr)
+        protocol = TeltonikaTcpProtocol(self, peer)
+        admitted = self.admission.admit(protocol, _host(addr))
+        if isinstance(admitted, Refused):
+            self.faults.warn(
+                "gateway full",
+                "Refusing {peer}: all {count} connections are logged-in trackers",
                 peer=peer,
-                count=len(self.connections),
+                count=len(self.admission),
             )
             return None
-        protocol = TeltonikaTcpProtocol(self, peer)
+        if admitted.evicted is not None:
+            self._evict(admitted.evicted, admitted.crowding, peer)
         self.connections.add(protocol)
         return protocol
 
+    def _evict(
+        self, evicted: TeltonikaTcpProtocol, crowding: Crowding | None, peer: str
+    ) -> None:
+        if crowding is Crowding.ADDRESS:
+            self.faults.warn(
+                "address crowded",
+                "Closing {evicted}: its address has {count} connections "
+                "without a login; the oldest makes room for {peer}",
+                evicted=evicted.peer,
+                count=self.limits.max_pending_per_address,
+                peer=peer,
+            )
+        else:
+            self.faults.warn(
+                "gateway crowded",
+                "Closing {evicted}, the oldest of {waiting} connections without "
+                "a login: {count} connections open, making room for {peer}",
+                evicted=evicted.peer,
+                waiting=self.admission.waiting + 1,
+                count=self.limits.max_connections,
+                peer=peer,
+            )
+        evicted.evict()
+
+    def claim(self, protocol: TeltonikaTcpProtocol, imei: str) -> str | None:
+        """Why *protocol* may not log in as *imei* now, or None.
+
+        With ``--duplicate-login reject``, a login is refused while the IMEI's
+        current connection sent a byte within ``duplicate_login_window``.
+        """
+        holder = self.by_imei.get(imei)
+        if (
+            holder is None
+            or holder.session.state is State.CLOSED
+            or self.limits.duplicate_login is DuplicateLogin.REPLACE
+        ):
+            return None
+        quiet = self.clock.seconds() - holder.last_active
+        if quiet >= self.limits.duplicate_login_window:
+            return None
+        self.faults.warn(
+            "duplicate login rejected",
+            "Security: IMEI {imei}: login from {peer} rejected, the connection "
+            "from {holder} sent bytes {quiet:.0f} s ago (--duplicate-login reject)",
+            imei=imei,
+            peer=protocol.peer,
+            holder=holder.peer,
+            quiet=quiet,
+        )
+        return f"IMEI {imei} is logged in from {holder.peer}, active {quiet:.0f} s ago"
+
     def logged_in(self, protocol: TeltonikaTcpProtocol, imei: str) -> None:
-        """The newest session of an IMEI wins; an older one is closed."""
+        """*protocol* holds *imei* now; its previous connection is closed."""
+        self.admission.logged_in(protocol)
         older = self.by_imei.get(imei)
         self.by_imei[imei] = protocol
-        if older is not None and older is not protocol:
-            older.replace()
+        if older is None or older is protocol:
+            return
+        if older.session.state is not State.CLOSED:
+            self.faults.warn(
+                "duplicate login replaced",
+                "Security: IMEI {imei}: login from {peer} replaces the connection "
+                "from {older}, quiet for {quiet:.0f} s (--duplicate-login {policy})",
+                imei=imei,
+                peer=protocol.peer,
+                older=older.peer,
+                quiet=self.clock.seconds() - older.last_active,
+                policy=self.limits.duplicate_login.value,
+            )
+        older.replace()
+
+    def close_disallowed(self) -> None:
+        """Close the sessions whose IMEI is no longer allowed (after the
+        allowlist was reloaded)."""
+        revoked = [
+            protocol for imei, protocol in self.by_imei.items() if not self.allow(imei)
+        ]
+        for protocol in revoked:
+            protocol.close("the IMEI is no longer allowed")
+        self.log.info(
+            "Closed {count} sessions of IMEIs no longer allowed", count=len(revoked)
+        )
 
     def forget(self, protocol: TeltonikaTcpProtocol) -> None:
         """*protocol*'s connection is gone."""
         self.connections.discard(protocol)
+        self.admission.release(protocol)
         imei = protocol.session.imei
         if imei is not None and self.by_imei.get(imei) is protocol:
             del self.by_imei[imei]
@@ -223,10 +328,16 @@ class TeltonikaTcpFactory(Factory):
         )
 
     def close_all(self) -> None:
-        """Close every tracker connection."""
+        """Close every tracker connection, and summarise the faults logged."""
         for protocol in list(self.connections):
             if protocol.transport is not None:
                 protocol.transport.loseConnection()
+        self.faults.stop()
+
+
+def _host(address: IAddress) -> str:
+    host = getattr(address, "host", None)
+    return host if isinstance(host, str) else str(address)
 
 
 def _describe(address: IAddress) -> str:
