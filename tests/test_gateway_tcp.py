@@ -170,3 +170,17 @@ def test_nothing_is_acked_once_shutdown_began(
     assert len(sink.items) == 1
     assert drained.called
     assert not FakeTracker(factory).connected
+
+
+def test_a_thousand_frames_in_one_read_are_all_acked_in_order(
+    factory: TeltonikaTcpFactory, sink: RecordingSink
+) -> None:
+    """A sink that accepts at once must not make the protocol recurse."""
+    tracker = FakeTracker(factory)
+    tracker.login()
+
+    replies = tracker.send((CODEC8 + CODEC8E) * 500)
+
+    assert replies == (tcp_ack(1) + tcp_ack(2)) * 500
+    assert len(sink.deliveries) == 1000
+    assert tracker.connected

@@ -4,7 +4,8 @@ for a :class:`~teltotwist.gateway.session.TrackerSession`; no parsing here."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable
 
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
@@ -42,6 +43,8 @@ class TeltonikaTcpProtocol(Protocol):
             factory.limits.imei_policy,
         )
         self._timer: IDelayedCall | None = None
+        self._actions: deque[Action] = deque()
+        self._performing = False
 
     @property
     def label(self) -> str:
@@ -70,33 +73,49 @@ class TeltonikaTcpProtocol(Protocol):
         assert self.transport is not None
         self.transport.pauseProducing()  # type: ignore[attr-defined]
 
-    def _perform(self, actions: Sequence[Action]) -> None:
+    def _perform(self, actions: Iterable[Action]) -> None:
+        """Carry out *actions* in order, after any already queued.
+
+        A delivery that fires at once queues the session's next actions
+        instead of performing them from inside this call, so any number of
+        frames in one read is handled in a loop, never by recursion.
+        """
+        self._actions.extend(actions)
+        if self._performing:
+            return
+        self._performing = True
+        try:
+            while self._actions:
+                self._carry_out(self._actions.popleft())
+        finally:
+            self._performing = False
+
+    def _carry_out(self, action: Action) -> None:
         transport = self.transport
         assert transport is not None
-        for action in actions:
-            match action:
-                case Send(data=data):
-                    transport.write(data)
-                case LoggedIn(imei=imei):
-                    self.log.info("{label}: logged in", label=self.label)
-                    self._arm(self.factory.limits.idle_timeout, "idle")
-                    self.factory.logged_in(self, imei)
-                case Deliver(items=items):
-                    self._deliver(items)
-                case CommandReceived(frame=frame):
-                    self.log.info(
-                        "{label}: codec {codec} frame: {messages}",
-                        label=self.label,
-                        codec=frame.codec.label,
-                        messages=[m.text or m.payload.hex() for m in frame.messages],
-                    )
-                case Discard(reason=reason):
-                    self.log.warn("{label}: {reason}", label=self.label, reason=reason)
-                case Close(reason=reason):
-                    self.log.warn(
-                        "{label}: closing: {reason}", label=self.label, reason=reason
-                    )
-                    transport.loseConnection()
+        match action:
+            case Send(data=data):
+                transport.write(data)
+            case LoggedIn(imei=imei):
+                self.log.info("{label}: logged in", label=self.label)
+                self._arm(self.factory.limits.idle_timeout, "idle")
+                self.factory.logged_in(self, imei)
+            case Deliver(items=items):
+                self._deliver(items)
+            case CommandReceived(frame=frame):
+                self.log.info(
+                    "{label}: codec {codec} frame: {messages}",
+                    label=self.label,
+                    codec=frame.codec.label,
+                    messages=[m.text or m.payload.hex() for m in frame.messages],
+                )
+            case Discard(reason=reason):
+                self.log.warn("{label}: {reason}", label=self.label, reason=reason)
+            case Close(reason=reason):
+                self.log.warn(
+                    "{label}: closing: {reason}", label=self.label, reason=reason
+                )
+                transport.loseConnection()
 
     def _deliver(self, items: tuple[Item, ...]) -> None:
         self._disarm()
