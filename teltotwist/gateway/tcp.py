@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable
 
-from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
@@ -120,7 +120,7 @@ class TeltonikaTcpProtocol(Protocol):
     def _deliver(self, items: tuple[Item, ...]) -> None:
         self._disarm()
         self.transport.pauseProducing()  # type: ignore[union-attr]
-        delivery = self.factory.deliver(items)
+        delivery = self.factory.dispatcher.deliver(items)
         delivery.addCallbacks(self._delivered, self._not_delivered)
         delivery.addErrback(self._crashed)
 
@@ -165,7 +165,7 @@ class TeltonikaTcpProtocol(Protocol):
 
 class TeltonikaTcpFactory(Factory):
     """Makes a :class:`TeltonikaTcpProtocol` per tracker connection, keeps the
-    newest connection per IMEI, and knows what is in flight for shutdown."""
+    newest connection per IMEI, and stops them in order at shutdown."""
 
     log = Logger()
     noisy = False
@@ -187,7 +187,6 @@ class TeltonikaTcpFactory(Factory):
         self.stopping = False
         self.connections: set[TeltonikaTcpProtocol] = set()
         self.by_imei: dict[str, TeltonikaTcpProtocol] = {}
-        self._in_flight: set[Deferred[None]] = set()
 
     def buildProtocol(self, addr: IAddress) -> TeltonikaTcpProtocol | None:  # type: ignore[override]
         peer = _describe(addr)
@@ -218,28 +217,16 @@ class TeltonikaTcpFactory(Factory):
         if imei is not None and self.by_imei.get(imei) is protocol:
             del self.by_imei[imei]
 
-    def deliver(self, items: tuple[Item, ...]) -> Deferred[None]:
-        """Deliver through the dispatcher, remembering it until it finishes."""
-        delivery = self.dispatcher.deliver(items)
-        self._in_flight.add(delivery)
-
-        def finished(result: object) -> object:
-            self._in_flight.discard(delivery)
-            return result
-
-        return delivery.addBoth(finished)
-
     def stop_accepting(self) -> None:
         """Shutdown began: refuse connections, stop reading, ACK nothing more."""
         self.stopping = True
         for protocol in self.connections:
             protocol.stop_reading()
 
-    def drain(self) -> Deferred[object]:
-        """Fires when every delivery in flight has finished, however it ended."""
-        return DeferredList(list(self._in_flight), consumeErrors=True).addCallback(
-            lambda _: None
-        )
+    def drain(self) -> Deferred[None]:
+        """Fires when no sink is working on a delivery any more, however the
+        deliveries ended."""
+        return self.dispatcher.drain()
 
     def close_all(self) -> None:
         """Close every tracker connection."""
