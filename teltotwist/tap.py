@@ -86,6 +86,13 @@ class Options(usage.Options):
             _positive(float),
         ],
         [
+            "frame-timeout",
+            None,
+            _DEFAULTS.frame_timeout,
+            "Seconds a started frame or login has to arrive in full",
+            _positive(float),
+        ],
+        [
             "sink-timeout",
             None,
             _DEFAULTS.sink_timeout,
@@ -104,6 +111,14 @@ class Options(usage.Options):
             None,
             _DEFAULTS.max_connections,
             "Most tracker connections at once",
+            _positive(int),
+        ],
+        [
+            "max-buffered-bytes",
+            None,
+            _DEFAULTS.max_buffered_bytes,
+            "Bytes all connections together may hold in unfinished frames; "
+            "past it, the connections with the oldest ones are closed",
             _positive(int),
         ],
         [
@@ -208,9 +223,11 @@ def makeService(options: Options) -> IService:
     limits = Limits(
         login_timeout=options["login-timeout"],
         idle_timeout=options["idle-timeout"],
+        frame_timeout=options["frame-timeout"],
         sink_timeout=options["sink-timeout"],
         max_frame_size=options["max-frame-size"],
         max_connections=options["max-connections"],
+        max_buffered_bytes=options["max-buffered-bytes"],
         imei_policy=options["imei-length"],
     )
     sinks: list[IRecordSink] = options["sinks"]

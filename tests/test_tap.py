@@ -75,7 +75,14 @@ def test_same_sink_twice_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "option",
-    ["--login-timeout", "--idle-timeout", "--sink-timeout", "--max-frame-size"],
+    [
+        "--login-timeout",
+        "--idle-timeout",
+        "--frame-timeout",
+        "--sink-timeout",
+        "--max-frame-size",
+        "--max-buffered-bytes",
+    ],
 )
 def test_limits_must_be_positive(option: str) -> None:
     with pytest.raises(usage.UsageError):
@@ -99,6 +106,10 @@ def test_service_carries_the_limits_and_the_allowlist(tmp_path: Path) -> None:
         "5",
         "--max-connections",
         "50",
+        "--frame-timeout",
+        "12.5",
+        "--max-buffered-bytes",
+        "1048576",
         "--port",
         "tcp:0:interface=127.0.0.1",
     )
@@ -113,6 +124,7 @@ def test_service_carries_the_limits_and_the_allowlist(tmp_path: Path) -> None:
         5,
         50,
     )
+    assert (limits.frame_timeout, limits.max_buffered_bytes) == (12.5, 1_048_576)
     assert gateway.factory.allow("356307042441013")
     assert not gateway.factory.allow("356307042441014")
 

@@ -24,8 +24,10 @@ from teltotwist.gateway.session import (
     Discard,
     LoggedIn,
     Send,
+    State,
     TrackerSession,
 )
+from teltotwist.gateway.unfinished import UnfinishedBytes
 
 
 class TeltonikaTcpProtocol(Protocol):
@@ -42,7 +44,9 @@ class TeltonikaTcpProtocol(Protocol):
             factory.limits.max_frame_size,
             factory.limits.imei_policy,
         )
-        self._timer: IDelayedCall | None = None
+        self._timer = _Deadline(factory.clock, self._expired)
+        """The login timeout, then the idle timeout."""
+        self._frame_deadline = _Deadline(factory.clock, self._expired)
         self._actions: deque[Action] = deque()
         self._performing = False
 
@@ -52,21 +56,39 @@ class TeltonikaTcpProtocol(Protocol):
         return f"{self.session.imei or 'unknown IMEI'} at {self.peer}"
 
     def connectionMade(self) -> None:
-        self._arm(self.factory.limits.login_timeout, "no IMEI login")
+        self._timer.arm(self.factory.limits.login_timeout, "no IMEI login")
 
     def dataReceived(self, data: bytes) -> None:
         if self.session.imei is not None:
-            self._arm(self.factory.limits.idle_timeout, "idle")
+            self._timer.arm(self.factory.limits.idle_timeout, "idle")
+        held_before = self.session.buffered
         self._perform(self.session.data_received(data))
+        held = self.session.buffered
+        # Unless the bytes held are the same unfinished frame plus this read,
+        # they belong to a frame begun in this read.
+        started = not held_before or held != held_before + len(data)
+        self._track_unfinished(started)
 
     def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:  # noqa: B008
-        self._disarm()
+        self._timer.disarm()
         self.session.connection_lost()
+        self._track_unfinished(started=False)
         self.factory.forget(self)
 
     def replace(self) -> None:
         """A newer connection logged in with the same IMEI: this one goes."""
         self._perform(self.session.replaced())
+
+    def shed(self) -> None:
+        """The unfinished frames of all connections exceed their budget, and
+        this connection's is the oldest: it goes."""
+        self._perform(
+            self.session.shed(
+                "unfinished frames of all connections exceed "
+                f"{self.factory.limits.max_buffered_bytes} bytes; "
+                "this connection's is the oldest"
+            )
+        )
 
     def stop_reading(self) -> None:
         """Shutdown began: read nothing more from this tracker."""
@@ -98,7 +120,7 @@ class TeltonikaTcpProtocol(Protocol):
                 transport.write(data)
             case LoggedIn(imei=imei):
                 self.log.info("{label}: logged in", label=self.label)
-                self._arm(self.factory.limits.idle_timeout, "idle")
+                self._timer.arm(self.factory.limits.idle_timeout, "idle")
                 self.factory.logged_in(self, imei)
             case Deliver(items=items):
                 self._deliver(items)
@@ -115,10 +137,25 @@ class TeltonikaTcpProtocol(Protocol):
                 self.log.warn(
                     "{label}: closing: {reason}", label=self.label, reason=reason
                 )
+                self._track_unfinished(started=False)
                 transport.loseConnection()
 
+    def _track_unfinished(self, started: bool) -> None:
+        """Time the unfinished frame (none runs while a packet is with the
+        sinks: the tracker waits for its ACK), and count it against the
+        budget of all connections."""
+        held = self.session.buffered
+        if not held or self.session.state is State.DELIVERING:
+            self._frame_deadline.disarm()
+        elif started or not self._frame_deadline.armed:
+            self._frame_deadline.arm(
+                self.factory.limits.frame_timeout, "an unfinished frame"
+            )
+        self.factory.holding(self, held, started)
+
     def _deliver(self, items: tuple[Item, ...]) -> None:
-        self._disarm()
+        self._timer.disarm()
+        self._frame_deadline.disarm()
         self.transport.pauseProducing()  # type: ignore[union-attr]
         delivery = self.factory.dispatcher.deliver(items)
         delivery.addCallbacks(self._delivered, self._not_delivered)
@@ -136,8 +173,9 @@ class TeltonikaTcpProtocol(Protocol):
             )
             return
         self.transport.resumeProducing()  # type: ignore[union-attr]
-        self._arm(self.factory.limits.idle_timeout, "idle")
+        self._timer.arm(self.factory.limits.idle_timeout, "idle")
         self._perform(actions)
+        self._track_unfinished(started=False)
 
     def _not_delivered(self, failure: Failure) -> None:
         self._perform(self.session.delivery_failed(failure.getErrorMessage()))
@@ -147,20 +185,35 @@ class TeltonikaTcpProtocol(Protocol):
         if self.transport is not None:
             self.transport.loseConnection()
 
-    def _arm(self, seconds: float, what: str) -> None:
-        self._disarm()
-        self._timer = self.factory.clock.callLater(
-            seconds, self._expired, what, seconds
+    def _expired(self, what: str) -> None:
+        self._perform(self.session.timed_out(what))
+
+
+class _Deadline:
+    """A timer that calls *expired* with what ran out, such as ``idle for
+    600 s``, unless disarmed or armed again first."""
+
+    def __init__(self, clock: IReactorTime, expired: Callable[[str], None]) -> None:
+        self._clock = clock
+        self._expired = expired
+        self._call: IDelayedCall | None = None
+
+    @property
+    def armed(self) -> bool:
+        return self._call is not None and self._call.active()
+
+    def arm(self, seconds: float, what: str) -> None:
+        """Expire in *seconds*, forgetting any earlier deadline."""
+        self.disarm()
+        self._call = self._clock.callLater(
+            seconds, self._expired, f"{what} for {seconds:g} s"
         )
 
-    def _disarm(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-
-    def _expired(self, what: str, seconds: float) -> None:
-        self._timer = None
-        self._perform(self.session.timed_out(f"{what} for {seconds:g} s"))
+    def disarm(self) -> None:
+        if self.armed:
+            assert self._call is not None
+            self._call.cancel()
+        self._call = None
 
 
 class TeltonikaTcpFactory(Factory):
@@ -187,6 +240,9 @@ class TeltonikaTcpFactory(Factory):
         self.stopping = False
         self.connections: set[TeltonikaTcpProtocol] = set()
         self.by_imei: dict[str, TeltonikaTcpProtocol] = {}
+        self.unfinished: UnfinishedBytes[TeltonikaTcpProtocol] = UnfinishedBytes(
+            limits.max_buffered_bytes
+        )
 
     def buildProtocol(self, addr: IAddress) -> TeltonikaTcpProtocol | None:  # type: ignore[override]
         peer = _describe(addr)
@@ -216,6 +272,12 @@ class TeltonikaTcpFactory(Factory):
         imei = protocol.session.imei
         if imei is not None and self.by_imei.get(imei) is protocol:
             del self.by_imei[imei]
+
+    def holding(self, protocol: TeltonikaTcpProtocol, held: int, started: bool) -> None:
+        """*protocol* holds *held* bytes of an unfinished frame (a new one if
+        *started*); past the budget, the oldest unfinished frames go."""
+        for oldest in self.unfinished.update(protocol, held, started):
+            oldest.shed()
 
     def stop_accepting(self) -> None:
         """Shutdown began: refuse connections, stop reading, ACK nothing more."""
