@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import attrs
 import pytest
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import capturedLogs, formatEvent
+from twisted.logger import LogEvent, capturedLogs, formatEvent
 
 from teltotwist.codec import tcp_ack
 from teltotwist.gateway.dispatch import Dispatcher
@@ -307,3 +309,56 @@ def test_finished_frames_free_their_share_of_the_budget(
 
     assert all(tracker.connected for tracker in trackers)
     assert factory.unfinished.total == 0
+
+
+def logged_lines(events: Sequence[LogEvent]) -> list[str]:
+    return [formatEvent(event) for event in events]
+
+
+def test_a_disconnect_is_logged_with_what_the_tracker_sent_and_got_acked(
+    factory: TeltonikaTcpFactory, sink: RecordingSink, clock: MemoryReactorClock
+) -> None:
+    tracker = FakeTracker(factory)
+    tracker.login()
+    tracker.send(CODEC8)
+    sink.hold()
+    tracker.send(CODEC8E)
+    clock.advance(12.5)
+
+    with capturedLogs() as events:
+        tracker.disconnect()
+
+    assert logged_lines(events) == [
+        "356307042441013 at 192.0.2.10:40000: disconnected after 12.5 s; "
+        "received 2 packets (3 records), acknowledged 1 (1 records)"
+    ]
+
+
+def test_a_disconnect_before_the_login_says_so(
+    factory: TeltonikaTcpFactory, clock: MemoryReactorClock
+) -> None:
+    tracker = FakeTracker(factory)
+    clock.advance(2)
+
+    with capturedLogs() as events:
+        tracker.disconnect()
+
+    assert logged_lines(events) == [
+        "unknown IMEI at 192.0.2.10:40000: disconnected after 2.0 s without logging in"
+    ]
+
+
+def test_closes_a_sender_can_repeat_are_rate_limited(
+    clock: MemoryReactorClock, sink: RecordingSink
+) -> None:
+    factory = make_factory(clock, sink, attrs.evolve(LIMITS, max_connections=100))
+    with capturedLogs() as events:
+        for number in range(50):
+            tracker = tracker_number(factory, number)
+            tracker.send(CODEC8[:-1] + b"\x00")
+            tracker.disconnect()
+        clock.advance(60)
+
+    closing = [line for line in logged_lines(events) if "closing: bad frame" in line]
+    assert len(closing) == 20
+    assert "30 more 'bad input' faults" in logged_lines(events)[-1]

@@ -14,6 +14,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from teltotwist.gateway.dispatch import Dispatcher
+from teltotwist.gateway.faultlog import FaultLog
 from teltotwist.gateway.items import Item, now_ms
 from teltotwist.gateway.limits import Limits
 from teltotwist.gateway.session import (
@@ -28,6 +29,14 @@ from teltotwist.gateway.session import (
     TrackerSession,
 )
 from teltotwist.gateway.unfinished import UnfinishedBytes
+
+# FaultLog kinds: why a connection closed, or how it ended.
+_BAD_INPUT = "bad input"
+_TIMEOUT = "timeout"
+_REPLACED = "replaced"
+_OVER_BUDGET = "unfinished-frame budget"
+_NOT_DELIVERED = "not delivered"
+_NO_LOGIN = "no login"
 
 
 class TeltonikaTcpProtocol(Protocol):
@@ -47,8 +56,12 @@ class TeltonikaTcpProtocol(Protocol):
         self._timer = _Deadline(factory.clock, self._expired)
         """The login timeout, then the idle timeout."""
         self._frame_deadline = _Deadline(factory.clock, self._expired)
-        self._actions: deque[Action] = deque()
+        self._actions: deque[tuple[Action, str]] = deque()
         self._performing = False
+        self._connected_at = factory.clock.seconds()
+        self._packets = self._records = 0
+        self._acked_packets = self._acked_records = 0
+        self._records_in_flight = 0
 
     @property
     def label(self) -> str:
@@ -56,6 +69,7 @@ class TeltonikaTcpProtocol(Protocol):
         return f"{self.session.imei or 'unknown IMEI'} at {self.peer}"
 
     def connectionMade(self) -> None:
+        self._connected_at = self.factory.clock.seconds()
         self._timer.arm(self.factory.limits.login_timeout, "no IMEI login")
 
     def dataReceived(self, data: bytes) -> None:
@@ -74,10 +88,11 @@ class TeltonikaTcpProtocol(Protocol):
         self.session.connection_lost()
         self._track_unfinished(started=False)
         self.factory.forget(self)
+        self._log_disconnect()
 
     def replace(self) -> None:
         """A newer connection logged in with the same IMEI: this one goes."""
-        self._perform(self.session.replaced())
+        self._perform(self.session.replaced(), _REPLACED)
 
     def shed(self) -> None:
         """The unfinished frames of all connections exceed their budget, and
@@ -87,7 +102,8 @@ class TeltonikaTcpProtocol(Protocol):
                 "unfinished frames of all connections exceed "
                 f"{self.factory.limits.max_buffered_bytes} bytes; "
                 "this connection's is the oldest"
-            )
+            ),
+            _OVER_BUDGET,
         )
 
     def stop_reading(self) -> None:
@@ -95,24 +111,25 @@ class TeltonikaTcpProtocol(Protocol):
         assert self.transport is not None
         self.transport.pauseProducing()  # type: ignore[attr-defined]
 
-    def _perform(self, actions: Iterable[Action]) -> None:
-        """Carry out *actions* in order, after any already queued.
+    def _perform(self, actions: Iterable[Action], fault: str = _BAD_INPUT) -> None:
+        """Carry out *actions* in order, after any already queued; a
+        :class:`Close` among them is logged as a *fault* (a FaultLog kind).
 
         A delivery that fires at once queues the session's next actions
         instead of performing them from inside this call, so any number of
         frames in one read is handled in a loop, never by recursion.
         """
-        self._actions.extend(actions)
+        self._actions.extend((action, fault) for action in actions)
         if self._performing:
             return
         self._performing = True
         try:
             while self._actions:
-                self._carry_out(self._actions.popleft())
+                self._carry_out(*self._actions.popleft())
         finally:
             self._performing = False
 
-    def _carry_out(self, action: Action) -> None:
+    def _carry_out(self, action: Action, fault: str) -> None:
         transport = self.transport
         assert transport is not None
         match action:
@@ -134,8 +151,8 @@ class TeltonikaTcpProtocol(Protocol):
             case Discard(reason=reason):
                 self.log.warn("{label}: {reason}", label=self.label, reason=reason)
             case Close(reason=reason):
-                self.log.warn(
-                    "{label}: closing: {reason}", label=self.label, reason=reason
+                self.factory.faults.warn(
+                    fault, "{label}: closing: {reason}", label=self.label, reason=reason
                 )
                 self._track_unfinished(started=False)
                 transport.loseConnection()
@@ -156,6 +173,9 @@ class TeltonikaTcpProtocol(Protocol):
     def _deliver(self, items: tuple[Item, ...]) -> None:
         self._timer.disarm()
         self._frame_deadline.disarm()
+        self._packets += 1
+        self._records += len(items)
+        self._records_in_flight = len(items)
         self.transport.pauseProducing()  # type: ignore[union-attr]
         delivery = self.factory.dispatcher.deliver(items)
         delivery.addCallbacks(self._delivered, self._not_delivered)
@@ -163,7 +183,10 @@ class TeltonikaTcpProtocol(Protocol):
 
     def _delivered(self, _: None) -> None:
         if self.factory.stopping:
-            self._perform(self.session.delivery_failed("the gateway is shutting down"))
+            self._perform(
+                self.session.delivery_failed("the gateway is shutting down"),
+                _NOT_DELIVERED,
+            )
             return
         actions = self.session.delivery_succeeded()
         if not actions:
@@ -172,13 +195,17 @@ class TeltonikaTcpProtocol(Protocol):
                 label=self.label,
             )
             return
+        self._acked_packets += 1
+        self._acked_records += self._records_in_flight
         self.transport.resumeProducing()  # type: ignore[union-attr]
         self._timer.arm(self.factory.limits.idle_timeout, "idle")
         self._perform(actions)
         self._track_unfinished(started=False)
 
     def _not_delivered(self, failure: Failure) -> None:
-        self._perform(self.session.delivery_failed(failure.getErrorMessage()))
+        self._perform(
+            self.session.delivery_failed(failure.getErrorMessage()), _NOT_DELIVERED
+        )
 
     def _crashed(self, failure: Failure) -> None:
         self.log.failure("{label}: unexpected error", failure, label=self.label)
@@ -186,7 +213,29 @@ class TeltonikaTcpProtocol(Protocol):
             self.transport.loseConnection()
 
     def _expired(self, what: str) -> None:
-        self._perform(self.session.timed_out(what))
+        self._perform(self.session.timed_out(what), _TIMEOUT)
+
+    def _log_disconnect(self) -> None:
+        seconds = self.factory.clock.seconds() - self._connected_at
+        if self.session.imei is None:
+            self.factory.faults.warn(
+                _NO_LOGIN,
+                "{label}: disconnected after {seconds:.1f} s without logging in",
+                label=self.label,
+                seconds=seconds,
+            )
+            return
+        self.log.info(
+            "{label}: disconnected after {seconds:.1f} s; received {packets} "
+            "packets ({records} records), acknowledged {acked_packets} "
+            "({acked_records} records)",
+            label=self.label,
+            seconds=seconds,
+            packets=self._packets,
+            records=self._records,
+            acked_packets=self._acked_packets,
+            acked_records=self._acked_records,
+        )
 
 
 class _Deadline:
@@ -240,6 +289,8 @@ class TeltonikaTcpFactory(Factory):
         self.stopping = False
         self.connections: set[TeltonikaTcpProtocol] = set()
         self.by_imei: dict[str, TeltonikaTcpProtocol] = {}
+        self.faults = FaultLog(TeltonikaTcpProtocol.log, clock)
+        """Warnings about what a sender can repeat, rate-limited."""
         self.unfinished: UnfinishedBytes[TeltonikaTcpProtocol] = UnfinishedBytes(
             limits.max_buffered_bytes
         )
