@@ -114,6 +114,13 @@ class Options(usage.Options):
             _positive(float),
         ],
         [
+            "frame-timeout",
+            None,
+            _DEFAULTS.frame_timeout,
+            "Seconds a started frame or login has to arrive in full",
+            _positive(float),
+        ],
+        [
             "sink-timeout",
             None,
             _DEFAULTS.sink_timeout,
@@ -158,6 +165,14 @@ class Options(usage.Options):
             "Seconds since its last byte during which a connection counts as "
             "active for --duplicate-login reject",
             _positive(float),
+        ],
+        [
+            "max-buffered-bytes",
+            None,
+            _DEFAULTS.max_buffered_bytes,
+            "Bytes all connections together may hold in unfinished frames; "
+            "past it, the connections with the oldest ones are closed",
+            _positive(int),
         ],
         [
             "drain-timeout",
@@ -267,12 +282,14 @@ def makeService(options: Options) -> IService:
     limits = Limits(
         login_timeout=options["login-timeout"],
         idle_timeout=options["idle-timeout"],
+        frame_timeout=options["frame-timeout"],
         sink_timeout=options["sink-timeout"],
         max_frame_size=options["max-frame-size"],
         max_connections=options["max-connections"],
         max_pending_per_address=options["max-pending-per-address"],
         duplicate_login=options["duplicate-login"],
         duplicate_login_window=options["duplicate-login-window"],
+        max_buffered_bytes=options["max-buffered-bytes"],
         imei_policy=options["imei-length"],
         udp_max_in_flight=options["udp-max-in-flight"],
         udp_max_in_flight_per_imei=options["udp-max-in-flight-per-imei"],

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from teltotwist.codec import Codec
 from teltotwist.gateway.dispatch import DeliveryError, Dispatcher
 from teltotwist.gateway.items import Item, TrackerRecord
+from teltotwist.sinks import IRecordSink
 from teltotwist.testing import RecordingSink
 from tests.vectors import build_record
 
@@ -21,6 +26,55 @@ def outcome(dispatcher: Dispatcher) -> list[object]:
     results: list[object] = []
     dispatcher.deliver(ITEMS).addBoth(results.append)
     return results
+
+
+def delivery_error(results: list[object]) -> DeliveryError:
+    [result] = results
+    assert isinstance(result, Failure)
+    assert isinstance(result.value, DeliveryError)
+    return result.value
+
+
+@implementer(IRecordSink)
+class CarelessSink:
+    """Does its work, but returns None instead of a Deferred."""
+
+    name = "careless"
+
+    def __init__(self) -> None:
+        self.items: list[Item] = []
+
+    def deliver(self, items: Sequence[Item]) -> None:  # type: ignore[override]
+        self.items.extend(items)
+
+
+@implementer(IRecordSink)
+class RaisingSink:
+    name = "raising"
+
+    def deliver(self, items: Sequence[Item]) -> Deferred[None]:
+        raise OSError("no space left on device")
+
+
+@implementer(IRecordSink)
+class AsyncSink:
+    """A sink written with ``async def``; on cancellation it first finishes
+    writing what it started (:attr:`flushed`), then gives up."""
+
+    name = "async"
+
+    def __init__(self) -> None:
+        self.written: Deferred[None] = Deferred()
+        self.flushed: Deferred[None] = Deferred()
+        self.items: list[Item] = []
+
+    async def deliver(self, items: Sequence[Item]) -> None:
+        try:
+            await self.written
+        except CancelledError:
+            await self.flushed
+            raise
+        self.items.extend(items)
 
 
 def test_all_sinks_get_the_items_and_then_it_fires() -> None:
@@ -77,3 +131,64 @@ def test_no_items_succeed_at_once_without_calling_sinks() -> None:
 def test_a_dispatcher_needs_a_sink() -> None:
     with pytest.raises(ValueError, match="at least one sink"):
         Dispatcher([], 5, MemoryReactorClock())
+
+
+def test_a_sink_that_returns_no_deferred_fails_the_delivery() -> None:
+    """Records a sink never promised to keep are never ACKed."""
+    careless = CarelessSink()
+    results = outcome(Dispatcher([careless], 10, MemoryReactorClock()))
+
+    error = delivery_error(results)
+    assert error.sink == "careless"
+    assert "deliver() returned NoneType, not a Deferred or a coroutine" in str(error)
+
+
+def test_a_sink_that_raises_fails_the_delivery() -> None:
+    results = outcome(Dispatcher([RaisingSink()], 10, MemoryReactorClock()))
+
+    error = delivery_error(results)
+    assert error.sink == "raising"
+    assert "no space left on device" in str(error)
+
+
+def test_a_coroutine_sink_is_awaited() -> None:
+    sink = AsyncSink()
+    results = outcome(Dispatcher([sink], 10, MemoryReactorClock()))
+
+    assert results == []
+    sink.written.callback(None)
+    assert results == [None]
+    assert sink.items == list(ITEMS)
+
+
+def test_a_failing_sink_cancels_the_others() -> None:
+    slow, bad = RecordingSink("slow"), RecordingSink("bad")
+    slow.hold()
+    bad.fail_with(OSError("broker gone"))
+
+    results = outcome(Dispatcher([slow, bad], 10, MemoryReactorClock()))
+
+    assert delivery_error(results).sink == "bad"
+    assert slow.pending == ()
+    assert slow.items == []
+
+
+def test_drain_waits_for_every_attempt_not_only_the_first_failure() -> None:
+    finishing, bad = AsyncSink(), RecordingSink("bad")
+    bad.hold()
+    dispatcher = Dispatcher([finishing, bad], 10, MemoryReactorClock())
+    results = outcome(dispatcher)
+    bad.release(OSError("broker gone"))
+    drained = dispatcher.drain()
+
+    assert delivery_error(results).sink == "bad"
+    assert not drained.called
+    finishing.flushed.callback(None)
+    assert drained.called
+
+
+def test_drain_fires_at_once_when_nothing_is_in_flight() -> None:
+    dispatcher = Dispatcher([RecordingSink()], 10, MemoryReactorClock())
+    outcome(dispatcher)
+
+    assert dispatcher.drain().called

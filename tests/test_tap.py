@@ -86,6 +86,8 @@ def test_same_sink_twice_is_refused(tmp_path: Path) -> None:
         "--udp-max-in-flight-per-imei",
         "--max-pending-per-address",
         "--duplicate-login-window",
+        "--frame-timeout",
+        "--max-buffered-bytes",
     ],
 )
 def test_limits_must_be_positive(option: str) -> None:
@@ -125,6 +127,10 @@ def test_service_carries_the_limits_and_the_allowlist(tmp_path: Path) -> None:
         "replace",
         "--duplicate-login-window",
         "30",
+        "--frame-timeout",
+        "12.5",
+        "--max-buffered-bytes",
+        "1048576",
         "--port",
         "tcp:0:interface=127.0.0.1",
     )
@@ -142,6 +148,7 @@ def test_service_carries_the_limits_and_the_allowlist(tmp_path: Path) -> None:
     assert gateway.factory.admission.max_pending_per_address == 7
     assert limits.duplicate_login is DuplicateLogin.REPLACE
     assert limits.duplicate_login_window == 30
+    assert (limits.frame_timeout, limits.max_buffered_bytes) == (12.5, 1_048_576)
     assert gateway.factory.allow("356307042441013")
     assert not gateway.factory.allow("356307042441014")
 

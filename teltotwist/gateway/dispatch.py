@@ -3,16 +3,10 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
-from twisted.internet.defer import (
-    Deferred,
-    DeferredList,
-    FirstError,
-    maybeDeferred,
-    succeed,
-)
-from twisted.internet.defer import TimeoutError as DeferredTimeoutError
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
@@ -30,9 +24,11 @@ class DeliveryError(Exception):
 
 
 class Dispatcher:
-    """Delivers items to all sinks at once, each within *timeout* seconds.
+    """Delivers items to all sinks at once, within *timeout* seconds.
 
-    A sink still working when the timeout expires has its Deferred cancelled.
+    When one sink fails, or the timeout expires, the delivery fails and the
+    sinks still working on it have their attempts cancelled. :meth:`drain`
+    waits for every attempt, cancelled ones included, to end.
     """
 
     def __init__(
@@ -43,37 +39,95 @@ class Dispatcher:
         self.sinks = tuple(sinks)
         self.timeout = timeout
         self._clock = clock
+        self._unsettled = 0
+        self._drain_waiters: list[Deferred[None]] = []
 
     def deliver(self, items: Sequence[Item]) -> Deferred[None]:
         """Fires with None once every sink accepted *items*; fails with a
         :class:`DeliveryError` naming the first sink that did not."""
         if not items:
             return succeed(None)
-        attempts = [self._deliver_to(sink, items) for sink in self.sinks]
-        gathered: Deferred[list[tuple[bool, None]]] = DeferredList(
-            attempts, fireOnOneErrback=True, consumeErrors=True
+        return _Fanout(self, items).verdict
+
+    def drain(self) -> Deferred[None]:
+        """Fires once no sink is working on a delivery (at once if none is)."""
+        if not self._unsettled:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._drain_waiters.append(waiter)
+        return waiter
+
+    def _attempt_started(self) -> None:
+        self._unsettled += 1
+
+    def _attempt_ended(self) -> None:
+        self._unsettled -= 1
+        if not self._unsettled:
+            waiters, self._drain_waiters = self._drain_waiters, []
+            for waiter in waiters:
+                waiter.callback(None)
+
+
+class _Fanout:
+    """One packet on its way to every sink of a dispatcher."""
+
+    def __init__(self, dispatcher: Dispatcher, items: Sequence[Item]) -> None:
+        self.verdict: Deferred[None] = Deferred()
+        self._dispatcher = dispatcher
+        self._waiting_for = len(dispatcher.sinks)
+        self._attempts: dict[Deferred[None], str] = {}
+        self._timer = dispatcher._clock.callLater(dispatcher.timeout, self._timed_out)
+        for sink in dispatcher.sinks:
+            if self.verdict.called:  # an earlier sink failed at once
+                break
+            name = str(sink.name)
+            attempt = _attempt(sink, items)
+            self._attempts[attempt] = name
+            dispatcher._attempt_started()
+            attempt.addBoth(self._ended, attempt, name)
+
+    def _ended(self, result: object, attempt: Deferred[None], name: str) -> None:
+        del self._attempts[attempt]
+        if isinstance(result, Failure):
+            reason = result.getErrorMessage() or repr(result.value)
+            self._fail(DeliveryError(name, reason))
+        else:
+            self._waiting_for -= 1
+            if not self._waiting_for and not self.verdict.called:
+                self._timer.cancel()
+                self.verdict.callback(None)
+        self._dispatcher._attempt_ended()
+
+    def _timed_out(self) -> None:
+        name = next(iter(self._attempts.values()))
+        self._fail(
+            DeliveryError(name, f"no answer within {self._dispatcher.timeout:g} s")
         )
-        return gathered.addCallbacks(_all_accepted, _first_failure)
 
-    def _deliver_to(self, sink: IRecordSink, items: Sequence[Item]) -> Deferred[None]:
-        attempt: Deferred[None] = maybeDeferred(sink.deliver, items)
-        attempt.addTimeout(self.timeout, self._clock)
-        return attempt.addErrback(_name_failure, str(sink.name), self.timeout)
-
-
-def _all_accepted(results: list[tuple[bool, None]]) -> None:
-    return None
-
-
-def _first_failure(failure: Failure) -> None:
-    """Re-raise the sink's DeliveryError out of DeferredList's FirstError."""
-    error = failure.value
-    if isinstance(error, FirstError):
-        error.subFailure.raiseException()
-    failure.raiseException()
+    def _fail(self, error: DeliveryError) -> None:
+        if self.verdict.called:  # a cancelled attempt ending
+            return
+        if self._timer.active():
+            self._timer.cancel()
+        self.verdict.errback(error)
+        for attempt in list(self._attempts):
+            attempt.cancel()
 
 
-def _name_failure(failure: Failure, sink: str, timeout: float) -> None:
-    if isinstance(failure.value, DeferredTimeoutError):
-        raise DeliveryError(sink, f"no answer within {timeout:g} s")
-    raise DeliveryError(sink, failure.getErrorMessage() or repr(failure.value))
+def _attempt(sink: IRecordSink, items: Sequence[Item]) -> Deferred[None]:
+    """What *sink* does with *items*, as a Deferred; a sink that raises, or
+    returns neither a Deferred nor a coroutine, has failed."""
+    try:
+        result: object = sink.deliver(items)
+    except Exception as error:
+        return fail(error)
+    if isinstance(result, Deferred):
+        return result
+    if inspect.iscoroutine(result):
+        return Deferred.fromCoroutine(result)
+    return fail(
+        TypeError(
+            f"deliver() returned {type(result).__qualname__}, "
+            "not a Deferred or a coroutine"
+        )
+    )

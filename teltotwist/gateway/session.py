@@ -129,6 +129,11 @@ class TrackerSession:
         self.state = State.AWAITING_LOGIN
         self.imei: str | None = None
 
+    @property
+    def buffered(self) -> int:
+        """Bytes held of an unfinished login or frame (0 once closed)."""
+        return 0 if self.state is State.CLOSED else self._framer.buffered
+
     def data_received(self, data: bytes) -> list[Action]:
         """Take bytes from the tracker; return what to do."""
         if self.state is State.CLOSED:
@@ -162,6 +167,12 @@ class TrackerSession:
         if self.state is State.CLOSED:
             return []
         return self._close(what)
+
+    def shed(self, reason: str) -> list[Action]:
+        """The gateway needs this connection's memory back: close."""
+        if self.state is State.CLOSED:
+            return []
+        return self._close(reason)
 
     def replaced(self) -> list[Action]:
         """A newer connection logged in with this IMEI: close this one."""

@@ -4,9 +4,10 @@ for a :class:`~teltotwist.gateway.session.TrackerSession`; no parsing here."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable
 
-from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
@@ -28,6 +29,15 @@ from teltotwist.gateway.session import (
     State,
     TrackerSession,
 )
+from teltotwist.gateway.unfinished import UnfinishedBytes
+
+# FaultLog kinds: why a connection closed, or how it ended.
+_BAD_INPUT = "bad input"
+_TIMEOUT = "timeout"
+_REPLACED = "replaced"
+_OVER_BUDGET = "unfinished-frame budget"
+_NOT_DELIVERED = "not delivered"
+_NO_LOGIN = "no login"
 
 
 class TeltonikaTcpProtocol(Protocol):
@@ -47,7 +57,15 @@ class TeltonikaTcpProtocol(Protocol):
         )
         self.last_active = factory.clock.seconds()
         """When the tracker last sent a byte (reactor seconds)."""
-        self._timer: IDelayedCall | None = None
+        self._timer = _Deadline(factory.clock, self._expired)
+        """The login timeout, then the idle timeout."""
+        self._frame_deadline = _Deadline(factory.clock, self._expired)
+        self._actions: deque[tuple[Action, str]] = deque()
+        self._performing = False
+        self._connected_at = factory.clock.seconds()
+        self._packets = self._records = 0
+        self._acked_packets = self._acked_records = 0
+        self._records_in_flight = 0
 
     @property
     def label(self) -> str:
@@ -55,22 +73,43 @@ class TeltonikaTcpProtocol(Protocol):
         return f"{self.session.imei or 'unknown IMEI'} at {self.peer}"
 
     def connectionMade(self) -> None:
-        self._arm(self.factory.limits.login_timeout, "no IMEI login")
+        self._connected_at = self.factory.clock.seconds()
+        self._timer.arm(self.factory.limits.login_timeout, "no IMEI login")
 
     def dataReceived(self, data: bytes) -> None:
         self.last_active = self.factory.clock.seconds()
         if self.session.imei is not None:
-            self._arm(self.factory.limits.idle_timeout, "idle")
+            self._timer.arm(self.factory.limits.idle_timeout, "idle")
+        held_before = self.session.buffered
         self._perform(self.session.data_received(data))
+        held = self.session.buffered
+        # Unless the bytes held are the same unfinished frame plus this read,
+        # they belong to a frame begun in this read.
+        started = not held_before or held != held_before + len(data)
+        self._track_unfinished(started)
 
     def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:  # noqa: B008
-        self._disarm()
+        self._timer.disarm()
         self.session.connection_lost()
+        self._track_unfinished(started=False)
         self.factory.forget(self)
+        self._log_disconnect()
 
     def replace(self) -> None:
         """A newer connection logged in with the same IMEI: this one goes."""
-        self._perform(self.session.replaced())
+        self._perform(self.session.replaced(), _REPLACED)
+
+    def shed(self) -> None:
+        """The unfinished frames of all connections exceed their budget, and
+        this connection's is the oldest: it goes."""
+        self._perform(
+            self.session.shed(
+                "unfinished frames of all connections exceed "
+                f"{self.factory.limits.max_buffered_bytes} bytes; "
+                "this connection's is the oldest"
+            ),
+            _OVER_BUDGET,
+        )
 
     def close(self, reason: str) -> None:
         """The gateway closes this connection; *reason* goes to the log."""
@@ -88,44 +127,82 @@ class TeltonikaTcpProtocol(Protocol):
         assert self.transport is not None
         self.transport.pauseProducing()  # type: ignore[attr-defined]
 
-    def _perform(self, actions: Sequence[Action]) -> None:
+    def _perform(self, actions: Iterable[Action], fault: str = _BAD_INPUT) -> None:
+        """Carry out *actions* in order, after any already queued; a
+        :class:`Close` among them is logged as a *fault* (a FaultLog kind).
+
+        A delivery that fires at once queues the session's next actions
+        instead of performing them from inside this call, so any number of
+        frames in one read is handled in a loop, never by recursion.
+        """
+        self._actions.extend((action, fault) for action in actions)
+        if self._performing:
+            return
+        self._performing = True
+        try:
+            while self._actions:
+                self._carry_out(*self._actions.popleft())
+        finally:
+            self._performing = False
+
+    def _carry_out(self, action: Action, fault: str) -> None:
         transport = self.transport
         assert transport is not None
-        for action in actions:
-            match action:
-                case Send(data=data):
-                    transport.write(data)
-                case LoggedIn(imei=imei):
-                    self.log.info("{label}: logged in", label=self.label)
-                    self._arm(self.factory.limits.idle_timeout, "idle")
-                    self.factory.logged_in(self, imei)
-                case Deliver(items=items):
-                    self._deliver(items)
-                case CommandReceived(frame=frame):
-                    self.log.info(
-                        "{label}: codec {codec} frame: {messages}",
-                        label=self.label,
-                        codec=frame.codec.label,
-                        messages=[m.text or m.payload.hex() for m in frame.messages],
-                    )
-                case Discard(reason=reason):
-                    self.log.warn("{label}: {reason}", label=self.label, reason=reason)
-                case Close(reason=reason):
-                    self.log.warn(
-                        "{label}: closing: {reason}", label=self.label, reason=reason
-                    )
-                    transport.loseConnection()
+        match action:
+            case Send(data=data):
+                transport.write(data)
+            case LoggedIn(imei=imei):
+                self.log.info("{label}: logged in", label=self.label)
+                self._timer.arm(self.factory.limits.idle_timeout, "idle")
+                self.factory.logged_in(self, imei)
+            case Deliver(items=items):
+                self._deliver(items)
+            case CommandReceived(frame=frame):
+                self.log.info(
+                    "{label}: codec {codec} frame: {messages}",
+                    label=self.label,
+                    codec=frame.codec.label,
+                    messages=[m.text or m.payload.hex() for m in frame.messages],
+                )
+            case Discard(reason=reason):
+                self.log.warn("{label}: {reason}", label=self.label, reason=reason)
+            case Close(reason=reason):
+                self.factory.faults.warn(
+                    fault, "{label}: closing: {reason}", label=self.label, reason=reason
+                )
+                self._track_unfinished(started=False)
+                transport.loseConnection()
+
+    def _track_unfinished(self, started: bool) -> None:
+        """Time the unfinished frame (none runs while a packet is with the
+        sinks: the tracker waits for its ACK), and count it against the
+        budget of all connections."""
+        held = self.session.buffered
+        if not held or self.session.state is State.DELIVERING:
+            self._frame_deadline.disarm()
+        elif started or not self._frame_deadline.armed:
+            self._frame_deadline.arm(
+                self.factory.limits.frame_timeout, "an unfinished frame"
+            )
+        self.factory.holding(self, held, started)
 
     def _deliver(self, items: tuple[Item, ...]) -> None:
-        self._disarm()
+        self._timer.disarm()
+        self._frame_deadline.disarm()
+        self._packets += 1
+        self._records += len(items)
+        self._records_in_flight = len(items)
         self.transport.pauseProducing()  # type: ignore[union-attr]
-        delivery = self.factory.deliver(items)
+        delivery = self.factory.dispatcher.deliver(items)
         delivery.addCallbacks(self._delivered, self._not_delivered)
         delivery.addErrback(self._crashed)
 
     def _delivered(self, _: None) -> None:
         if self.factory.stopping:
-            self._perform(self.session.delivery_failed("the gateway is shutting down"))
+            self._perform(
+                self.session.delivery_failed("the gateway is shutting down"),
+                _NOT_DELIVERED,
+            )
             return
         actions = self.session.delivery_succeeded()
         if not actions:
@@ -134,39 +211,81 @@ class TeltonikaTcpProtocol(Protocol):
                 label=self.label,
             )
             return
+        self._acked_packets += 1
+        self._acked_records += self._records_in_flight
         self.transport.resumeProducing()  # type: ignore[union-attr]
-        self._arm(self.factory.limits.idle_timeout, "idle")
+        self._timer.arm(self.factory.limits.idle_timeout, "idle")
         self._perform(actions)
+        self._track_unfinished(started=False)
 
     def _not_delivered(self, failure: Failure) -> None:
-        self._perform(self.session.delivery_failed(failure.getErrorMessage()))
+        self._perform(
+            self.session.delivery_failed(failure.getErrorMessage()), _NOT_DELIVERED
+        )
 
     def _crashed(self, failure: Failure) -> None:
         self.log.failure("{label}: unexpected error", failure, label=self.label)
         if self.transport is not None:
             self.transport.loseConnection()
 
-    def _arm(self, seconds: float, what: str) -> None:
-        self._disarm()
-        self._timer = self.factory.clock.callLater(
-            seconds, self._expired, what, seconds
+    def _expired(self, what: str) -> None:
+        self._perform(self.session.timed_out(what), _TIMEOUT)
+
+    def _log_disconnect(self) -> None:
+        seconds = self.factory.clock.seconds() - self._connected_at
+        if self.session.imei is None:
+            self.factory.faults.warn(
+                _NO_LOGIN,
+                "{label}: disconnected after {seconds:.1f} s without logging in",
+                label=self.label,
+                seconds=seconds,
+            )
+            return
+        self.log.info(
+            "{label}: disconnected after {seconds:.1f} s; received {packets} "
+            "packets ({records} records), acknowledged {acked_packets} "
+            "({acked_records} records)",
+            label=self.label,
+            seconds=seconds,
+            packets=self._packets,
+            records=self._records,
+            acked_packets=self._acked_packets,
+            acked_records=self._acked_records,
         )
 
-    def _disarm(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
 
-    def _expired(self, what: str, seconds: float) -> None:
-        self._timer = None
-        self._perform(self.session.timed_out(f"{what} for {seconds:g} s"))
+class _Deadline:
+    """A timer that calls *expired* with what ran out, such as ``idle for
+    600 s``, unless disarmed or armed again first."""
+
+    def __init__(self, clock: IReactorTime, expired: Callable[[str], None]) -> None:
+        self._clock = clock
+        self._expired = expired
+        self._call: IDelayedCall | None = None
+
+    @property
+    def armed(self) -> bool:
+        return self._call is not None and self._call.active()
+
+    def arm(self, seconds: float, what: str) -> None:
+        """Expire in *seconds*, forgetting any earlier deadline."""
+        self.disarm()
+        self._call = self._clock.callLater(
+            seconds, self._expired, f"{what} for {seconds:g} s"
+        )
+
+    def disarm(self) -> None:
+        if self.armed:
+            assert self._call is not None
+            self._call.cancel()
+        self._call = None
 
 
 class TeltonikaTcpFactory(Factory):
     """Makes a :class:`TeltonikaTcpProtocol` per tracker connection within
     the :class:`~teltotwist.gateway.admission.Admission` slots, keeps one
-    connection per IMEI (``Limits.duplicate_login``), and knows what is in
-    flight for shutdown."""
+    connection per IMEI (``Limits.duplicate_login``), bounds the bytes held in
+    unfinished frames, and stops the connections in order at shutdown."""
 
     log = Logger()
     noisy = False
@@ -191,8 +310,11 @@ class TeltonikaTcpFactory(Factory):
         self.admission: Admission[TeltonikaTcpProtocol] = Admission(
             limits.max_connections, limits.max_pending_per_address
         )
-        self.faults = FaultLog(self.log, clock)
-        self._in_flight: set[Deferred[None]] = set()
+        self.faults = FaultLog(TeltonikaTcpProtocol.log, clock)
+        """Warnings about what a sender can repeat, rate-limited."""
+        self.unfinished: UnfinishedBytes[TeltonikaTcpProtocol] = UnfinishedBytes(
+            limits.max_buffered_bytes
+        )
 
     def buildProtocol(self, addr: IAddress) -> TeltonikaTcpProtocol | None:  # type: ignore[override]
         if self.stopping:
@@ -304,16 +426,11 @@ class TeltonikaTcpFactory(Factory):
         if imei is not None and self.by_imei.get(imei) is protocol:
             del self.by_imei[imei]
 
-    def deliver(self, items: tuple[Item, ...]) -> Deferred[None]:
-        """Deliver through the dispatcher, remembering it until it finishes."""
-        delivery = self.dispatcher.deliver(items)
-        self._in_flight.add(delivery)
-
-        def finished(result: object) -> object:
-            self._in_flight.discard(delivery)
-            return result
-
-        return delivery.addBoth(finished)
+    def holding(self, protocol: TeltonikaTcpProtocol, held: int, started: bool) -> None:
+        """*protocol* holds *held* bytes of an unfinished frame (a new one if
+        *started*); past the budget, the oldest unfinished frames go."""
+        for oldest in self.unfinished.update(protocol, held, started):
+            oldest.shed()
 
     def stop_accepting(self) -> None:
         """Shutdown began: refuse connections, stop reading, ACK nothing more."""
@@ -321,11 +438,10 @@ class TeltonikaTcpFactory(Factory):
         for protocol in self.connections:
             protocol.stop_reading()
 
-    def drain(self) -> Deferred[object]:
-        """Fires when every delivery in flight has finished, however it ended."""
-        return DeferredList(list(self._in_flight), consumeErrors=True).addCallback(
-            lambda _: None
-        )
+    def drain(self) -> Deferred[None]:
+        """Fires when no sink is working on a delivery any more, however the
+        deliveries ended."""
+        return self.dispatcher.drain()
 
     def close_all(self) -> None:
         """Close every tracker connection, and summarise the faults logged."""

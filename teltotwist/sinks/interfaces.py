@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine, Sequence
+from typing import TYPE_CHECKING, Any
 
 from zope.interface import Attribute, Interface
 
@@ -25,15 +25,18 @@ class IRecordSink(Interface):
 
     name = Attribute("A short label for logs, such as ``file:/var/lib/t.jsonl``.")
 
-    def deliver(items: Sequence[Item]) -> Deferred[None]:
+    def deliver(items: Sequence[Item]) -> Deferred[None] | Coroutine[Any, Any, None]:
         """Keep *items*, a sequence of :data:`teltotwist.gateway.items.Item`.
 
-        :returns: a ``Deferred`` that fires once every item is durably
-            accepted (written and flushed, HTTP 2xx, broker confirm ...) and
-            fails otherwise. Only then is the tracker acknowledged. The
-            gateway cancels it when the sink timeout expires: a sink must
-            tolerate that (abandon or finish the work; either is safe, since
-            an unacknowledged packet is resent and consumers upsert on ``id``).
+        :returns: a ``Deferred`` (or, from an ``async def deliver``, a
+            coroutine) that fires once every item is durably accepted
+            (written and flushed, HTTP 2xx, broker confirm ...) and fails
+            otherwise. Only then is the tracker acknowledged; returning
+            anything else, or raising, fails the delivery. The gateway
+            cancels it when the sink timeout expires or another sink failed:
+            a sink must tolerate that (abandon or finish the work; either is
+            safe, since an unacknowledged packet is resent and consumers
+            upsert on ``id``), and end it soon, since shutdown waits for it.
         """
 
 
