@@ -41,6 +41,7 @@ class Dispatcher:
         self._clock = clock
         self._unsettled = 0
         self._drain_waiters: list[Deferred[None]] = []
+        self._undecided: set[_Fanout] = set()
 
     def deliver(self, items: Sequence[Item]) -> Deferred[None]:
         """Fires with None once every sink accepted *items*; fails with a
@@ -56,6 +57,12 @@ class Dispatcher:
         waiter: Deferred[None] = Deferred()
         self._drain_waiters.append(waiter)
         return waiter
+
+    def cancel(self) -> None:
+        """Fail every delivery not yet decided and cancel its sinks' attempts
+        (at shutdown, once the drain timeout is over)."""
+        for fanout in list(self._undecided):
+            fanout.give_up("the gateway is shutting down")
 
     def _attempt_started(self) -> None:
         self._unsettled += 1
@@ -77,6 +84,8 @@ class _Fanout:
         self._waiting_for = len(dispatcher.sinks)
         self._attempts: dict[Deferred[None], str] = {}
         self._timer = dispatcher._clock.callLater(dispatcher.timeout, self._timed_out)
+        dispatcher._undecided.add(self)
+        self.verdict.addBoth(self._decided)
         for sink in dispatcher.sinks:
             if self.verdict.called:  # an earlier sink failed at once
                 break
@@ -98,11 +107,16 @@ class _Fanout:
                 self.verdict.callback(None)
         self._dispatcher._attempt_ended()
 
+    def give_up(self, reason: str) -> None:
+        """Fail the delivery now, naming a sink still working on it."""
+        self._fail(DeliveryError(next(iter(self._attempts.values())), reason))
+
+    def _decided(self, result: object) -> object:
+        self._dispatcher._undecided.discard(self)
+        return result
+
     def _timed_out(self) -> None:
-        name = next(iter(self._attempts.values()))
-        self._fail(
-            DeliveryError(name, f"no answer within {self._dispatcher.timeout:g} s")
-        )
+        self.give_up(f"no answer within {self._dispatcher.timeout:g} s")
 
     def _fail(self, error: DeliveryError) -> None:
         if self.verdict.called:  # a cancelled attempt ending

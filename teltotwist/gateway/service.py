@@ -30,8 +30,8 @@ class GatewayService(MultiService):
     """Sinks first, then the listeners; stopped in the safe order.
 
     On stop (SIGTERM under twistd): stop listening, stop reading and ACKing,
-    let the deliveries in flight finish within *drain_timeout* seconds, close
-    the connections, then stop the sinks. A record ACKed before the stop is
+    let the deliveries in flight finish within *drain_timeout* seconds (then
+    cancel those left), close the connections, then stop the sinks. A record ACKed before the stop is
     in the sinks; nothing is ACKed after it began (deliveries finishing during
     the drain stay unacknowledged, so their trackers resend them elsewhere).
     """
@@ -88,16 +88,16 @@ class GatewayService(MultiService):
             self.datagram_protocol.stop_accepting()
         if not await self._drained_in_time():
             self.log.warn(
-                "Deliveries still in flight after {seconds} s; closing anyway",
+                "Deliveries still in flight after {seconds} s; cancelling them",
                 seconds=self.drain_timeout,
             )
+            self.factory.dispatcher.cancel()
         self.factory.close_all()
         await self._sink_services.stopService()
 
     def _drained_in_time(self) -> Deferred[bool]:
         """True once all in-flight deliveries finished, False if the drain
-        timeout came first. The deliveries themselves are not cancelled: the
-        sinks may still complete them (unacknowledged) after the close."""
+        timeout came first."""
         outcome: Deferred[bool] = Deferred()
 
         def settle(in_time: bool) -> None:
