@@ -31,9 +31,10 @@ class GatewayService(MultiService):
 
     On stop (SIGTERM under twistd): stop listening, stop reading and ACKing,
     let the deliveries in flight finish within *drain_timeout* seconds (then
-    cancel those left), close the connections, then stop the sinks. A record ACKed before the stop is
-    in the sinks; nothing is ACKed after it began (deliveries finishing during
-    the drain stay unacknowledged, so their trackers resend them elsewhere).
+    cancel those left), close the connections, then stop the sinks. A record
+    ACKed before the stop is in the sinks; nothing is ACKed after it began
+    (deliveries finishing during the drain stay unacknowledged, so their
+    trackers resend them elsewhere).
     """
 
     log = Logger()
