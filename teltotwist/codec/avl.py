@@ -74,6 +74,10 @@ class _Packer(Protocol):
 _Compiled = TypeVar("_Compiled")
 
 
+def _worth_compiling(shape: _Shape) -> bool:
+    return sum(shape) <= MAX_COMPILED_ELEMENTS
+
+
 @attrs.define
 class _ShapeCache(Generic[_Compiled]):
     """Compiled structs by shape, within :data:`SHAPE_CACHE_BUDGET`; the oldest
@@ -139,7 +143,7 @@ class _Layout:
             groups.append(counts + _IO16_PAIR_FORMAT * shape[-1])
         return ">" + _GPS_FORMAT + self.event_format + "".join(groups)
 
-    def _groups(self, shape: _Shape) -> Iterator[tuple[struct.Struct, int]]:
+    def fixed_groups(self, shape: _Shape) -> Iterator[tuple[struct.Struct, int]]:
         """Each fixed-size IO group's (id, value) struct and element count."""
         return zip(self.pairs, shape, strict=True)
 
@@ -151,7 +155,7 @@ class _Layout:
         """
         io16 = shape[4] if len(shape) > len(_FIXED_VALUE_FORMATS) else 0
         io_layout: IoLayout = (shape[0], shape[1], shape[2], shape[3], io16, 0)
-        if sum(shape) > MAX_COMPILED_ELEMENTS:
+        if not _worth_compiling(shape):
             return _GroupUnpacker(self, shape), io_layout
         skip = "x" * self.count.size
         return struct.Struct(self._format(shape, skip)), io_layout
@@ -167,7 +171,7 @@ class _Layout:
         compiled = self.encoders.entries.get(shape)
         if compiled is not None:
             return compiled
-        if sum(shape) > MAX_COMPILED_ELEMENTS:
+        if not _worth_compiling(shape):
             return _GroupPacker(self, shape)
         compiled = struct.Struct(self._format(shape, self.count_format))
         self.encoders.add(shape, compiled)
@@ -187,7 +191,7 @@ class _GroupUnpacker:
         values = list(layout.head.unpack_from(buffer, offset))
         position = offset + layout.head.size
         view = memoryview(buffer)
-        for pair, count in layout._groups(self.shape):
+        for pair, count in layout.fixed_groups(self.shape):
             position += layout.count.size
             size = pair.size * count
             for fields in pair.iter_unpack(view[position : position + size]):
@@ -208,7 +212,7 @@ class _GroupPacker:
         layout = self.layout
         parts = [layout.head.pack(*values[: layout.head_fields])]
         index = layout.head_fields
-        for pair, count in layout._groups(self.shape):
+        for pair, count in layout.fixed_groups(self.shape):
             parts.append(layout.count.pack(values[index]))
             index += 1
             for _ in range(count):
