@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import tracemalloc
+from collections.abc import Callable, Iterable
+
 import pytest
 
 import teltotwist
@@ -226,3 +230,106 @@ def test_encoder_rejects_more_than_255_records() -> None:
     """Number of Data is one byte."""
     with pytest.raises(ValueRangeError):
         encode_frame(AvlPacket(Codec.CODEC8, (build_record(),) * 256))
+
+
+def distinct_shapes(count: int, fours: int) -> Iterable[AvlRecord]:
+    """*count* Codec 8E records of about 100 IO elements, no two of one shape;
+    each test takes its own *fours* so that no test finds the shapes cached."""
+    for index in range(count):
+        ones, twos = index % 50, index // 50
+        yield build_record(
+            io1=dict.fromkeys(range(ones), 1),
+            io2=dict.fromkeys(range(1000, 1000 + twos), 2),
+            io4=dict.fromkeys(range(2000, 2000 + fours), 4),
+            io8=dict.fromkeys(range(3000, 3008), 8),
+        )
+
+
+def memory_growth(work: Callable[[], object]) -> int:
+    """Bytes still allocated after *work*, by tracemalloc."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        work()
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_flood_of_new_shapes_leaves_memory_bounded() -> None:
+    """Each IO shape's compiled struct is cached, but not without bound."""
+    frames = [
+        encode_frame(AvlPacket(Codec.CODEC8E, (record,)))
+        for record in distinct_shapes(5_000, fours=8)
+    ]
+
+    def decode_all() -> None:
+        for frame in frames:
+            decode_packet(frame)
+
+    assert memory_growth(decode_all) < 2_000_000
+    assert decode_packet(by_id("traccar-01-avl").data).codec is Codec.CODEC8E
+
+
+def test_encoding_a_flood_of_new_shapes_leaves_memory_bounded() -> None:
+    records = list(distinct_shapes(5_000, fours=9))
+
+    def encode_all() -> None:
+        for record in records:
+            encode_frame(AvlPacket(Codec.CODEC8E, (record,)))
+
+    assert memory_growth(encode_all) < 2_000_000
+
+
+def edit_n_total(frame: bytes) -> bytes:
+    """One IO element fewer in N total (bytes 36-37 of a one-record 8E frame)."""
+    edited = bytearray(frame)
+    edited[37] -= 1
+    return frame_payload(payload_of(bytes(edited)))
+
+
+def edit_timestamp(frame: bytes) -> bytes:
+    edited = bytearray(frame)
+    edited[10:18] = (253_402_300_800_000).to_bytes(8, "big")  # 10000-01-01
+    return frame_payload(payload_of(bytes(edited)))
+
+
+@pytest.mark.parametrize(
+    ("edit", "error", "fours"),
+    [(edit_n_total, CountMismatchError, 10), (edit_timestamp, ValueRangeError, 11)],
+    ids=["n-total", "timestamp"],
+)
+def test_records_that_fail_to_decode_leave_no_memory_behind(
+    edit: Callable[[bytes], bytes], error: type[Exception], fours: int
+) -> None:
+    """A sender cannot grow the cache with packets that are rejected anyway."""
+    frames = [
+        edit(encode_frame(AvlPacket(Codec.CODEC8E, (record,))))
+        for record in distinct_shapes(2_000, fours)
+    ]
+
+    def decode_all() -> None:
+        for frame in frames:
+            with pytest.raises(error):
+                teltotwist.decode(frame)
+
+    assert memory_growth(decode_all) < 100_000
+
+
+def test_records_of_hundreds_of_io_elements_round_trip() -> None:
+    """Too large to compile a struct for: (un)packed group by group."""
+    record = build_record(
+        io1=dict.fromkeys(range(300), 1),
+        io2=dict.fromkeys(range(300, 600), 0xBEEF),
+        io8={600: 2**64 - 1},
+        iox={601: b"VIN"},
+    )
+    frame = encode_frame(AvlPacket(Codec.CODEC8E, (record, record)))
+
+    decoded = decode_packet(frame)
+
+    assert [(r.io, r.io_layout) for r in decoded.records] == [
+        (record.io, record.io_layout)
+    ] * 2
+    assert encode_frame(decoded) == frame

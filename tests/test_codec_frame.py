@@ -14,6 +14,7 @@ from teltotwist.codec import (
     LengthMismatchError,
     TruncatedError,
     UnknownCodecError,
+    check_envelope,
 )
 from tests.vectors import (
     ALL,
@@ -126,11 +127,27 @@ def test_frame_too_short_for_its_header_has_no_offset() -> None:
     assert caught.value.offset is None
 
 
-def test_empty_data_field_is_truncated() -> None:
-    """Length 0 and CRC 0 (the CRC of nothing): the frame holds no codec id."""
+@pytest.mark.parametrize("data", [b"", b"\x08", b"\x08\x01"], ids=len)
+def test_data_field_without_codec_id_and_counts_fails_the_envelope(
+    data: bytes,
+) -> None:
+    """CRC-valid, but too short to be content: a framing fault. With no data,
+    length 0 and CRC 0 (the CRC of nothing) make the 12-byte all-zero frame."""
+    frame = frame_payload(data)
+
     with pytest.raises(TruncatedError) as caught:
-        teltotwist.decode(bytes(12))
-    assert_names_offset(caught.value, bytes(12))
+        check_envelope(frame)
+    assert_names_offset(caught.value, frame)
+    assert "codec id and two counts" in str(caught.value)
+
+
+def test_codec_id_and_two_counts_pass_the_envelope() -> None:
+    """The shortest content: it is the decoder's to judge, not the envelope's."""
+    frame = frame_payload(b"\x07\x00\x00")
+
+    assert check_envelope(frame) == len(frame) - 4
+    with pytest.raises(UnknownCodecError):
+        teltotwist.decode(frame)
 
 
 @pytest.mark.parametrize("codec_id", [0x00, 0x07, 0x09, 0x11, 0x8F, 0xFF])

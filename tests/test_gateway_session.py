@@ -144,8 +144,19 @@ def test_a_policy_for_other_identifiers_lets_them_log_in() -> None:
         (LOGIN + b"\x00\x00\x00\x01", "preamble"),
         (LOGIN + bytes(4) + (1 << 20).to_bytes(4, "big"), "cap"),
         (b"\x00\x40" + b"1" * 64, "longer than 32"),
+        (LOGIN + bytes(12), "codec id and two counts"),
+        (LOGIN + frame_payload(b"\x08\x01"), "codec id and two counts"),
     ],
-    ids=["frame-first", "second-login", "bad-crc", "bad-preamble", "oversize", "login"],
+    ids=[
+        "frame-first",
+        "second-login",
+        "bad-crc",
+        "bad-preamble",
+        "oversize",
+        "login",
+        "all-zero-frame",
+        "no-second-count",
+    ],
 )
 def test_bad_input_closes_without_an_ack(data: bytes, reason: str) -> None:
     session = new_session()
@@ -170,6 +181,17 @@ def test_crc_valid_undecodable_frame_is_kept_raw_then_acked() -> None:
     assert item.to_json()["hex"] == CODEC7.hex()
     assert "codec 0x07" in item.error
     assert session.delivery_succeeded() == [Send(tcp_ack(CODEC7[9]))]
+
+
+def test_shortest_crc_valid_content_is_kept_raw_then_acked() -> None:
+    """A codec id and two counts: content, however unknown the codec."""
+    session = logged_in()
+    frame = frame_payload(b"\x07\x00\x00")
+
+    [item] = only_delivery(session.data_received(frame)).items
+
+    assert isinstance(item, UnparsedFrame)
+    assert session.delivery_succeeded() == [Send(tcp_ack(0))]
 
 
 def test_command_response_is_reported_never_acked_and_session_goes_on() -> None:

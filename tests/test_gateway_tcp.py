@@ -17,7 +17,7 @@ from teltotwist.gateway.items import TrackerRecord
 from teltotwist.gateway.limits import DuplicateLogin, Limits
 from teltotwist.gateway.tcp import TeltonikaTcpFactory
 from teltotwist.testing import FakeTracker, RecordingSink
-from tests.vectors import by_id
+from tests.vectors import by_id, frame_payload
 
 CODEC8 = by_id("wiki-c8-tcp-1").data
 CODEC8E = by_id("traccar-01-avl").data
@@ -118,6 +118,19 @@ def test_bad_crc_closes_without_writing_anything(factory: TeltonikaTcpFactory) -
 
     assert tracker.send(CODEC8[:-1] + b"\x00") == b""
     assert not tracker.connected
+
+
+@pytest.mark.parametrize("data", [b"", b"\x08\x01"], ids=len)
+def test_frame_too_short_for_content_closes_without_an_ack(
+    factory: TeltonikaTcpFactory, sink: RecordingSink, data: bytes
+) -> None:
+    """The 12-byte all-zero frame included: a framing fault, not content."""
+    tracker = FakeTracker(factory)
+    tracker.login()
+
+    assert tracker.send(frame_payload(data)) == b""
+    assert not tracker.connected
+    assert sink.items == []
 
 
 def test_login_timeout_closes(

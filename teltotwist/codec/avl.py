@@ -6,12 +6,20 @@ A record's fixed-size part is decoded with one ``struct.Struct`` compiled for
 its *shape* (the element count of each IO group). A tracker sends the same few
 shapes over and over, so after the first packet a record costs a walk over
 four count bytes and a single C-level unpack.
+
+Shapes come from the network, so the cache is kept safe from it: a record's
+lengths and counts are checked before its shape is compiled; a packet's new
+shapes are cached only once the whole packet decoded; shapes of more than
+:data:`MAX_COMPILED_ELEMENTS` elements are unpacked group by group, compiling
+nothing; and each codec's cache holds at most :data:`SHAPE_CACHE_BUDGET`,
+dropping its oldest shapes first.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
+from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
 
@@ -34,14 +42,58 @@ from teltotwist.codec.model import (
 MAX_TIMESTAMP_MS = 253_402_300_799_999
 """9999-12-31T23:59:59.999Z: the last instant a record timestamp may name."""
 
+MAX_COMPILED_ELEMENTS = 255
+"""Shapes with more IO elements are (un)packed group by group, never compiled:
+a compiled struct costs about 65 bytes per element. Only Codec 8 Extended
+records are that large: N total is one byte in the others."""
+
+SHAPE_CACHE_BUDGET = 8_192
+"""What one codec's decoder (or encoder) cache may hold, in IO elements, each
+shape counted as its elements plus :data:`_SHAPE_OVERHEAD`: about 550 KB."""
+
+_SHAPE_OVERHEAD = 16
+"""A compiled shape's fixed cost (struct, key, layout: about 1 KB) in elements."""
+
 _GPS_FORMAT = "QBiihHBH"
 _FIXED_VALUE_FORMATS = ("B", "H", "I", "Q")
 _IO16_PAIR_FORMAT = "B16s"
 _IO16_PAIR_SIZE = struct.calcsize(">" + _IO16_PAIR_FORMAT)
 _NX_HEAD = struct.Struct(">HH")
 _U16 = struct.Struct(">H")
-_U8 = struct.Struct(">B")
 _Shape = tuple[int, ...]
+
+
+class _Unpacker(Protocol):
+    def unpack_from(self, buffer: bytes, offset: int = 0) -> tuple[Any, ...]: ...
+
+
+class _Packer(Protocol):
+    def pack(self, *values: Any) -> bytes: ...
+
+
+_Compiled = TypeVar("_Compiled")
+
+
+def _worth_compiling(shape: _Shape) -> bool:
+    return sum(shape) <= MAX_COMPILED_ELEMENTS
+
+
+@attrs.define
+class _ShapeCache(Generic[_Compiled]):
+    """Compiled structs by shape, within :data:`SHAPE_CACHE_BUDGET`; the oldest
+    go first. Reads go straight to :attr:`entries`, the hot path's dict."""
+
+    entries: dict[_Shape, _Compiled] = attrs.field(factory=dict)
+    weight: int = 0
+
+    def add(self, shape: _Shape, compiled: _Compiled) -> None:
+        """Keep *compiled* for *shape*, dropping the oldest shapes to make room."""
+        self.weight += sum(shape) + _SHAPE_OVERHEAD
+        self.entries[shape] = compiled
+        while self.weight > SHAPE_CACHE_BUDGET:
+            oldest = next(iter(self.entries))
+            del self.entries[oldest]
+            self.weight -= sum(oldest) + _SHAPE_OVERHEAD
 
 
 @attrs.define
@@ -55,26 +107,28 @@ class _Layout:
     count_format: str
     has_generation_type: bool
     has_variable_group: bool
-    decoders: dict[_Shape, tuple[struct.Struct, IoLayout]] = attrs.field(factory=dict)
-    encoders: dict[_Shape, struct.Struct] = attrs.field(factory=dict)
+    decoders: _ShapeCache[tuple[_Unpacker, IoLayout]] = attrs.field(factory=_ShapeCache)
+    encoders: _ShapeCache[_Packer] = attrs.field(factory=_ShapeCache)
     head: struct.Struct = attrs.field(init=False)
     head_fields: int = attrs.field(init=False)
     loop_constants: tuple[int, int, int, bool, bool] = attrs.field(init=False)
-    count_width: int = attrs.field(init=False)
+    count: struct.Struct = attrs.field(init=False)
+    pairs: tuple[struct.Struct, ...] = attrs.field(init=False)
     pair_sizes: tuple[int, ...] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self.head = struct.Struct(">" + _GPS_FORMAT + self.event_format)
         self.head_fields = len(self.head.unpack(bytes(self.head.size)))
-        self.count_width = struct.calcsize(">" + self.count_format)
-        self.pair_sizes = tuple(
-            struct.calcsize(">" + self.id_format + value)
+        self.count = struct.Struct(">" + self.count_format)
+        self.pairs = tuple(
+            struct.Struct(">" + self.id_format + value)
             for value in _FIXED_VALUE_FORMATS
         )
+        self.pair_sizes = tuple(pair.size for pair in self.pairs)
         self.loop_constants = (
             self.head.size,
             self.head_fields,
-            self.count_width,
+            self.count.size,
             self.has_generation_type,
             self.has_variable_group,
         )
@@ -89,25 +143,82 @@ class _Layout:
             groups.append(counts + _IO16_PAIR_FORMAT * shape[-1])
         return ">" + _GPS_FORMAT + self.event_format + "".join(groups)
 
-    def decoder(self, shape: _Shape) -> tuple[struct.Struct, IoLayout]:
-        """The struct unpacking a record's fixed part (skipping the group
-        counts), and the record's ``io_layout`` when it has no NX elements."""
-        compiled = self.decoders.get(shape)
-        if compiled is None:
-            skip = "x" * self.count_width
-            io16 = shape[4] if len(shape) > len(_FIXED_VALUE_FORMATS) else 0
-            io_layout: IoLayout = (shape[0], shape[1], shape[2], shape[3], io16, 0)
-            compiled = struct.Struct(self._format(shape, skip)), io_layout
-            self.decoders[shape] = compiled
+    def fixed_groups(self, shape: _Shape) -> Iterator[tuple[struct.Struct, int]]:
+        """Each fixed-size IO group's (id, value) struct and element count."""
+        return zip(self.pairs, shape, strict=True)
+
+    def decoder(self, shape: _Shape) -> tuple[_Unpacker, IoLayout]:
+        """The unpacker of a record's fixed part (skipping the group counts),
+        and the record's ``io_layout`` when it has no NX elements.
+
+        Nothing is kept: :meth:`learn` caches what a valid packet used.
+        """
+        io16 = shape[4] if len(shape) > len(_FIXED_VALUE_FORMATS) else 0
+        io_layout: IoLayout = (shape[0], shape[1], shape[2], shape[3], io16, 0)
+        if not _worth_compiling(shape):
+            return _GroupUnpacker(self, shape), io_layout
+        skip = "x" * self.count.size
+        return struct.Struct(self._format(shape, skip)), io_layout
+
+    def learn(self, decoders: dict[_Shape, tuple[_Unpacker, IoLayout]]) -> None:
+        """Cache the structs compiled for new shapes of a packet that decoded."""
+        for shape, decoder in decoders.items():
+            if isinstance(decoder[0], struct.Struct):
+                self.decoders.add(shape, decoder)
+
+    def encoder(self, shape: _Shape) -> _Packer:
+        """Packs a record's fixed part, group counts included."""
+        compiled = self.encoders.entries.get(shape)
+        if compiled is not None:
+            return compiled
+        if not _worth_compiling(shape):
+            return _GroupPacker(self, shape)
+        compiled = struct.Struct(self._format(shape, self.count_format))
+        self.encoders.add(shape, compiled)
         return compiled
 
-    def encoder(self, shape: _Shape) -> struct.Struct:
-        """Packs a record's fixed part, group counts included."""
-        compiled = self.encoders.get(shape)
-        if compiled is None:
-            compiled = struct.Struct(self._format(shape, self.count_format))
-            self.encoders[shape] = compiled
-        return compiled
+
+@attrs.frozen
+class _GroupUnpacker:
+    """Unpacks a record's fixed part group by group, compiling nothing: the
+    same values as the shape's compiled struct."""
+
+    layout: _Layout
+    shape: _Shape
+
+    def unpack_from(self, buffer: bytes, offset: int = 0) -> tuple[Any, ...]:
+        layout = self.layout
+        values = list(layout.head.unpack_from(buffer, offset))
+        position = offset + layout.head.size
+        view = memoryview(buffer)
+        for pair, count in layout.fixed_groups(self.shape):
+            position += layout.count.size
+            size = pair.size * count
+            for fields in pair.iter_unpack(view[position : position + size]):
+                values += fields
+            position += size
+        return tuple(values)
+
+
+@attrs.frozen
+class _GroupPacker:
+    """Packs a record's fixed part group by group, compiling nothing: the same
+    bytes as the shape's compiled struct."""
+
+    layout: _Layout
+    shape: _Shape
+
+    def pack(self, *values: Any) -> bytes:
+        layout = self.layout
+        parts = [layout.head.pack(*values[: layout.head_fields])]
+        index = layout.head_fields
+        for pair, count in layout.fixed_groups(self.shape):
+            parts.append(layout.count.pack(values[index]))
+            index += 1
+            for _ in range(count):
+                parts.append(pair.pack(values[index], values[index + 1]))
+                index += 2
+        return b"".join(parts)
 
 
 _LAYOUTS = {
@@ -127,22 +238,7 @@ def decode_avl_payload(
     count. Offsets in errors are offsets into *buffer*. With *io16*, Codec 8
     records carry the non-standard 16-byte IO group after the 8-byte one.
     """
-    if end - start < 3:
-        raise TruncatedError(
-            f"AVL payload of {end - start} bytes is shorter than 3", start
-        )
-    layout = _LAYOUTS_BY_ID.get(buffer[start])
-    if layout is None:
-        raise UnknownCodecError(
-            f"codec 0x{buffer[start]:02x} carries no AVL records", start
-        )
-    if io16 and layout.codec is not Codec.CODEC8:
-        raise UnknownCodecError("the 16-byte IO group exists only in Codec 8", start)
-    count = buffer[start + 1]
-    if buffer[end - 1] != count:
-        raise CountMismatchError(
-            f"record counts disagree: {count} first, {buffer[end - 1]} last", end - 1
-        )
+    layout, count = _payload_head(buffer, start, end, io16)
     end -= 1
     offset = start + 2
     records = []
@@ -151,8 +247,10 @@ def decode_avl_payload(
         layout.loop_constants
     )
     wide = count_width == 2
+    variable_count_width = 2 if has_variable_group else 0
     pair_sizes = (*layout.pair_sizes, _IO16_PAIR_SIZE) if io16 else layout.pair_sizes
-    decoders = layout.decoders
+    decoders = layout.decoders.entries
+    new_shapes: dict[_Shape, tuple[_Unpacker, IoLayout]] = {}
     for _ in range(count):
         position = offset + head_size
         shape = []
@@ -168,23 +266,38 @@ def decode_avl_payload(
             )
             position += count_width + elements * pair_size
             shape.append(elements)
-        if position > end:
+        if position + variable_count_width > end:
             raise TruncatedError("IO elements run past the data field", offset)
+        fixed = sum(shape)
+        variable = 0
+        if has_variable_group:
+            variable = buffer[position] << 8 | buffer[position + 1]
+        total_at = offset + head_size - count_width
+        total = (
+            buffer[total_at] << 8 | buffer[total_at + 1] if wide else buffer[total_at]
+        )
+        if total != fixed + variable:
+            raise CountMismatchError(
+                f"record says it has {total} IO elements, "
+                f"its groups hold {fixed + variable}",
+                total_at,
+            )
         key = tuple(shape)
-        decoder, io_layout = decoders.get(key) or layout.decoder(key)
+        decoder_and_layout = decoders.get(key)
+        if decoder_and_layout is None:
+            decoder_and_layout = new_shapes.get(key) or layout.decoder(key)
+            new_shapes[key] = decoder_and_layout
+        decoder, io_layout = decoder_and_layout
         values = decoder.unpack_from(buffer, offset)
         if values[0] > MAX_TIMESTAMP_MS:
             raise ValueRangeError(f"timestamp {values[0]} ms is past year 9999", offset)
         pairs = iter(values[head_fields:])
         io: dict[int, IoValue] = dict(zip(pairs, pairs))  # noqa: B905 - even by design
-        fixed = len(io)
-        variable = 0
+        if len(io) != fixed:
+            raise CountMismatchError("an IO id appears twice in one record", offset)
         if has_variable_group:
-            variable, position = _decode_variable(buffer, position, end, io)
+            position = _decode_variable(buffer, position + 2, end, io, variable)
             io_layout = (*io_layout[:5], variable)
-        total = values[head_fields - 1]
-        if total != fixed + variable or (len(values) - head_fields) >> 1 != fixed:
-            raise _io_count_error(total, shape, fixed, variable, offset)
         records.append(
             AvlRecord(
                 values[0],
@@ -206,31 +319,39 @@ def decode_avl_payload(
         raise LengthMismatchError(
             f"{end - offset} bytes left after {count} records", offset
         )
+    if new_shapes:
+        layout.learn(new_shapes)
     return AvlPacket(layout.codec, tuple(records), io16)
 
 
-def _io_count_error(
-    total: int, shape: list[int], fixed: int, variable: int, offset: int
-) -> CountMismatchError:
-    if fixed != sum(shape):
-        return CountMismatchError("an IO id appears twice in one record", offset)
-    return CountMismatchError(
-        f"record says it has {total} IO elements, its groups hold {fixed + variable}",
-        offset,
-    )
+def _payload_head(
+    buffer: bytes, start: int, end: int, io16: bool
+) -> tuple[_Layout, int]:
+    """The codec's layout and the record count, both counts checked."""
+    if end - start < 3:
+        raise TruncatedError(
+            f"AVL payload of {end - start} bytes is shorter than 3", start
+        )
+    layout = _LAYOUTS_BY_ID.get(buffer[start])
+    if layout is None:
+        raise UnknownCodecError(
+            f"codec 0x{buffer[start]:02x} carries no AVL records", start
+        )
+    if io16 and layout.codec is not Codec.CODEC8:
+        raise UnknownCodecError("the 16-byte IO group exists only in Codec 8", start)
+    count = buffer[start + 1]
+    if buffer[end - 1] != count:
+        raise CountMismatchError(
+            f"record counts disagree: {count} first, {buffer[end - 1]} last", end - 1
+        )
+    return layout, count
 
 
 def _decode_variable(
-    buffer: bytes, offset: int, end: int, io: dict[int, IoValue]
-) -> tuple[int, int]:
-    """Add the Codec 8E NX group to *io*: u16 count, then (u16 id, u16 length,
-    bytes). Returns the element count and the offset past the group."""
-    if offset + 2 > end:
-        raise TruncatedError(
-            "variable-length IO count runs past the data field", offset
-        )
-    count = _U16.unpack_from(buffer, offset)[0]
-    offset += 2
+    buffer: bytes, offset: int, end: int, io: dict[int, IoValue], count: int
+) -> int:
+    """Add the Codec 8E NX group's *count* elements, (u16 id, u16 length,
+    bytes) from *offset* on, to *io*. Returns the offset past the group."""
     before = len(io)
     for _ in range(count):
         if offset + 4 > end:
@@ -247,7 +368,7 @@ def _decode_variable(
         offset += length
     if len(io) != before + count:
         raise CountMismatchError("an IO id appears twice in one record", offset)
-    return count, offset
+    return offset
 
 
 def encode_avl_payload(packet: AvlPacket) -> bytes:

@@ -28,10 +28,14 @@ HEADER = struct.Struct(">II")
 """Preamble (zero) and data field length."""
 _CRC_FIELD = struct.Struct(">I")
 FRAME_OVERHEAD = HEADER.size + _CRC_FIELD.size
+MIN_DATA_LENGTH = 3
+"""The codec id and the two record (or message) counts: a data field that
+cannot hold them is a framing fault, not content."""
 
 
 def check_envelope(frame: bytes) -> int:
-    """Check a TCP frame's preamble, data field length and CRC-16/IBM.
+    """Check a TCP frame's preamble, data field length and CRC-16/IBM, and
+    that the data field holds at least :data:`MIN_DATA_LENGTH` bytes.
 
     A frame that passes arrived intact: if its content then fails to decode,
     the fault is in what the tracker sent, not in the transfer.
@@ -48,6 +52,11 @@ def check_envelope(frame: bytes) -> int:
         raise LengthMismatchError(
             f"data field length {length} needs a {length + FRAME_OVERHEAD}-byte frame, "
             f"got {len(frame)} bytes",
+            4,
+        )
+    if length < MIN_DATA_LENGTH:
+        raise TruncatedError(
+            f"a data field of {length} bytes cannot hold a codec id and two counts",
             4,
         )
     end: int = HEADER.size + length
@@ -80,8 +89,6 @@ def decode_checked_frame(frame: bytes, end: int) -> AvlPacket | CommandFrame:
 
     :raises CodecError: (a subclass saying what is wrong, and where).
     """
-    if end == HEADER.size:
-        raise TruncatedError("the data field is empty", HEADER.size)
     codec_id = frame[HEADER.size]
     if codec_id in AVL_CODECS:
         return _decode_avl(frame, end)

@@ -20,7 +20,6 @@ import attrs
 
 from teltotwist.codec import (
     COMMAND_CODECS,
-    FRAME_OVERHEAD,
     AvlPacket,
     CodecError,
     CommandFrame,
@@ -249,17 +248,17 @@ class TrackerSession:
     def _undecodable(
         self, frame: bytes, error: str, received_at: int
     ) -> Sequence[Action]:
-        """A CRC-valid frame whose content does not decode.
+        """A frame past :func:`check_envelope` (so with a codec id and two
+        counts) whose content does not decode.
 
         AVL data is kept as an :class:`UnparsedFrame` and ACKed with the count
         the tracker declared, so the tracker is not wedged resending it
         forever; a command frame is only logged (commands are never ACKed).
         """
         assert self.imei is not None
-        codec_id = frame[_CODEC_OFFSET] if len(frame) > _CODEC_OFFSET + 4 else None
-        if codec_id in _COMMAND_CODEC_IDS:
+        if frame[_CODEC_OFFSET] in _COMMAND_CODEC_IDS:
             return [Discard(f"undecodable command frame: {error}")]
-        count = frame[_RECORD_COUNT_OFFSET] if len(frame) > FRAME_OVERHEAD + 1 else 0
+        count = frame[_RECORD_COUNT_OFFSET]
         unparsed = UnparsedFrame(self.imei, frame, error, received_at)
         return self._deliver((unparsed,), count)
 
