@@ -31,6 +31,7 @@ from twisted.internet.endpoints import (
 from twisted.internet.interfaces import IListeningPort, IReactorTime
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
+from twisted.logger import capturedLogs, formatEvent
 from twisted.protocols.portforward import ProxyFactory
 from twisted.python.failure import Failure
 
@@ -873,3 +874,63 @@ async def test_the_example_consumer_prints_each_record(
         record.to_json() for record in RECORDS[:2]
     ]
     assert process.returncode == 0
+
+
+# --- Readiness: the gateway listens once the sink is connected -------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_gateway_listens_only_once_the_sink_is_connected(
+    broker: Broker, proxy: tuple[FaultProxy, int]
+) -> None:
+    faults, port = proxy
+    faults.refusing = True
+    exchange = await broker.exchange()
+    sink = AmqpSink(on_port(port, exchange), clock, retry_policy=lambda n: 0.05)
+    endpoint = PortReportingEndpoint(
+        serverFromString(clock, "tcp:0:interface=127.0.0.1")
+    )
+    gateway = teltotwist.makeService(clock, endpoint, [sink], drain_timeout=0.5)
+    connected_when_listening: list[bool] = []
+    endpoint.port.addCallback(lambda _: connected_when_listening.append(sink.ready))
+    gateway.startService()
+    try:
+        await sleep(0.3)
+        assert connected_when_listening == []
+        assert gateway.sinks_not_ready() == [sink.name]
+
+        faults.refusing = False
+        await gateway.whenListening().addTimeout(10, clock)
+
+        assert connected_when_listening == [True]
+        assert gateway.sinks_not_ready() == []
+    finally:
+        await gateway.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_with_a_refusing_broker_the_gateway_listens_after_the_timeout(
+    proxy: tuple[FaultProxy, int],
+) -> None:
+    faults, port = proxy
+    faults.refusing = True
+    sink = AmqpSink(on_port(port, "unused"), clock, retry_policy=lambda n: 0.05)
+    gateway = teltotwist.makeService(
+        clock,
+        serverFromString(clock, "tcp:0:interface=127.0.0.1"),
+        [sink],
+        sink_ready_timeout=0.5,
+    )
+    with capturedLogs() as events:
+        gateway.startService()
+        try:
+            await gateway.whenListening().addTimeout(10, clock)
+        finally:
+            await gateway.stopService()
+
+    warnings = [formatEvent(event) for event in events]
+    assert (
+        f"Sinks not ready after 0.5 s: amqp:amqp://guest@127.0.0.1:{port}/"
+        "?exchange=unused; listening anyway (their deliveries fail until they are)"
+    ) in warnings
+    assert not sink.ready
