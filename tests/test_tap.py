@@ -75,11 +75,25 @@ def test_same_sink_twice_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "option",
-    ["--login-timeout", "--idle-timeout", "--sink-timeout", "--max-frame-size"],
+    [
+        "--login-timeout",
+        "--idle-timeout",
+        "--sink-timeout",
+        "--max-frame-size",
+        "--sink-ready-timeout",
+    ],
 )
 def test_limits_must_be_positive(option: str) -> None:
     with pytest.raises(usage.UsageError):
         parse(option, "0")
+
+
+def test_the_gateway_waits_for_its_sinks_as_long_as_told() -> None:
+    root = makeService(parse("--sink-ready-timeout", "2.5"))
+
+    [gateway] = [s for s in IServiceCollection(root) if isinstance(s, GatewayService)]
+    assert gateway.sink_ready_timeout == 2.5
+    assert parse()["sink-ready-timeout"] == 10
 
 
 def test_missing_allowlist_file_is_a_usage_error(tmp_path: Path) -> None:
