@@ -332,7 +332,7 @@ def test_the_options() -> None:
         45,
         "3.1.1",
     )
-    assert settings.url == "mqtts://gate@way@[::1]:8884"
+    assert settings.url == "mqtts://gate%40way@[::1]:8884"
     assert settings_from_url("mqtts://h", {}).port == 8883
     imei = new_imei()
     unparsed = UnparsedFrame(imei, b"\x00", "bad", RECEIVED_AT_MS)

@@ -32,10 +32,10 @@ from teltotwist.gateway.items import Item, TrackerRecord, json_line
 from teltotwist.sinks._amqp_settings import (
     PASSWORD_VARIABLE,
     AmqpSettings,
-    client_tls,
     kind_of,
     parse_url,
 )
+from teltotwist.sinks._url import client_tls
 from teltotwist.sinks.interfaces import IRecordSink, ISinkReadiness
 from teltotwist.sinks.readiness import ReadyWaiters
 
