@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import atexit
+import os
 import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -11,14 +14,19 @@ from typing import Any, ClassVar
 from twisted.application.service import IService, MultiService, Service
 from twisted.copyright import version as twisted_version
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.python import usage
+from twisted.python.failure import Failure
 
 from teltotwist.cli.version import teltotwist_version
 from teltotwist.codec import ImeiPolicy
 from teltotwist.gateway.allowlist import AllowlistError, ImeiAllowlist, parse_allowlist
 from teltotwist.gateway.limits import DuplicateLogin, Limits
-from teltotwist.gateway.service import DEFAULT_DRAIN_TIMEOUT
+from teltotwist.gateway.service import (
+    DEFAULT_DRAIN_TIMEOUT,
+    DEFAULT_SINK_READY_TIMEOUT,
+)
 from teltotwist.gateway.service import makeService as makeGateway
 from teltotwist.sinks import IRecordSink, SinkConfigurationError
 from teltotwist.sinks.registry import make_sink, sink_factories
@@ -181,6 +189,13 @@ class Options(usage.Options):
             "Seconds deliveries in flight get to finish on shutdown",
             _positive(float),
         ],
+        [
+            "sink-ready-timeout",
+            None,
+            DEFAULT_SINK_READY_TIMEOUT,
+            "Seconds to wait at start for the sinks to connect before listening anyway",
+            _positive(float),
+        ],
     ]
 
     def __init__(self) -> None:
@@ -263,6 +278,23 @@ def _nothing_to_reload() -> None:
     _log.info("SIGHUP: nothing to reload (no --allow-imeis)")
 
 
+def _exit_unable_to_listen(failure: Failure) -> None:
+    """The gateway cannot listen, and logged why: stop, with exit status 1."""
+    failure.trap(CannotListenError)
+    from twisted.internet import reactor  # noqa: PLC0415
+
+    # twistd exits with 0 once its reactor stops; this runs after its
+    # clean-up (the pid file), at the interpreter's exit.
+    atexit.register(_exit_now, 1)
+    reactor.callWhenRunning(reactor.stop)
+
+
+def _exit_now(status: int) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 def makeService(options: Options) -> IService:
     """The gateway service described by *options*."""
     from twisted.internet import reactor  # noqa: PLC0415
@@ -304,8 +336,10 @@ def makeService(options: Options) -> IService:
         udp_port=options["udp-port"],
         udp_interface=options["udp-interface"],
         drain_timeout=options["drain-timeout"],
+        sink_ready_timeout=options["sink-ready-timeout"],
     )
     if allowlist is not None:
         allowlist.on_reload(gateway.factory.close_disallowed)
+    gateway.whenListening().addErrback(_exit_unable_to_listen)
     root.addService(gateway)
     return root

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 
 import pytest
@@ -13,14 +14,18 @@ from twisted.internet.endpoints import (
     connectProtocol,
     serverFromString,
 )
-from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.error import CannotListenError, ConnectionRefusedError
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.task import deferLater
+from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs, formatEvent
+from zope.interface import implementer
 
 import teltotwist
 from teltotwist.codec import tcp_ack
 from teltotwist.gateway.service import GatewayService
+from teltotwist.sinks import IRecordSink, ISinkReadiness
+from teltotwist.sinks.readiness import ReadyWaiters
 from teltotwist.testing import RecordingSink
 from tests.net import PortReportingEndpoint, TrackerClient
 from tests.vectors import by_id
@@ -132,3 +137,136 @@ async def test_shutdown_gives_up_on_a_stuck_sink_after_the_drain_timeout(
     assert client.received == b""
     assert gateway.sink.items == []
     assert gateway.sink.pending == (), "the stuck delivery is cancelled"
+
+
+# --- Start-up: sinks first, then listening ---------------------------------
+
+
+@implementer(IRecordSink, ISinkReadiness)
+class ConnectingSink(RecordingSink):
+    """A RecordingSink that is ready only once :meth:`connect` is called."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.ready = False
+        self._waiters = ReadyWaiters()
+
+    def whenReady(self) -> Deferred[None]:
+        return self._waiters.wait(self.ready)
+
+    def connect(self) -> None:
+        self.ready = True
+        self._waiters.fire()
+
+
+def on_memory(*sinks: IRecordSink) -> tuple[GatewayService, MemoryReactorClock]:
+    clock = MemoryReactorClock()
+    endpoint = serverFromString(clock, "tcp:5027")
+    return teltotwist.makeService(clock, endpoint, sinks), clock
+
+
+def test_listens_only_once_every_sink_is_ready() -> None:
+    broker = ConnectingSink("amqp:broker")
+    service, clock = on_memory(RecordingSink(), broker)
+    listening = service.whenListening()
+
+    service.startService()
+    clock.advance(9)
+
+    assert clock.tcpServers == []
+    assert service.sinks_not_ready() == ["amqp:broker"]
+    broker.connect()
+    assert [port for port, *_ in clock.tcpServers] == [5027]
+    assert listening.called
+    assert service.sinks_not_ready() == []
+
+
+def test_listens_after_the_ready_timeout_and_names_the_sink_not_ready() -> None:
+    service, clock = on_memory(RecordingSink(), ConnectingSink("mqtt://broker:1883"))
+
+    with capturedLogs() as events:
+        service.startService()
+        clock.advance(9.9)
+        assert clock.tcpServers == []
+        clock.advance(0.1)
+
+    assert len(clock.tcpServers) == 1
+    lines = [formatEvent(event) for event in events]
+    assert "Sinks not ready after 10 s: mqtt://broker:1883; listening anyway" in (
+        "\n".join(lines)
+    )
+    assert service.sinks_not_ready() == ["mqtt://broker:1883"]
+
+
+def test_stopping_before_the_sinks_are_ready_never_listens() -> None:
+    broker = ConnectingSink("amqp:broker")
+    service, clock = on_memory(broker)
+    service.startService()
+
+    stopped = service.stopService()
+    broker.connect()
+    clock.advance(60)
+
+    assert stopped.called
+    assert clock.tcpServers == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_log_says_where_it_listens_and_which_sinks_are_on() -> None:
+    endpoint = PortReportingEndpoint(
+        serverFromString(reactor, "tcp:0:interface=127.0.0.1")
+    )
+    service = teltotwist.makeService(
+        reactor,
+        endpoint,
+        [RecordingSink("first"), RecordingSink("second")],
+        udp_port=0,
+        udp_interface="127.0.0.1",
+    )
+    with capturedLogs() as events:
+        service.startService()
+    try:
+        await service.whenListening()
+        port: IListeningPort = await endpoint.port
+        tcp = port.getHost().port  # type: ignore[attr-defined]
+        udp = service.datagram_protocol.transport.getHost().port  # type: ignore[union-attr]
+    finally:
+        await service.stopService()
+
+    lines = [formatEvent(event) for event in events]
+    assert (
+        f"Listening for trackers on tcp:127.0.0.1:{tcp}, udp:127.0.0.1:{udp}; "
+        "sinks: first, second"
+    ) in lines
+
+
+@pytest.mark.parametrize("kind", ["tcp", "udp"])
+@pytest_twisted.ensureDeferred
+async def test_an_occupied_port_is_one_clear_line_and_a_failed_wait(
+    kind: str,
+) -> None:
+    udp = kind == "udp"
+    with socket.socket(type=socket.SOCK_DGRAM if udp else socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        if not udp:
+            taken.listen()
+        port = taken.getsockname()[1]
+        tcp_port = 0 if udp else port
+        service = teltotwist.makeService(
+            reactor,
+            serverFromString(reactor, f"tcp:{tcp_port}:interface=127.0.0.1"),
+            [RecordingSink()],
+            udp_port=port if udp else None,
+            udp_interface="127.0.0.1",
+        )
+        with capturedLogs() as events:
+            service.startService()
+        with pytest.raises(CannotListenError):
+            await service.whenListening()
+        await service.stopService()
+
+    lines = [formatEvent(event) for event in events]
+    assert lines[-1] == (
+        f"cannot listen on {kind}:{port}:interface=127.0.0.1: address already in use"
+    )
+    assert not any(event.get("log_failure") for event in events)

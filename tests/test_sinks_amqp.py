@@ -31,6 +31,7 @@ from twisted.internet.endpoints import (
 from twisted.internet.interfaces import IListeningPort, IReactorTime
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
+from twisted.logger import capturedLogs, formatEvent
 from twisted.protocols.portforward import ProxyFactory
 from twisted.python.failure import Failure
 
@@ -769,11 +770,11 @@ def test_parses_urls(url: str, expected: AmqpSettings) -> None:
     assert parse_url(url, {}) == expected
 
 
-def test_takes_the_password_from_the_environment_when_the_url_has_none() -> None:
+def test_takes_the_password_from_the_environment_not_from_both() -> None:
     settings = parse_url("amqp://gw@rabbit.example/", {PASSWORD_VARIABLE: "s3cret"})
     assert (settings.username, settings.password) == ("gw", "s3cret")
-    in_url = parse_url("amqp://gw:inline@rabbit.example/", {PASSWORD_VARIABLE: "x"})
-    assert in_url.password == "inline"
+    with pytest.raises(SinkConfigurationError, match="password is given twice"):
+        parse_url("amqp://gw:inline@rabbit.example/", {PASSWORD_VARIABLE: "x"})
 
 
 @pytest.mark.parametrize(
@@ -790,8 +791,8 @@ def test_takes_the_password_from_the_environment_when_the_url_has_none() -> None
             f"names user 'gw' but no password: set {PASSWORD_VARIABLE}",
         ),
         ("amqp://gw:s3cret@h/?exchnage=x", "unknown AMQP URL option 'exchnage'"),
-        ("amqp://gw:s3cret@h/?exchange=a&exchange=b", "gives exchange twice"),
-        ("amqp://gw:s3cret@h/?declare", "NAME=VALUE pairs"),
+        ("amqp://gw:s3cret@h/?exchange=a&exchange=b", "'exchange' is given twice"),
+        ("amqp://gw:s3cret@h/?declare", "'declare' in its query, not NAME=VALUE"),
         ("amqp://gw:s3cret@h/?exchange=", "the exchange option needs a name"),
         ("amqp://gw:s3cret@h/?declare=maybe", "declare must be true or false"),
         ("amqp://gw:s3cret@h/?routing_key=t.{serial}", "not {serial}"),
@@ -873,3 +874,63 @@ async def test_the_example_consumer_prints_each_record(
         record.to_json() for record in RECORDS[:2]
     ]
     assert process.returncode == 0
+
+
+# --- Readiness: the gateway listens once the sink is connected -------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_gateway_listens_only_once_the_sink_is_connected(
+    broker: Broker, proxy: tuple[FaultProxy, int]
+) -> None:
+    faults, port = proxy
+    faults.refusing = True
+    exchange = await broker.exchange()
+    sink = AmqpSink(on_port(port, exchange), clock, retry_policy=lambda n: 0.05)
+    endpoint = PortReportingEndpoint(
+        serverFromString(clock, "tcp:0:interface=127.0.0.1")
+    )
+    gateway = teltotwist.makeService(clock, endpoint, [sink], drain_timeout=0.5)
+    connected_when_listening: list[bool] = []
+    endpoint.port.addCallback(lambda _: connected_when_listening.append(sink.ready))
+    gateway.startService()
+    try:
+        await sleep(0.3)
+        assert connected_when_listening == []
+        assert gateway.sinks_not_ready() == [sink.name]
+
+        faults.refusing = False
+        await gateway.whenListening().addTimeout(10, clock)
+
+        assert connected_when_listening == [True]
+        assert gateway.sinks_not_ready() == []
+    finally:
+        await gateway.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_with_a_refusing_broker_the_gateway_listens_after_the_timeout(
+    proxy: tuple[FaultProxy, int],
+) -> None:
+    faults, port = proxy
+    faults.refusing = True
+    sink = AmqpSink(on_port(port, "unused"), clock, retry_policy=lambda n: 0.05)
+    gateway = teltotwist.makeService(
+        clock,
+        serverFromString(clock, "tcp:0:interface=127.0.0.1"),
+        [sink],
+        sink_ready_timeout=0.5,
+    )
+    with capturedLogs() as events:
+        gateway.startService()
+        try:
+            await gateway.whenListening().addTimeout(10, clock)
+        finally:
+            await gateway.stopService()
+
+    warnings = [formatEvent(event) for event in events]
+    assert (
+        f"Sinks not ready after 0.5 s: amqp:amqp://guest@127.0.0.1:{port}/"
+        "?exchange=unused; listening anyway (their deliveries fail until they are)"
+    ) in warnings
+    assert not sink.ready

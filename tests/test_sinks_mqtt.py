@@ -332,7 +332,7 @@ def test_the_options() -> None:
         45,
         "3.1.1",
     )
-    assert settings.url == "mqtts://gate@way@[::1]:8884"
+    assert settings.url == "mqtts://gate%40way@[::1]:8884"
     assert settings_from_url("mqtts://h", {}).port == 8883
     imei = new_imei()
     unparsed = UnparsedFrame(imei, b"\x00", "bad", RECEIVED_AT_MS)
@@ -952,3 +952,25 @@ async def test_the_documented_persistent_consumer_gets_what_it_missed(
     finally:
         end_session = [mosquitto_sub, "-V", "5", "-i", client_id, "-t", "x", "-E"]
         await deferToThread(subprocess.run, end_session, check=True, timeout=10)
+
+
+# Readiness.
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_sink_is_ready_once_the_broker_accepts_it(
+    sinks: Sinks, proxy: tuple[FaultProxy, int]
+) -> None:
+    faults, port = proxy
+    faults.refusing = True
+    sink = await sinks.start(f"mqtt://127.0.0.1:{port}", connected=False)
+    ready = sink.whenReady()
+    await sleep(0.3)
+    assert not ready.called
+    assert not sink.ready
+
+    faults.refusing = False
+    await within(ready)
+
+    assert sink.ready
+    assert sink.whenReady().called

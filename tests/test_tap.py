@@ -88,6 +88,7 @@ def test_same_sink_twice_is_refused(tmp_path: Path) -> None:
         "--duplicate-login-window",
         "--frame-timeout",
         "--max-buffered-bytes",
+        "--sink-ready-timeout",
     ],
 )
 def test_limits_must_be_positive(option: str) -> None:
@@ -102,6 +103,14 @@ def test_duplicate_login_is_reject_by_default_or_replace() -> None:
     )
     with pytest.raises(usage.UsageError, match="'kick' is not replace or reject"):
         parse("--duplicate-login", "kick")
+
+
+def test_the_gateway_waits_for_its_sinks_as_long_as_told() -> None:
+    root = makeService(parse("--sink-ready-timeout", "2.5"))
+
+    [gateway] = [s for s in IServiceCollection(root) if isinstance(s, GatewayService)]
+    assert gateway.sink_ready_timeout == 2.5
+    assert parse()["sink-ready-timeout"] == 10
 
 
 def test_missing_allowlist_file_is_a_usage_error(tmp_path: Path) -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import subprocess
 from pathlib import Path
 
 from teltotwist.codec import tcp_ack
-from tests.conftest import Twistd
+from tests.conftest import TWISTD, Twistd
 from tests.net import receive_exactly
 from tests.vectors import by_id
 
@@ -25,6 +26,18 @@ IMEI = "356307042441013"
 def exchange(connection: socket.socket, data: bytes, reply_size: int) -> bytes:
     connection.sendall(data)
     return receive_exactly(connection, reply_size)
+
+
+def test_twistd_says_where_it_listens_and_which_sinks_are_on(
+    twistd: Twistd, tmp_path: Path
+) -> None:
+    assert twistd.process.stdout is not None
+    line = twistd.process.stdout.readline()  # the one after "starting on PORT"
+
+    assert line.endswith(
+        f"Listening for trackers on tcp:127.0.0.1:{twistd.port}; "
+        f"sinks: file:{tmp_path / 'records.jsonl'}\n"
+    )
 
 
 def test_twistd_acks_real_frames_and_files_their_records(
@@ -49,3 +62,34 @@ def test_twistd_acks_real_frames_and_files_their_records(
     assert records[15]["io"]["256"] == "00" * 17
     assert all(record["generation_type"] == 7 for record in records[16:])
     assert len({record["id"] for record in records}) == len(records)
+
+
+def test_an_occupied_port_is_one_clear_line_and_exit_status_1(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [
+                str(TWISTD),
+                "--nodaemon",
+                "--pidfile=",
+                "teltonika",
+                "--port",
+                f"tcp:{port}:interface=127.0.0.1",
+                "--sink",
+                f"file:{tmp_path / 'records.jsonl'}",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=60,
+            check=False,
+        )
+
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert (
+        f"cannot listen on tcp:{port}:interface=127.0.0.1: address already in use\n"
+    ) in output
+    assert "Traceback" not in output

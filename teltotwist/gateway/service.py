@@ -4,35 +4,47 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
-from twisted.application.internet import StreamServerEndpointService, UDPServer
-from twisted.application.service import IService, MultiService
-from twisted.internet.defer import Deferred, DeferredList
+from twisted.application.internet import UDPServer
+from twisted.application.service import IService, MultiService, Service
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.defer import CancelledError, Deferred, DeferredList
+from twisted.internet.defer import TimeoutError as DeferredTimeoutError
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import (
+    IAddress,
     IDelayedCall,
+    IListeningPort,
     IReactorTime,
     IStreamServerEndpoint,
 )
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from teltotwist.gateway.dispatch import Dispatcher
 from teltotwist.gateway.limits import Limits
 from teltotwist.gateway.tcp import TeltonikaTcpFactory
 from teltotwist.gateway.udp import TeltonikaUdpProtocol
 from teltotwist.sinks import IRecordSink
+from teltotwist.sinks.readiness import is_ready, when_all_ready
 
 DEFAULT_DRAIN_TIMEOUT = 10.0
+DEFAULT_SINK_READY_TIMEOUT = 10.0
 _MAX_DATAGRAM = 65_535
 
 
 class GatewayService(MultiService):
     """Sinks first, then the listeners; stopped in the safe order.
 
-    On stop (SIGTERM under twistd): stop listening, stop reading and ACKing,
-    let the deliveries in flight finish within *drain_timeout* seconds (then
-    cancel those left), close the connections, then stop the sinks. A record
-    ACKed before the stop is in the sinks; nothing is ACKed after it began
+    On start: start the sinks, wait up to *sink_ready_timeout* seconds for
+    those providing :class:`ISinkReadiness` to be ready (a broker connected),
+    then listen, so that no tracker's first packet meets a sink still
+    connecting. On stop (SIGTERM under twistd): stop listening, stop reading
+    and ACKing, let the deliveries in flight finish within *drain_timeout*
+    seconds (then cancel those left), close the connections, then stop the
+    sinks. A record ACKed before the stop is in the sinks; nothing is ACKed
+    after it began
     (deliveries finishing during the drain stay unacknowledged, so their
     trackers resend them elsewhere).
     """
@@ -48,11 +60,14 @@ class GatewayService(MultiService):
         *,
         udp: tuple[int, str, TeltonikaUdpProtocol] | None = None,
         drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
+        sink_ready_timeout: float = DEFAULT_SINK_READY_TIMEOUT,
     ) -> None:
         MultiService.__init__(self)
         self.factory = factory
         self.drain_timeout = drain_timeout
+        self.sink_ready_timeout = sink_ready_timeout
         self._clock = clock
+        self._sinks = list(sinks)
         self._sink_services = MultiService()
         for sink in sinks:
             service = IService(sink, None)
@@ -60,25 +75,118 @@ class GatewayService(MultiService):
                 self._sink_services.addService(service)
         MultiService.addService(self, self._sink_services)
         self._listeners = MultiService()
-        tcp = StreamServerEndpointService(endpoint, factory)
-        # As twisted.application.strports does: a port that cannot be bound
-        # fails startService instead of leaving a gateway that never listens.
-        tcp._raiseSynchronously = True
-        self._listeners.addService(tcp)
+        self._tcp = _EndpointListener(endpoint, factory)
+        self._listeners.addService(self._tcp)
+        self._udp: UDPServer | None = None
         self.datagram_protocol: TeltonikaUdpProtocol | None = None
         if udp is not None:
             port, interface, protocol = udp
             self.datagram_protocol = protocol
-            UDPServer(
+            self._udp = UDPServer(
                 port, protocol, interface=interface, maxPacketSize=_MAX_DATAGRAM
-            ).setServiceParent(self._listeners)
+            )
+            self._udp.setServiceParent(self._listeners)
         MultiService.addService(self, self._listeners)
+        self._starting: Deferred[None] | None = None
+        self._listening: Literal[True] | Failure | None = None
+        """True once listening, a Failure if it could not, None until then."""
+        self._listen_waiters: list[Deferred[None]] = []
+
+    def privilegedStartService(self) -> None:
+        """The sinks' privileged start only: listening waits for the sinks."""
+        Service.privilegedStartService(self)
+        self._sink_services.privilegedStartService()
 
     def startService(self) -> None:
-        """Start the sinks, then listen."""
-        MultiService.startService(self)
+        """Start the sinks; listen once they are ready, or after
+        *sink_ready_timeout* seconds (see :meth:`whenListening`)."""
+        Service.startService(self)
+        self._sink_services.startService()
+        self._starting = Deferred.fromCoroutine(self._start_listening())
+        self._starting.addErrback(lambda failure: failure.trap(CancelledError))
+
+    def whenListening(self) -> Deferred[None]:
+        """Fires once the gateway listens; fails with the
+        ``CannotListenError`` of a port that cannot be bound (logged already,
+        in one line)."""
+        waiter: Deferred[None] = Deferred()
+        if self._listening is None:
+            self._listen_waiters.append(waiter)
+        else:
+            _settle(waiter, self._listening)
+        return waiter
+
+    def sinks_not_ready(self) -> list[str]:
+        """The names of the sinks that could not accept a delivery now."""
+        return [sink.name for sink in self._sinks if not is_ready(sink)]
+
+    async def _start_listening(self) -> None:
+        await self._sinks_ready()
+        try:
+            addresses = await self._listen()
+        except CannotListenError as error:
+            self._listened(Failure(error))
+            return
+        self.log.info(
+            "Listening for trackers on {addresses}; sinks: {sinks}",
+            addresses=", ".join(addresses),
+            sinks=", ".join(sink.name for sink in self._sinks),
+        )
+        self._listened(True)
+
+    async def _sinks_ready(self) -> None:
+        everyone = when_all_ready(self._sinks)
+        if everyone.called:
+            return
+        self.log.info(
+            "Waiting up to {timeout:g} s for the sinks to be ready: {sinks}",
+            timeout=self.sink_ready_timeout,
+            sinks=", ".join(self.sinks_not_ready()),
+        )
+        everyone.addTimeout(self.sink_ready_timeout, self._clock)
+        try:
+            await everyone
+        except DeferredTimeoutError:
+            self.log.warn(
+                "Sinks not ready after {timeout:g} s: {sinks}; listening anyway "
+                "(their deliveries fail until they are)",
+                timeout=self.sink_ready_timeout,
+                sinks=", ".join(self.sinks_not_ready()),
+            )
+
+    async def _listen(self) -> list[str]:
+        """Listen on TCP, then on UDP; the addresses listened on.
+
+        :raises CannotListenError: for the first that cannot be bound, after
+            logging why in one line.
+        """
+        Service.startService(self._listeners)
+        try:
+            addresses = [_address("tcp", await self._tcp.listen())]
+        except CannotListenError as error:
+            self.log.error("{problem}", problem=_cannot_listen("tcp", error))
+            raise
+        if self._udp is not None:
+            try:
+                self._udp.startService()
+            except CannotListenError as error:
+                self.log.error("{problem}", problem=_cannot_listen("udp", error))
+                raise
+            assert self.datagram_protocol is not None
+            transport = self.datagram_protocol.transport
+            assert transport is not None
+            addresses.append(_address("udp", transport.getHost()))
+        return addresses
+
+    def _listened(self, outcome: Literal[True] | Failure) -> None:
+        self._listening = outcome
+        waiters, self._listen_waiters = self._listen_waiters, []
+        for waiter in waiters:
+            _settle(waiter, outcome)
 
     def stopService(self) -> Deferred[None]:
+        if self._starting is not None:
+            self._starting.cancel()  # not listening yet: never will
         return Deferred.fromCoroutine(self._stop())
 
     async def _stop(self) -> None:
@@ -116,6 +224,55 @@ class GatewayService(MultiService):
         return DeferredList(waits, consumeErrors=True).addCallback(lambda _: None)
 
 
+class _EndpointListener(Service):
+    """Listens on *endpoint* when :meth:`listen` says, not when started."""
+
+    def __init__(
+        self, endpoint: IStreamServerEndpoint, factory: TeltonikaTcpFactory
+    ) -> None:
+        self._endpoint = endpoint
+        self._factory = factory
+        self._port: IListeningPort | None = None
+
+    async def listen(self) -> IAddress:
+        """Listen; the address listened on.
+
+        :raises CannotListenError: when the endpoint cannot be bound.
+        """
+        Service.startService(self)
+        self._port = await self._endpoint.listen(self._factory)
+        return self._port.getHost()
+
+    def stopService(self) -> Deferred[None] | None:
+        Service.stopService(self)
+        port, self._port = self._port, None
+        return None if port is None else port.stopListening()
+
+
+def _address(kind: str, address: IAddress) -> str:
+    """*address* as ``tcp:HOST:PORT`` (or ``udp:``), for the log."""
+    if isinstance(address, IPv4Address | IPv6Address):
+        host = f"[{address.host}]" if ":" in address.host else address.host
+        return f"{kind}:{host}:{address.port}"
+    return f"{kind}:{address}"
+
+
+def _cannot_listen(kind: str, error: CannotListenError) -> str:
+    """``cannot listen on tcp:5027: address already in use``."""
+    where = f"{kind}:{error.port}"
+    if error.interface:
+        where += f":interface={error.interface}"
+    reason = getattr(error.socketError, "strerror", None) or str(error.socketError)
+    return f"cannot listen on {where}: {reason[:1].lower()}{reason[1:]}"
+
+
+def _settle(waiter: Deferred[None], outcome: Literal[True] | Failure) -> None:
+    if isinstance(outcome, Failure):
+        waiter.errback(outcome)
+    else:
+        waiter.callback(None)
+
+
 def _cancel_timer(result: bool, timer: IDelayedCall) -> bool:
     if timer.active():
         timer.cancel()
@@ -132,6 +289,7 @@ def makeService(
     udp_port: int | None = None,
     udp_interface: str = "",
     drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
+    sink_ready_timeout: float = DEFAULT_SINK_READY_TIMEOUT,
 ) -> GatewayService:
     """The gateway, ready to add to an application's ``MultiService``.
 
@@ -142,6 +300,8 @@ def makeService(
         tracker is acknowledged.
     :param allow: which IMEIs may log in (all by default).
     :param udp_port: also receive UDP datagrams on this port.
+    :param sink_ready_timeout: seconds to wait for the sinks to be ready
+        before listening anyway.
     """
     dispatcher = Dispatcher(sinks, limits.sink_timeout, reactor)
     factory = TeltonikaTcpFactory(dispatcher, reactor, allow=allow, limits=limits)
@@ -150,5 +310,11 @@ def makeService(
         protocol = TeltonikaUdpProtocol(dispatcher, allow, reactor, limits=limits)
         udp = (udp_port, udp_interface, protocol)
     return GatewayService(
-        factory, endpoint, sinks, reactor, udp=udp, drain_timeout=drain_timeout
+        factory,
+        endpoint,
+        sinks,
+        reactor,
+        udp=udp,
+        drain_timeout=drain_timeout,
+        sink_ready_timeout=sink_ready_timeout,
     )

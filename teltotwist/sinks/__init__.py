@@ -4,7 +4,8 @@
 from teltotwist.sinks.interfaces import (
     IRecordSink,
     ISinkFactory,
+    ISinkReadiness,
     SinkConfigurationError,
 )
 
-__all__ = ["IRecordSink", "ISinkFactory", "SinkConfigurationError"]
+__all__ = ["IRecordSink", "ISinkFactory", "ISinkReadiness", "SinkConfigurationError"]

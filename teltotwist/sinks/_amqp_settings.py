@@ -3,21 +3,16 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from string import Formatter
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import attrs
-from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
-from twisted.internet.ssl import (
-    Certificate,
-    optionsForClientTLS,
-    trustRootFromCertificates,
-)
 
 from teltotwist.codec.imei import MAX_LOGIN_LENGTH
 from teltotwist.gateway.items import Item, TrackerRecord
+from teltotwist.sinks import _url
+from teltotwist.sinks._url import client_tls
 from teltotwist.sinks.interfaces import SinkConfigurationError
 
 PASSWORD_VARIABLE = "TELTOTWIST_AMQP_PASSWORD"
@@ -34,9 +29,6 @@ _BOOLEANS = {
     "no": False,
     "0": False,
 }
-_PEM_CERTIFICATE = re.compile(
-    rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL
-)
 
 
 @attrs.frozen
@@ -61,11 +53,9 @@ class AmqpSettings:
     def url(self) -> str:
         """The broker and exchange as a URL without the password, for logs."""
         scheme = "amqps" if self.tls else "amqp"
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        broker = _url.shown(scheme, self.username, self.host, self.port)
         vhost = "" if self.vhost == "/" else quote(self.vhost, safe="")
-        user = quote(self.username, safe="")
-        exchange = quote(self.exchange, safe="")
-        return f"{scheme}://{user}@{host}:{self.port}/{vhost}?exchange={exchange}"
+        return f"{broker}/{vhost}?exchange={quote(self.exchange, safe='')}"
 
     def routing_key_for(self, item: Item) -> str:
         return self.routing_key.format(imei=item.imei, kind=kind_of(item))
@@ -75,30 +65,6 @@ def kind_of(item: Item) -> str:
     """``records``, or ``unparsed`` for a frame that could not be decoded (the
     names the mqtt sink's topics use too)."""
     return "records" if isinstance(item, TrackerRecord) else "unparsed"
-
-
-def client_tls(host: str, cafile: str | None) -> IOpenSSLClientConnectionCreator:
-    """TLS to *host*, verified against the system's certificate authorities
-    or, with *cafile*, against the PEM certificates in it.
-
-    :raises SinkConfigurationError: when *cafile* cannot be read or holds none.
-    """
-    if cafile is None:
-        return optionsForClientTLS(host)
-    try:
-        with open(cafile, "rb") as file:
-            pem = file.read()
-    except OSError as error:
-        raise SinkConfigurationError(
-            f"cannot read cafile {cafile}: {error.strerror}"
-        ) from error
-    certificates = [
-        Certificate.loadPEM(block) for block in _PEM_CERTIFICATE.findall(pem)
-    ]
-    if not certificates:
-        raise SinkConfigurationError(f"cafile {cafile} holds no PEM certificate")
-    trust = trustRootFromCertificates(certificates)  # type: ignore[no-untyped-call]
-    return optionsForClientTLS(host, trust)
 
 
 def parse_url(url: str, environment: Mapping[str, str]) -> AmqpSettings:
@@ -129,44 +95,24 @@ def parse_url(url: str, environment: Mapping[str, str]) -> AmqpSettings:
             "the AMQP URL's port must be a number from 1 to 65535"
         )
     tls = parts.scheme == "amqps"
-    options = _options(parts.query)
+    options = _url.options(parts.query, OPTIONS, "AMQP")
     if "cafile" in options and not tls:
         raise SinkConfigurationError("cafile is for amqps:// URLs only")
     if "cafile" in options:
         client_tls(parts.hostname, options["cafile"])
-    username = "guest" if parts.username is None else unquote(parts.username)
+    username = _url.user(parts.username)
     return AmqpSettings(
         host=parts.hostname,
         port=port or (5671 if tls else 5672),
         vhost=_vhost(parts.path),
-        username=username,
-        password=_password(parts.username, parts.password, environment),
+        username="guest" if username is None else username,
+        password=_password(username, parts.password, environment),
         tls=tls,
         cafile=options.get("cafile"),
         exchange=_exchange(options.get("exchange", "teltonika")),
         routing_key=_routing_key(options.get("routing_key", "teltonika.{imei}")),
         declare=_boolean("declare", options.get("declare", "true")),
     )
-
-
-def _options(query: str) -> dict[str, str]:
-    try:
-        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
-    except ValueError:
-        raise SinkConfigurationError(
-            "the AMQP URL's options must be NAME=VALUE pairs joined by &"
-        ) from None
-    options: dict[str, str] = {}
-    for name, value in pairs:
-        if name not in OPTIONS:
-            raise SinkConfigurationError(
-                f"unknown AMQP URL option {name!r}: the options are "
-                + ", ".join(OPTIONS)
-            )
-        if name in options:
-            raise SinkConfigurationError(f"the AMQP URL gives {name} twice")
-        options[name] = value
-    return options
 
 
 def _vhost(path: str) -> str:
@@ -181,21 +127,15 @@ def _vhost(path: str) -> str:
 
 
 def _password(
-    username: str | None, password: str | None, environment: Mapping[str, str]
+    username: str | None, quoted: str | None, environment: Mapping[str, str]
 ) -> str:
+    password = _url.password(quoted, PASSWORD_VARIABLE, environment)
     if password is not None:
-        return unquote(password)
-    from_environment = environment.get(PASSWORD_VARIABLE)
-    if from_environment == "":
-        raise SinkConfigurationError(
-            f"{PASSWORD_VARIABLE} is set but empty: give it the password, or unset it"
-        )
-    if from_environment is not None:
-        return from_environment
+        return password
     if username is None:
         return "guest"
     raise SinkConfigurationError(
-        f"the AMQP URL names user {unquote(username)!r} but no password: set "
+        f"the AMQP URL names user {username!r} but no password: set "
         f"{PASSWORD_VARIABLE} (a password in the URL shows in the process list)"
     )
 

@@ -6,17 +6,19 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from string import Formatter
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import attrs
 
 from teltotwist.gateway.items import Item, UnparsedFrame
+from teltotwist.sinks import _url
 from teltotwist.sinks.interfaces import SinkConfigurationError
 
 DEFAULT_TOPIC = "teltonika/{imei}/{kind}"
 PASSWORD_VARIABLE = "TELTOTWIST_MQTT_PASSWORD"
 VERSIONS = ("5", "3.1.1")
 _DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
+_OPTIONS = ("topic", "client_id", "keepalive", "version")
 _TOPIC_FIELDS = ("imei", "kind")
 _MAX_KEEPALIVE = 65_535
 
@@ -46,15 +48,14 @@ class MqttSettings:
     @property
     def address(self) -> str:
         """``host:port``, with an IPv6 host in brackets."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return _url.address(self.host, self.port)
 
     @property
     def url(self) -> str:
         """The broker's URL without the password or options, for the logs."""
-        scheme = "mqtts" if self.tls else "mqtt"
-        user = "" if self.username is None else f"{self.username}@"
-        return f"{scheme}://{user}{self.address}"
+        return _url.shown(
+            "mqtts" if self.tls else "mqtt", self.username, self.host, self.port
+        )
 
     def topic_for(self, item: Item) -> str:
         """The topic *item* is published on."""
@@ -94,7 +95,7 @@ def settings_from_url(url: str, environ: Mapping[str, str]) -> MqttSettings:
             f"the MQTT URL {url!r} has a path, {parts.path!r}: "
             "give the topic as ?topic=..."
         )
-    options = _options(url, parts.query)
+    options = _url.options(parts.query, _OPTIONS, "MQTT")
     username, password = _credentials(url, parts.username, parts.password, environ)
     client_id = options.get("client_id")
     if client_id == "":
@@ -112,41 +113,14 @@ def settings_from_url(url: str, environ: Mapping[str, str]) -> MqttSettings:
     )
 
 
-def _options(url: str, query: str) -> dict[str, str]:
-    """``NAME=VALUE&...``, percent-decoded; unlike a form, ``+`` stays ``+``."""
-    known = ("topic", "client_id", "keepalive", "version")
-    options: dict[str, str] = {}
-    for pair in query.split("&") if query else ():
-        name, equals, value = pair.partition("=")
-        if not equals:
-            raise SinkConfigurationError(
-                f"the MQTT URL {url!r} has {pair!r} in its query, not NAME=VALUE"
-            )
-        if name not in known:
-            raise SinkConfigurationError(
-                f"unknown MQTT URL option {name!r}; the options are {', '.join(known)}"
-            )
-        if name in options:
-            raise SinkConfigurationError(f"the MQTT URL option {name!r} is given twice")
-        options[name] = unquote(value)
-    return options
-
-
 def _credentials(
     url: str,
     quoted_username: str | None,
     quoted_password: str | None,
     environ: Mapping[str, str],
 ) -> tuple[str | None, str | None]:
-    username = unquote(quoted_username) if quoted_username else None
-    password = None if quoted_password is None else unquote(quoted_password)
-    from_environment = environ.get(PASSWORD_VARIABLE)
-    if password is not None and from_environment is not None:
-        raise SinkConfigurationError(
-            f"the MQTT password is given twice, in the URL and in {PASSWORD_VARIABLE}: "
-            f"keep {PASSWORD_VARIABLE} (a command line is visible to every user)"
-        )
-    password = password if from_environment is None else from_environment
+    username = _url.user(quoted_username)
+    password = _url.password(quoted_password, PASSWORD_VARIABLE, environ)
     if password is not None and not username:
         raise SinkConfigurationError(
             f"an MQTT password needs a user name: mqtt://USER@HOST:PORT with "

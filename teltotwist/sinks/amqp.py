@@ -32,11 +32,12 @@ from teltotwist.gateway.items import Item, TrackerRecord, json_line
 from teltotwist.sinks._amqp_settings import (
     PASSWORD_VARIABLE,
     AmqpSettings,
-    client_tls,
     kind_of,
     parse_url,
 )
-from teltotwist.sinks.interfaces import IRecordSink
+from teltotwist.sinks._url import client_tls
+from teltotwist.sinks.interfaces import IRecordSink, ISinkReadiness
+from teltotwist.sinks.readiness import ReadyWaiters
 
 if TYPE_CHECKING:
     from teltotwist.sinks._amqp_channel import ConfirmedChannel
@@ -61,7 +62,7 @@ class AmqpSinkError(Exception):
     """The broker did not confirm a delivery, or the sink could not publish it."""
 
 
-@implementer(IRecordSink)
+@implementer(IRecordSink, ISinkReadiness)
 class AmqpSink(Service):
     """Publishes each item as a persistent message; a delivery fires once the
     broker confirmed every one of its messages, and fails if any is returned,
@@ -104,11 +105,21 @@ class AmqpSink(Service):
         self._retry: IDelayedCall | None = None
         self._failures = 0
         self._status = "the first attempt is under way"
+        self._ready_waiters = ReadyWaiters()
 
     @property
     def connected(self) -> bool:
         """Whether the sink has a connection to publish on."""
         return self._channel is not None
+
+    @property
+    def ready(self) -> bool:
+        """Ready while connected."""
+        return self.connected
+
+    def whenReady(self) -> Deferred[None]:
+        """Fires once the sink is connected."""
+        return self._ready_waiters.wait(self.connected)
 
     def startService(self) -> None:
         """Connect, and keep connecting until stopped."""
@@ -212,6 +223,7 @@ class AmqpSink(Service):
         self._failures = 0
         _log.info("{sink} connected", sink=self.name)
         channel.lost().addCallback(self._lost, channel)
+        self._ready_waiters.fire()
 
     def _not_connected(self, failure: Failure) -> None:
         self._connecting = None

@@ -40,6 +40,23 @@ class IRecordSink(Interface):
         """
 
 
+class ISinkReadiness(Interface):
+    """A sink that is not ready the moment it starts: it connects to a broker
+    first, say. The gateway listens once every such sink is ready, or after
+    ``--sink-ready-timeout`` seconds. A sink without it is ready at once.
+    """
+
+    ready = Attribute(
+        "Whether the sink could accept a delivery now (a ``bool``, e.g. for a "
+        "readiness probe)."
+    )
+
+    def whenReady() -> Deferred[None]:
+        """A ``Deferred`` that fires once the sink is ready (at once if it is
+        now), like ``ClientService.whenConnected``. Cancelling it stops the
+        wait, never the sink."""
+
+
 class ISinkFactory(Interface):
     """A Twisted plugin that makes sinks of one kind from ``--sink KIND:ARG``.
 

@@ -33,7 +33,8 @@ from teltotwist.sinks._mqtt_url import (
     MqttSettings,
     settings_from_url,
 )
-from teltotwist.sinks.interfaces import IRecordSink
+from teltotwist.sinks.interfaces import IRecordSink, ISinkReadiness
+from teltotwist.sinks.readiness import ReadyWaiters
 
 __all__ = [
     "DEFAULT_TOPIC",
@@ -70,7 +71,7 @@ class _Delivery:
         self.done: Deferred[None] = Deferred(lambda _: forget(self))
 
 
-@implementer(IRecordSink)
+@implementer(IRecordSink, ISinkReadiness)
 class MqttSink(Service):
     """Publishes each item's record JSON to the broker of *settings*.
 
@@ -95,11 +96,21 @@ class MqttSink(Service):
         self._warned_unsubscribed = False
         self._awaiting: dict[int, _Delivery] = {}
         self._drained: list[Deferred[None]] = []
+        self._ready_waiters = ReadyWaiters()
 
     @property
     def connected(self) -> bool:
         """Whether the broker accepted the connection and it is still up."""
         return self._connected
+
+    @property
+    def ready(self) -> bool:
+        """Ready while connected."""
+        return self._connected
+
+    def whenReady(self) -> Deferred[None]:
+        """Fires once the broker accepted the connection."""
+        return self._ready_waiters.wait(self._connected)
 
     def startService(self) -> None:
         """Connect in paho's thread; deliveries fail until connected."""
@@ -273,6 +284,7 @@ class MqttSink(Service):
             address=self.settings.address,
             client_id=self.settings.client_id,
         )
+        self._ready_waiters.fire()
 
     def _connection_failed(self, client: Client) -> None:
         if client is self._client:

@@ -1,0 +1,67 @@
+# -*- test-case-name: tests.test_sinks_readiness -*-
+"""Whether sinks are ready to take records: the one place that says a sink
+without :class:`ISinkReadiness` is ready at once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from twisted.internet.defer import CancelledError, Deferred, DeferredList, succeed
+from twisted.python.failure import Failure
+
+from teltotwist.sinks.interfaces import IRecordSink, ISinkReadiness
+
+
+def is_ready(sink: IRecordSink) -> bool:
+    """Whether *sink* could accept a delivery now."""
+    readiness = ISinkReadiness(sink, None)
+    return readiness is None or bool(readiness.ready)
+
+
+def when_ready(sink: IRecordSink) -> Deferred[None]:
+    """Fires once *sink* is ready; cancellable."""
+    readiness = ISinkReadiness(sink, None)
+    if readiness is None:
+        return succeed(None)
+    return readiness.whenReady()
+
+
+def when_all_ready(sinks: Sequence[IRecordSink]) -> Deferred[None]:
+    """Fires once every one of *sinks* is ready. Cancelling it fails it with
+    ``CancelledError`` and stops waiting for each sink."""
+    pending = [waiter for waiter in map(when_ready, sinks) if not waiter.called]
+
+    def cancel(everyone: Deferred[None]) -> None:
+        everyone.errback(Failure(CancelledError()))
+        for waiter in pending:
+            waiter.cancel()
+
+    everyone: Deferred[None] = Deferred(cancel)
+
+    def all_fired(_: object) -> None:
+        if not everyone.called:
+            everyone.callback(None)
+
+    DeferredList(pending, consumeErrors=True).addCallback(all_fired)
+    return everyone
+
+
+class ReadyWaiters:
+    """The pending ``whenReady()`` Deferreds of one sink."""
+
+    def __init__(self) -> None:
+        self._waiting: list[Deferred[None]] = []
+
+    def wait(self, ready: bool) -> Deferred[None]:
+        """Fires at once if *ready*, else at the next :meth:`fire`."""
+        if ready:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred(self._waiting.remove)
+        self._waiting.append(waiter)
+        return waiter
+
+    def fire(self) -> None:
+        """The sink became ready: fire every pending waiter."""
+        waiting, self._waiting = self._waiting, []
+        for waiter in waiting:
+            waiter.callback(None)
