@@ -611,7 +611,9 @@ def udp_shape_flood(target: Target, scale: Scale, until: float) -> str:
 
 def tcp_shape_flood(target: Target, scale: Scale, until: float) -> str:
     frames = records = 0
-    outcome = "until the time was up"
+    outcome = "ACKed"
+    started = time.monotonic()
+    spacing = max(0.0, until - started) / scale.tcp_shapes
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(30)
         sock.bind((FLOOD_SOURCE, 0))
@@ -620,6 +622,7 @@ def tcp_shape_flood(target: Target, scale: Scale, until: float) -> str:
         if _receive_exactly(sock, 1) != b"\x01":
             raise BenchError("the gateway refused the insider's login")
         for frame, count in shape_frames():
+            time.sleep(max(0.0, started + records * spacing - time.monotonic()))
             if records >= scale.tcp_shapes or time.monotonic() >= until:
                 break
             try:
@@ -810,6 +813,7 @@ def run_attack(attack: Attack, scale: Scale, deadline: float) -> Outcome:
         probe = TrackerProbe(gateway.port, scale.probe_interval, scale.probe_timeout)
         until = min(deadline, time.monotonic() + scale.duration)
         load = attack.run(Target(gateway.port, gateway.udp_port), scale, until)
+        time.sleep(max(0.0, until - time.monotonic()))
         results = probe.stop()
         probe = None
         if webhook is not None:
