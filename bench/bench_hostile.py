@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_bench_hostile -*-
 """The gateway under hostile traffic: its memory, and whether a real tracker
 still gets in, attack by attack.
 
@@ -325,26 +326,9 @@ def _receive_exactly(sock: socket.socket, size: int) -> bytes:
     while len(data) < size:
         chunk = sock.recv(size - len(data))
         if not chunk:
-            raise ConnectionError(f"closed after {len(data)} of {size} bytes")
+            raise ConnectionError("closed by the gateway")
         data += chunk
     return data
-
-
-def visit(port: int, number: int, timeout: float) -> None:
-    """One visit of the real tracker: connect from 127.0.0.2, log in, send one
-    packet, get it ACKed. Raises on any failure."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        sock.bind((TRACKER_SOURCE, 0))
-        sock.connect((GATEWAY_HOST, port))
-        sock.sendall(encode_login(TRACKER_IMEI))
-        reply = _receive_exactly(sock, 1)
-        if reply != b"\x01":
-            raise ConnectionError(f"login answered {reply.hex()}")
-        sock.sendall(tracker_frame(number))
-        ack = _receive_exactly(sock, 4)
-        if ack != tcp_ack(1):
-            raise ConnectionError(f"ACK {ack.hex()}, not {tcp_ack(1).hex()}")
 
 
 def _reason(error: Exception) -> str:
@@ -353,6 +337,36 @@ def _reason(error: Exception) -> str:
     if isinstance(error, OSError) and error.errno is not None:
         return errno.errorcode.get(error.errno, str(error.errno))
     return str(error)
+
+
+class VisitError(Exception):
+    """The real tracker did not get its packet ACKed; says at which step."""
+
+
+def visit(port: int, number: int, timeout: float) -> None:
+    """One visit of the real tracker: connect from 127.0.0.2, log in, send one
+    packet, get it ACKed.
+
+    :raises VisitError: naming the step and what went wrong.
+    """
+    step = "connect"
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.bind((TRACKER_SOURCE, 0))
+            sock.connect((GATEWAY_HOST, port))
+            step = "login"
+            sock.sendall(encode_login(TRACKER_IMEI))
+            reply = _receive_exactly(sock, 1)
+            if reply != b"\x01":
+                raise ConnectionError(f"answered {reply.hex()}")
+            step = "ACK"
+            sock.sendall(tracker_frame(number))
+            ack = _receive_exactly(sock, 4)
+            if ack != tcp_ack(1):
+                raise ConnectionError(f"{ack.hex()}, not {tcp_ack(1).hex()}")
+    except OSError as error:
+        raise VisitError(f"{step}: {_reason(error)}") from error
 
 
 @dataclass
@@ -383,9 +397,9 @@ class TrackerProbe:
             started = time.monotonic()
             try:
                 visit(self._port, self.results.tries, self._timeout)
-            except Exception as error:  # every failure counts
+            except VisitError as failure:
                 self.results.failures += 1
-                self.results.reasons[_reason(error)] += 1
+                self.results.reasons[str(failure)] += 1
             took = time.monotonic() - started
             self.results.tries += 1
             self.results.worst = max(self.results.worst, took)
@@ -804,7 +818,7 @@ def run_attack(attack: Attack, scale: Scale, deadline: float) -> Outcome:
         gateway.wait_until_listening(min(deadline, time.monotonic() + 60))
         try:
             visit(gateway.port, 0, scale.probe_timeout)
-        except Exception as error:
+        except VisitError as error:
             raise BenchError(
                 f"the tracker cannot get in before the attack: {error}"
             ) from error
