@@ -606,10 +606,15 @@ class StalledWebhook:
 
 @dataclass(frozen=True)
 class Target:
-    """What an attack is aimed at: the gateway's TCP and UDP ports."""
+    """What an attack is aimed at: the gateway's process and ports."""
 
+    pid: int
     port: int
     udp_port: int
+
+    def descriptors(self) -> int:
+        """How many files and sockets the gateway has open."""
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
 
 
 AttackRun = Callable[[Target, Scale, float], str]
@@ -678,11 +683,13 @@ def trickle(target: Target, scale: Scale, until: float) -> str:
             time.sleep(max(0.0, started + scale.trickle_interval - time.monotonic()))
         still_open = len(sent)
         held = sum(sent.values())
+        descriptors = target.descriptors()
     finally:
         close_all(sockets)
     return (
         f"{len(sockets):,} logged in ({failed:,} failed), {still_open:,} kept, "
-        f"{held / MiB:,.0f} MiB of unfinished frames"
+        f"{held / MiB:,.0f} MiB of unfinished frames; the gateway had "
+        f"{descriptors:,} descriptors open at the end"
     )
 
 
@@ -715,11 +722,13 @@ def connection_flood(target: Target, scale: Scale, until: float) -> str:
                 opened += len(more)
                 failed += more_failed
                 time.sleep(max(0.0, min(1.0, until - time.monotonic())))
+        descriptors = target.descriptors()
     finally:
         close_all(list(held))
     return (
         f"{opened:,} connections opened, {closed_by_gateway:,} closed by the "
-        f"gateway, {failed:,} failed"
+        f"gateway, {failed:,} failed; the gateway had {descriptors:,} "
+        "descriptors open at the end"
     )
 
 
@@ -826,7 +835,9 @@ def run_attack(attack: Attack, scale: Scale, deadline: float) -> Outcome:
         before, _ = gateway.memory()
         probe = TrackerProbe(gateway.port, scale.probe_interval, scale.probe_timeout)
         until = min(deadline, time.monotonic() + scale.duration)
-        load = attack.run(Target(gateway.port, gateway.udp_port), scale, until)
+        load = attack.run(
+            Target(gateway.pid, gateway.port, gateway.udp_port), scale, until
+        )
         time.sleep(max(0.0, until - time.monotonic()))
         results = probe.stop()
         probe = None
@@ -984,7 +995,7 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     number = _positive(int)
     seconds = _positive(float)
     scale = parser.add_argument_group("scale")
-    scale.add_argument("--duration", type=seconds, default=20.0, help="s per attack")
+    scale.add_argument("--duration", type=seconds, default=30.0, help="s per attack")
     scale.add_argument(
         "--settle", type=seconds, default=3.0, help="s before measuring, each side"
     )
