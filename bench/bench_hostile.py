@@ -97,6 +97,9 @@ SHAPE_ELEMENTS = 200
 TCP_FRAME_BUDGET = 60_000
 """Bytes of records per attack-b frame, under the 64 KiB frame cap."""
 TRICKLE_CHUNK = 1024
+LOGIN_ACCEPTED = b"\x01"
+PING = b"\xff"
+"""The keep-alive byte a tracker may send at any time, even before its login."""
 BASE_TIME_MS = 1_795_251_600_000
 SPARE_DESCRIPTORS = 256
 _PR_SET_PDEATHSIG = 1
@@ -358,7 +361,7 @@ def visit(port: int, number: int, timeout: float) -> None:
             step = "login"
             sock.sendall(encode_login(TRACKER_IMEI))
             reply = _receive_exactly(sock, 1)
-            if reply != b"\x01":
+            if reply != LOGIN_ACCEPTED:
                 raise ConnectionError(f"answered {reply.hex()}")
             step = "ACK"
             sock.sendall(tracker_frame(number))
@@ -420,11 +423,16 @@ def connect_many(
     count: int,
     window: int,
     deadline: float,
-    login: Callable[[int], bytes] | None = None,
+    *,
+    hello: Callable[[int], bytes],
+    answer: bytes | None,
 ) -> tuple[list[socket.socket], int]:
     """Up to *count* connections from 127.0.0.1, at most *window* opening at
-    once; with *login*, each sends ``login(n)`` and needs ``01`` back. The
-    open (logged-in) sockets, and how many failed."""
+    once, each sending ``hello(n)`` and, unless *answer* is None, awaiting
+    *answer*. The sockets that got so far, and how many failed.
+
+    Sending at once matters: a connection the gateway's full accept queue
+    dropped the handshake of is only completed by the client's next segment."""
     selector = selectors.DefaultSelector()
     pending: dict[socket.socket, int] = {}
     opened: list[socket.socket] = []
@@ -454,7 +462,14 @@ def connect_many(
             for key, events in selector.select(timeout=0.2):
                 ready = key.fileobj
                 assert isinstance(ready, socket.socket)
-                done = _advance(ready, events, pending[ready], selector, login)
+                done = _advance(
+                    ready,
+                    events,
+                    pending[ready],
+                    selector=selector,
+                    hello=hello,
+                    answer=answer,
+                )
                 if done is None:
                     continue
                 selector.unregister(ready)
@@ -475,21 +490,23 @@ def _advance(
     sock: socket.socket,
     events: int,
     number: int,
+    *,
     selector: selectors.BaseSelector,
-    login: Callable[[int], bytes] | None,
+    hello: Callable[[int], bytes],
+    answer: bytes | None,
 ) -> bool | None:
-    """Move a connection on: True when open (and logged in), False when it
-    failed, None while under way."""
+    """Move a connection on: True when done, False when it failed, None while
+    under way."""
     try:
         if events & selectors.EVENT_WRITE:
             if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
                 return False
-            if login is None:
+            sock.send(hello(number))
+            if answer is None:
                 return True
-            sock.send(login(number))
             selector.modify(sock, selectors.EVENT_READ)
             return None
-        return sock.recv(16) == b"\x01"
+        return sock.recv(16) == answer
     except OSError:
         return False
 
@@ -638,7 +655,7 @@ def tcp_shape_flood(target: Target, scale: Scale, until: float) -> str:
         sock.bind((FLOOD_SOURCE, 0))
         sock.connect((GATEWAY_HOST, target.port))
         sock.sendall(encode_login(INSIDER_IMEI))
-        if _receive_exactly(sock, 1) != b"\x01":
+        if _receive_exactly(sock, 1) != LOGIN_ACCEPTED:
             raise BenchError("the gateway refused the insider's login")
         for frame, count in shape_frames():
             time.sleep(max(0.0, started + records * spacing - time.monotonic()))
@@ -664,7 +681,8 @@ def trickle(target: Target, scale: Scale, until: float) -> str:
         scale.trickle_connections,
         scale.window,
         until,
-        lambda number: encode_login(str(FIRST_TRICKLE_IMEI + number)),
+        hello=lambda number: encode_login(str(FIRST_TRICKLE_IMEI + number)),
+        answer=LOGIN_ACCEPTED,
     )
     sent = dict.fromkeys(sockets, 0)
     try:
@@ -693,9 +711,18 @@ def trickle(target: Target, scale: Scale, until: float) -> str:
     )
 
 
+def _ping(number: int) -> bytes:
+    return PING
+
+
 def connection_flood(target: Target, scale: Scale, until: float) -> str:
     first, failed = connect_many(
-        target.port, scale.flood_connections, scale.window, until
+        target.port,
+        scale.flood_connections,
+        scale.window,
+        until,
+        hello=_ping,
+        answer=None,
     )
     held = set(first)
     opened = len(held)
@@ -714,7 +741,12 @@ def connection_flood(target: Target, scale: Scale, until: float) -> str:
                 closed_by_gateway += len(closed)
                 # Those closed are opened again, once a second at most.
                 more, more_failed = connect_many(
-                    target.port, len(closed), scale.window, until
+                    target.port,
+                    len(closed),
+                    scale.window,
+                    until,
+                    hello=_ping,
+                    answer=None,
                 )
                 for sock in more:
                     selector.register(sock, selectors.EVENT_READ)
