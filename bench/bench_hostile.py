@@ -71,6 +71,7 @@ from teltotwist.codec import (
     io_elements,
     tcp_ack,
 )
+from teltotwist.tap import LISTEN_BACKLOG
 
 MiB = 1024 * 1024
 RSS_GROWTH_TARGET = 50 * MiB
@@ -261,7 +262,8 @@ class Gateway:
             "--log-format=text",
             "teltonika",
             "--port",
-            f"tcp:0:interface={GATEWAY_HOST}",
+            # The accept queue of a plain ``--port 5027``.
+            f"tcp:0:interface={GATEWAY_HOST}:backlog={LISTEN_BACKLOG}",
             "--udp-port",
             str(self.udp_port),
             "--udp-interface",

@@ -32,6 +32,10 @@ from teltotwist.sinks import IRecordSink, SinkConfigurationError
 from teltotwist.sinks.registry import make_sink, sink_factories
 
 _DEFAULTS = Limits()
+LISTEN_BACKLOG = 1024
+"""Connections the kernel completes while the gateway is busy (Twisted's
+default is 50): under a flood, a tracker's connection waits in the queue
+instead of having its SYN dropped and retried a second later."""
 _log = Logger()
 
 
@@ -233,7 +237,7 @@ class Options(usage.Options):
 
         port = self["port"]
         if port.isdigit():
-            self["port"] = port = f"tcp:{port}"
+            self["port"] = port = f"tcp:{port}:backlog={LISTEN_BACKLOG}"
         try:
             self["endpoint"] = serverFromString(reactor, port)
         except Exception as error:

@@ -33,7 +33,7 @@ def parse(*arguments: str) -> Options:
 def test_defaults_listen_on_5027_and_log_records() -> None:
     options = parse()
 
-    assert options["port"] == "tcp:5027"
+    assert options["port"] == "tcp:5027:backlog=1024"
     [sink] = options["sinks"]
     assert isinstance(sink, LogSink)
     assert options["udp-port"] is None
@@ -48,7 +48,7 @@ def test_imei_length_takes_a_length_or_a_range() -> None:
 
 
 def test_port_takes_a_number_or_an_endpoint_string() -> None:
-    assert parse("--port", "6000")["port"] == "tcp:6000"
+    assert parse("--port", "6000")["port"] == "tcp:6000:backlog=1024"
     endpoint = "tcp:6000:interface=127.0.0.1"
     assert parse("--port", endpoint)["port"] == endpoint
 

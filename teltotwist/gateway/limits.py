@@ -40,20 +40,23 @@ class Limits:
     max_connections: int = 10_000
     """Connections at once; when reached, the oldest one without a login
     makes room, and only when all are logged in is a connection refused."""
-    max_pending_per_address: int = 100
+    max_pending_per_address: int = 1_000
     """Connections without a login from one address (IPv6: one /64); beyond
-    it the oldest of them is closed. Logged-in trackers are not counted."""
+    it the oldest of them is closed. Logged-in trackers are not counted. At
+    least the listening backlog, so that a fleet behind one carrier NAT
+    reconnecting at once is not thinned out."""
     duplicate_login: DuplicateLogin = DuplicateLogin.REJECT
     """What a second login with the same IMEI does."""
     duplicate_login_window: float = 120.0
     """With :attr:`DuplicateLogin.REJECT`: seconds since the current
     connection last sent a byte during which it counts as active."""
-    max_buffered_bytes: int = 32 * 1024 * 1024
+    max_buffered_bytes: int = 8 * 1024 * 1024
     """Bytes all connections together may hold in unfinished frames and
     logins. Past it, the connections whose unfinished frame is oldest are
-    closed. 32 MiB is 2.5 times what 10,000 trackers take when each is in
-    the middle of a 1,280-byte frame (their documented maximum), and a
-    twentieth of what 10,000 trickled 64 KiB frames would pin without it."""
+    closed. 8 MiB is more than 10,000 trackers take when each is in the
+    middle of a 1,280-byte frame (their documented maximum; a real frame
+    rarely spans two reads), and keeps a trickle attack's memory, with the
+    allocator's fragmentation, under 50 MB (``bench/bench_hostile.py``)."""
     imei_policy: ImeiPolicy = ImeiPolicy()
     """Which logins are plausible trackers (15 digits by default); others are
     refused before the allowlist is asked."""
