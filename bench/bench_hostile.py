@@ -38,6 +38,9 @@ import ctypes.util
 import errno
 import itertools
 import json
+import multiprocessing
+import multiprocessing.connection
+import multiprocessing.synchronize
 import os
 import re
 import resource
@@ -386,35 +389,51 @@ class ProbeResults:
 
 
 class TrackerProbe:
-    """Visits of the real tracker every *interval* seconds, in a thread."""
+    """Visits of the real tracker every *interval* seconds, from a process of
+    its own: a real tracker is a device of its own, and the attack's busy
+    threads in this process must not delay its visits through the GIL."""
 
     def __init__(self, port: int, interval: float, timeout: float) -> None:
-        self.results = ProbeResults()
-        self._port = port
-        self._interval = interval
-        self._timeout = timeout
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="tracker", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            started = time.monotonic()
-            try:
-                visit(self._port, self.results.tries, self._timeout)
-            except VisitError as failure:
-                self.results.failures += 1
-                self.results.reasons[str(failure)] += 1
-            took = time.monotonic() - started
-            self.results.tries += 1
-            self.results.worst = max(self.results.worst, took)
-            self._stopping.wait(max(0.0, self._interval - took))
+        context = multiprocessing.get_context("fork")
+        self._stopping = context.Event()
+        self._results, sender = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=_visit_until_stopped,
+            args=(port, interval, timeout, self._stopping, sender),
+            name="tracker",
+            daemon=True,
+        )
+        self._process.start()
+        sender.close()
 
     def stop(self) -> ProbeResults:
         """Stop after the visit in progress; the results."""
         self._stopping.set()
-        self._thread.join()
-        return self.results
+        results: ProbeResults = self._results.recv()
+        self._process.join()
+        return results
+
+
+def _visit_until_stopped(
+    port: int,
+    interval: float,
+    timeout: float,
+    stopping: multiprocessing.synchronize.Event,
+    sender: multiprocessing.connection.Connection,
+) -> None:
+    results = ProbeResults()
+    while not stopping.is_set():
+        started = time.monotonic()
+        try:
+            visit(port, results.tries, timeout)
+        except VisitError as failure:
+            results.failures += 1
+            results.reasons[str(failure)] += 1
+        took = time.monotonic() - started
+        results.tries += 1
+        results.worst = max(results.worst, took)
+        stopping.wait(max(0.0, interval - took))
+    sender.send(results)
 
 
 # Attack helpers ---------------------------------------------------------------
