@@ -410,3 +410,15 @@ def test_a_frame_that_is_no_command_to_answer_closes_the_link() -> None:
 def test_the_answer_delay_is_checked(delay: tuple[float, float]) -> None:
     with pytest.raises(ValueError, match="answer delay must be 0 <="):
         TrackerSettings(IMEI, answer_delay=delay)
+
+
+@pytest.mark.parametrize("text", ["cpureset", "GETINFO"])
+def test_an_unknown_command_is_answered_with_a_short_text(text: str) -> None:
+    harness = Harness(interval=100.0, ping_interval=None, answer_delay=(0, 0))
+    harness.log_in()
+    harness.endpoint.protocol.dataReceived(tcp_ack(1))
+
+    harness.endpoint.protocol.dataReceived(command(text.encode()))
+    harness.clock.advance(0)
+
+    assert answer_in(harness.endpoint.written()).text == f"Unsupported command: {text}"
