@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from teltotwist.cli import main
+from teltotwist.cli.device_options import seconds_range
 from tests.conftest import Twistd
 
 DEVICE = [sys.executable, "-m", "teltotwist", "device"]
@@ -72,6 +73,7 @@ def test_two_packets_reach_twistd_then_the_device_exits(
     [
         (["--route", "missing.csv"], "cannot read route missing.csv"),
         (["--imei", "not-an-imei"], "IMEI must be up to 32 digits"),
+        (["--answer-delay", "1.5-0.2"], "answer delay must be 0 <= 1.5 <= 0.2"),
     ],
 )
 def test_usage_errors_exit_2_without_connecting(
@@ -83,14 +85,30 @@ def test_usage_errors_exit_2_without_connecting(
     assert error in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("option", "error"),
+    [
+        (["--count", "0"], "must be positive, not 0"),
+        (["--answer-delay", "soon"], "expected SECONDS or MIN-MAX"),
+    ],
+)
 def test_bad_option_values_are_usage_errors(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], option: list[str], error: str
 ) -> None:
     with pytest.raises(SystemExit) as exited:
-        main(["device", "--server", "tcp:127.0.0.1:1", "--imei", IMEI, "--count", "0"])
+        main(["device", "--server", "tcp:127.0.0.1:1", "--imei", IMEI, *option])
 
     assert exited.value.code == 2
-    assert "must be positive, not 0" in capsys.readouterr().err
+    assert error in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "delay"), [("0.3", (0.3, 0.3)), ("0.2-1.5", (0.2, 1.5)), ("0", (0, 0))]
+)
+def test_the_answer_delay_is_one_time_or_a_range(
+    text: str, delay: tuple[float, float]
+) -> None:
+    assert seconds_range(text) == delay
 
 
 def test_a_bad_server_endpoint_is_a_usage_error() -> None:

@@ -35,6 +35,7 @@ from teltotwist.device import DeviceEvent, EventKind, TrackerSettings, VirtualTr
 from teltotwist.gateway.items import TrackerRecord
 from teltotwist.testing import RecordingSink
 from tests.net import PortReportingEndpoint
+from tests.vectors import by_id
 
 IMEI = "356307042441013"
 
@@ -165,10 +166,11 @@ async def test_a_rejected_tracker_backs_off_and_retries(
 
 
 class CommandingServer(Protocol):
-    """Accepts the login, ACKs the first packet, then sends ``getinfo``."""
+    """Accepts the login, ACKs the first packet, then sends *command*."""
 
-    def __init__(self, answered: Deferred[CommandFrame]) -> None:
+    def __init__(self, command: bytes, answered: Deferred[CommandFrame]) -> None:
         self.framer = StreamFramer()
+        self.command = command
         self.answered = answered
 
     def dataReceived(self, data: bytes) -> None:
@@ -179,27 +181,34 @@ class CommandingServer(Protocol):
             elif isinstance(event, Frame):
                 content = decode_frame(event.data)
                 if isinstance(content, AvlPacket):
-                    getinfo = CommandMessage(CommandType.COMMAND, b"getinfo")
-                    command = CommandFrame(Codec.CODEC12, (getinfo,))
                     self.transport.write(tcp_ack(len(content.records)))
-                    self.transport.write(encode_frame(command))
+                    self.transport.write(self.command)
                 else:
                     self.answered.callback(content)
 
 
-@pytest_twisted.ensureDeferred
-async def test_a_getinfo_command_gets_a_codec12_response() -> None:
+async def answer_to(command: bytes) -> tuple[CommandFrame, Device]:
+    """What the device answers to *command* sent after its first ACK."""
     answered: Deferred[CommandFrame] = Deferred()
-    factory = Factory.forProtocol(lambda: CommandingServer(answered))
+    factory = Factory.forProtocol(lambda: CommandingServer(command, answered))
     endpoint = serverFromString(reactor, "tcp:0:interface=127.0.0.1")
     listening: IListeningPort = await endpoint.listen(factory)
     port: int = listening.getHost().port  # type: ignore[attr-defined]
-    device = Device(port, interval=60.0)
+    device = Device(port, interval=60.0, answer_delay=(0.05, 0.2))
     try:
-        response = await answered
+        return await answered, device
     finally:
         await device.tracker.stop()
         await maybeDeferred(listening.stopListening)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_getinfo_command_gets_a_codec12_response() -> None:
+    getinfo = CommandMessage(CommandType.COMMAND, b"getinfo")
+
+    response, device = await answer_to(
+        encode_frame(CommandFrame(Codec.CODEC12, (getinfo,)))
+    )
 
     assert response.codec is Codec.CODEC12
     [message] = response.messages
@@ -207,4 +216,14 @@ async def test_a_getinfo_command_gets_a_codec12_response() -> None:
     assert message.text is not None
     assert message.text.startswith("RTC:") and "SAT:" in message.text
     assert device.count(EventKind.ACKED) == 1
+    assert device.count(EventKind.COMMAND) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_codec14_command_for_another_imei_gets_a_nack() -> None:
+    response, device = await answer_to(by_id("wiki-c14-getver-cmd").data)
+
+    assert response == CommandFrame(
+        Codec.CODEC14, (CommandMessage(CommandType.NACK, b"", imei=IMEI),)
+    )
     assert device.count(EventKind.COMMAND) == 1

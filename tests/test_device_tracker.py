@@ -33,9 +33,9 @@ from teltotwist.device import (
     TrackerSettings,
     VirtualTracker,
 )
+from tests.vectors import by_id
 
 IMEI = "356307042441013"
-LOGIN = b"\x00\x0f" + IMEI.encode()
 GETINFO = bytes.fromhex("000000000000000F0C010500000007676574696E666F0100004312")
 
 
@@ -67,15 +67,16 @@ class MemoryEndpoint:
 
 
 class Harness:
-    def __init__(self, **settings: object) -> None:
+    def __init__(self, imei: str = IMEI, **settings: object) -> None:
         self.clock = Clock()
         self.clock.advance(1_795_000_000)
         self.endpoint = MemoryEndpoint(self.clock)
         self.events: list[DeviceEvent] = []
+        self.login = len(imei).to_bytes(2, "big") + imei.encode()
         self.tracker = VirtualTracker(
             self.endpoint,
             self.clock,
-            TrackerSettings(IMEI, **settings),  # type: ignore[arg-type]
+            TrackerSettings(imei, **settings),  # type: ignore[arg-type]
             observer=self.events.append,
             rng=random.Random(7),
         )
@@ -88,9 +89,12 @@ class Harness:
             if event.kind not in (EventKind.WROTE, EventKind.READ)
         ]
 
+    def messages(self, kind: EventKind) -> list[str]:
+        return [event.message for event in self.events if event.kind is kind]
+
     def log_in(self) -> bytes:
         """Accept the login; what the tracker wrote after the login frame."""
-        assert self.endpoint.written() == LOGIN
+        assert self.endpoint.written() == self.login
         self.endpoint.protocol.dataReceived(b"\x01")
         return self.endpoint.written()
 
@@ -191,12 +195,15 @@ def test_pings_only_when_idle() -> None:
     assert harness.endpoint.written() == b"\xff"
 
 
-def test_codec12_command_is_answered_and_never_acked() -> None:
-    harness = Harness(interval=100.0, ping_interval=None)
+def test_codec12_command_is_answered_after_the_delay_and_never_acked() -> None:
+    harness = Harness(interval=100.0, ping_interval=None, answer_delay=(0.8, 0.8))
     harness.log_in()
     harness.endpoint.protocol.dataReceived(tcp_ack(1))
 
     harness.endpoint.protocol.dataReceived(GETINFO)
+    harness.clock.advance(0.79)
+    assert harness.endpoint.written() == b""
+    harness.clock.advance(0.01)
 
     response = decode_frame(harness.endpoint.written())
     assert isinstance(response, CommandFrame)
@@ -208,7 +215,7 @@ def test_codec12_command_is_answered_and_never_acked() -> None:
 
 
 def test_setdigout_then_getio() -> None:
-    harness = Harness(interval=100.0, ping_interval=None)
+    harness = Harness(interval=100.0, ping_interval=None, answer_delay=(0, 0))
     harness.log_in()
     harness.endpoint.protocol.dataReceived(tcp_ack(1))
     commands = CommandFrame(
@@ -220,6 +227,7 @@ def test_setdigout_then_getio() -> None:
     )
 
     harness.endpoint.protocol.dataReceived(encode_frame(commands))
+    harness.clock.advance(0)
 
     response = decode_frame(harness.endpoint.written())
     assert isinstance(response, CommandFrame)
@@ -269,3 +277,148 @@ def test_a_refused_connection_is_retried() -> None:
     assert attempts == [0, 1, 3]
     assert events[1].message == "cannot connect: refused"
     assert events[2].message == "reconnecting in 1 s"
+
+
+def command(
+    text: bytes, codec: Codec = Codec.CODEC12, imei: str | None = None
+) -> bytes:
+    message = CommandMessage(CommandType.COMMAND, text, imei=imei)
+    return encode_frame(CommandFrame(codec, (message,)))
+
+
+def answer_in(written: bytes, codec: Codec = Codec.CODEC12) -> CommandMessage:
+    frame = decode_frame(written)
+    assert isinstance(frame, CommandFrame) and frame.codec is codec
+    [message] = frame.messages
+    return message
+
+
+@pytest.mark.parametrize(
+    ("imei", "answer_type"),
+    [("352093081452251", CommandType.RESPONSE), (IMEI, CommandType.NACK)],
+    ids=["this tracker", "another tracker"],
+)
+def test_codec14_command_is_run_only_by_the_tracker_it_names(
+    imei: str, answer_type: CommandType
+) -> None:
+    harness = Harness(imei, interval=100.0, ping_interval=None, answer_delay=(0, 0))
+    harness.log_in()
+    harness.endpoint.protocol.dataReceived(tcp_ack(1))
+
+    harness.endpoint.protocol.dataReceived(by_id("wiki-c14-getver-cmd").data)
+    harness.clock.advance(0)
+
+    answer = answer_in(harness.endpoint.written(), Codec.CODEC14)
+    assert (answer.type, answer.imei) == (answer_type, imei)
+    if answer_type is CommandType.RESPONSE:
+        assert f"IMEI:{imei}" in (answer.text or "")
+    else:
+        assert answer.payload == b""
+        assert harness.messages(EventKind.COMMAND) == [
+            "command 'getver' for IMEI 352093081452251 not executed (nACK)"
+        ]
+
+
+def test_the_answer_delay_is_drawn_from_its_range() -> None:
+    harness = Harness(interval=100.0, ping_interval=None, answer_delay=(0.2, 1.5))
+    harness.log_in()
+    harness.endpoint.protocol.dataReceived(tcp_ack(1))
+
+    harness.endpoint.protocol.dataReceived(command(b"getio"))
+    harness.clock.advance(0.199)
+    assert harness.endpoint.written() == b""
+    harness.clock.advance(1.5 - 0.199)
+
+    assert answer_in(harness.endpoint.written()).text == (
+        "DI1:0 DI2:0 DI3:0 AIN1:0 AIN2:0 DO1:0 DO2:0"
+    )
+
+
+def test_an_answer_due_while_a_packet_waits_for_its_ack_follows_the_ack() -> None:
+    harness = Harness(
+        interval=10.0, ack_timeout=30.0, ping_interval=None, answer_delay=(1, 1)
+    )
+    harness.log_in()
+    harness.endpoint.protocol.dataReceived(tcp_ack(1))
+    harness.clock.advance(9.5)
+    harness.endpoint.protocol.dataReceived(command(b"getgps"))
+
+    harness.clock.advance(0.5)  # the next packet is due, and sent
+    packet = harness.endpoint.written()
+    harness.clock.advance(5)  # the answer is due since 4.5 s
+    assert harness.endpoint.written() == b""
+    harness.endpoint.protocol.dataReceived(tcp_ack(1))
+
+    assert isinstance(decode_frame(packet), AvlPacket)
+    assert (answer_in(harness.endpoint.written()).text or "").startswith("GPS:1")
+
+
+def test_commands_are_answered_one_after_another_and_a_flood_is_bounded() -> None:
+    harness = Harness(interval=100.0, ping_interval=None, answer_delay=(0.5, 0.5))
+    harness.log_in()
+    harness.endpoint.protocol.dataReceived(tcp_ack(1))
+    texts = [b"setdigout 1?", b"setdigout ?1"] + [b"getver"] * 8
+
+    harness.endpoint.protocol.dataReceived(b"".join(map(command, texts)))
+    answers = []
+    for _ in range(10):
+        harness.clock.advance(0.5)
+        answers.append(harness.endpoint.written())
+
+    assert [answer_in(data).text for data in answers[:2]] == [
+        "DOUT1:1 DOUT2:0",
+        "DOUT1:1 DOUT2:1",
+    ]
+    assert all(answers[:8]) and answers[8:] == [b"", b""]
+    assert (
+        harness.messages(EventKind.COMMAND)[:2]
+        == ["command frame ignored: 8 wait for answers"] * 2
+    )
+
+
+def test_commands_not_answered_when_the_link_drops_are_forgotten() -> None:
+    harness = Harness(interval=100.0, ping_interval=None, answer_delay=(2, 2))
+    harness.log_in()
+    harness.endpoint.protocol.dataReceived(tcp_ack(1))
+    harness.endpoint.protocol.dataReceived(command(b"getinfo"))
+
+    harness.endpoint.protocol.connectionLost(Failure(ConnectionError("gone")))
+    harness.clock.advance(1)  # the reconnect delay
+    harness.log_in()
+    harness.clock.advance(5)
+
+    assert harness.endpoint.written() == b""
+    assert "1 command frame(s) left unanswered with the link" in harness.messages(
+        EventKind.COMMAND
+    )
+
+
+def test_a_frame_that_is_no_command_to_answer_closes_the_link() -> None:
+    harness = Harness(interval=100.0, ping_interval=None)
+    harness.log_in()
+    harness.endpoint.protocol.dataReceived(tcp_ack(1))
+
+    harness.endpoint.protocol.dataReceived(by_id("wiki-c15-hello").data)
+
+    assert harness.endpoint.connections[0][2].disconnecting
+    assert harness.messages(EventKind.LINK_DOWN) == [
+        "link closed: the server sent a frame that is no Codec 12 or 14 command"
+    ]
+
+
+@pytest.mark.parametrize("delay", [(1.0, 0.5), (-1.0, 0.0), (0.0, float("inf"))])
+def test_the_answer_delay_is_checked(delay: tuple[float, float]) -> None:
+    with pytest.raises(ValueError, match="answer delay must be 0 <="):
+        TrackerSettings(IMEI, answer_delay=delay)
+
+
+@pytest.mark.parametrize("text", ["cpureset", "GETINFO"])
+def test_an_unknown_command_is_answered_with_a_short_text(text: str) -> None:
+    harness = Harness(interval=100.0, ping_interval=None, answer_delay=(0, 0))
+    harness.log_in()
+    harness.endpoint.protocol.dataReceived(tcp_ack(1))
+
+    harness.endpoint.protocol.dataReceived(command(text.encode()))
+    harness.clock.advance(0)
+
+    assert answer_in(harness.endpoint.written()).text == f"Unsupported command: {text}"

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import attrs
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import clientFromString
 from twisted.internet.interfaces import IReactorTime
@@ -44,6 +45,8 @@ def run(arguments: argparse.Namespace) -> int:
             ack_timeout=arguments.ack_timeout,
             ping_interval=arguments.ping or None,
         )
+        if arguments.answer_delay is not None:
+            settings = attrs.evolve(settings, answer_delay=arguments.answer_delay)
     except (RouteError, ValueError) as error:
         print(f"teltotwist device: error: {error}", file=sys.stderr)
         return 2

@@ -18,7 +18,7 @@ def register(commands: Any) -> None:
         description=(
             "Play a Teltonika tracker: log in, drive a route and send its records "
             "one packet at a time, resend unacknowledged packets, reconnect with "
-            "backoff, answer Codec 12 commands. Prints one line per event."
+            "backoff, answer Codec 12 and 14 commands. Prints one line per event."
         ),
     )
     parser.add_argument(
@@ -68,5 +68,26 @@ def register(commands: Any) -> None:
         help="send a 0xFF ping after SECONDS idle; 0: never (default 60)",
     )
     parser.add_argument(
+        "--answer-delay",
+        type=seconds_range,
+        metavar="SECONDS|MIN-MAX",
+        help=(
+            "answer a command after SECONDS, or after a random time from MIN to "
+            "MAX seconds (default 0.3-1.0); never while a packet waits for its ACK"
+        ),
+    )
+    parser.add_argument(
         "-v", "--verbose", action="store_true", help="print every frame in hex"
     )
+
+
+def seconds_range(text: str) -> tuple[float, float]:
+    """An argparse type: ``0.3`` (always 0.3 s) or ``0.2-1.5`` (from 0.2 to
+    1.5 s); the bounds are checked by the tracker's settings."""
+    shortest, dash, longest = text.partition("-")
+    try:
+        return float(shortest), float(longest if dash else shortest)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected SECONDS or MIN-MAX, e.g. 0.3 or 0.2-1.5, not {text!r}"
+        ) from None

@@ -4,9 +4,11 @@
 It drives a route (:mod:`~teltotwist.device.route`), turns positions into AVL
 records (:mod:`~teltotwist.device.telemetry`) and speaks the tracker's side of
 the TCP protocol (:class:`VirtualTracker`): login, stop-and-wait packets,
-resends, reconnects with backoff, pings and Codec 12 answers.
+resends, reconnects with backoff, pings, and delayed answers to Codec 12 and
+Codec 14 commands (:mod:`~teltotwist.device.answers`).
 """
 
+from teltotwist.device.answers import Answer, answer_commands
 from teltotwist.device.commands import CommandResponder
 from teltotwist.device.replies import Ack, LoginReply, ReplyReader
 from teltotwist.device.route import (
@@ -30,6 +32,7 @@ from teltotwist.device.tracker import (
 __all__ = [
     "BUILT_IN_ROUTE",
     "Ack",
+    "Answer",
     "CommandResponder",
     "DeviceEvent",
     "EventKind",
@@ -42,6 +45,7 @@ __all__ = [
     "TelemetrySource",
     "TrackerSettings",
     "VirtualTracker",
+    "answer_commands",
     "bearing_degrees",
     "build_record",
     "distance_metres",

@@ -17,7 +17,11 @@ def _clock_text(seconds: float) -> str:
 
 class CommandResponder:
     """Answers command texts from the tracker's state; ``setdigout`` changes
-    the two digital outputs that ``getio`` reports."""
+    the two digital outputs that ``getio`` reports.
+
+    Command names are case-sensitive, as on a real tracker: ``GETINFO`` is an
+    unknown command, answered with ``Unsupported command: GETINFO``.
+    """
 
     def __init__(self, imei: str, started_at: float) -> None:
         self.imei = imei
@@ -28,7 +32,7 @@ class CommandResponder:
         """The response text to *command* at time *now* (epoch seconds)."""
         name, _, argument = command.strip().partition(" ")
         uptime = round(now - self.started_at)
-        match name.lower():
+        match name:
             case "getinfo":
                 satellites = last.satellites if last else 0
                 return (

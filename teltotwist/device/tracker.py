@@ -5,13 +5,15 @@ What a Teltonika tracker does: log in with its IMEI; keep records in a bounded
 flash; send one packet at a time and wait for its ACK; on a missing ACK or a
 wrong count close the link, reconnect and resend the same bytes; after a
 rejected login or a lost link, reconnect with a growing delay; ping when idle;
-answer Codec 12 commands, never ACKing them. Everything it does is reported to
-an observer as a :class:`DeviceEvent`.
+answer Codec 12 and 14 commands after a delay, never ACKing them and never
+while a packet waits for its ACK. Everything it does is reported to an
+observer as a :class:`DeviceEvent`.
 """
 
 from __future__ import annotations
 
 import enum
+import math
 import random
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -34,19 +36,21 @@ from teltotwist.codec import (
     Codec,
     CodecError,
     CommandFrame,
-    CommandMessage,
-    CommandType,
     Frame,
     decode_frame,
     encode_frame,
     encode_login,
 )
+from teltotwist.device.answers import ANSWERED_CODECS, Answer, answer_commands
 from teltotwist.device.commands import CommandResponder
 from teltotwist.device.replies import Ack, LoginReply, ReplyReader
 from teltotwist.device.route import BUILT_IN_ROUTE, RoutePoint, RouteWalker
 from teltotwist.device.telemetry import TelemetrySource
 
 PING = b"\xff"
+
+MAX_PENDING_COMMANDS = 8
+"""Command frames received and not yet answered; more are ignored."""
 
 
 class EventKind(enum.Enum):
@@ -104,6 +108,8 @@ class TrackerSettings:
     backoff_max: float = 60.0
     flash_capacity: int = 10_000
     """Records kept while unsent; when full the oldest is overwritten."""
+    answer_delay: tuple[float, float] = (0.3, 1.0)
+    """A command is answered after a delay drawn from this range."""
 
     def __attrs_post_init__(self) -> None:
         if not (self.imei.isascii() and self.imei.isdigit() and len(self.imei) <= 32):
@@ -122,6 +128,11 @@ class TrackerSettings:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
+        shortest, longest = self.answer_delay
+        if not (0 <= shortest <= longest and math.isfinite(longest)):
+            raise ValueError(
+                f"answer delay must be 0 <= {shortest} <= {longest}, and finite"
+            )
 
 
 @attrs.define
@@ -180,6 +191,7 @@ class VirtualTracker:
         self._clock = clock
         self._observe = observer
         rng = rng or random.Random()
+        self._rng = rng
         self.telemetry = TelemetrySource(
             clock, settings.codec, RouteWalker(route, rng), rng
         )
@@ -192,6 +204,10 @@ class VirtualTracker:
         self._logged_in = False
         self._connecting: Deferred[_Link] | None = None
         self._in_flight: _Packet | None = None
+        self._commands: deque[CommandFrame] = deque()
+        """Received, waiting for their answer delay."""
+        self._answers: deque[Answer] = deque()
+        """Answered, waiting for the ACK of the packet in flight."""
         self._packets = 0
         self._failures = 0
         self._timers: dict[str, IDelayedCall] = {}
@@ -211,6 +227,7 @@ class VirtualTracker:
             self._sampler.stop()
         for name in list(self._timers):
             self._cancel(name)
+        self._forget_commands()
         if self._connecting is not None:
             self._connecting.cancel()
         link, self._link = self._link, None
@@ -287,9 +304,15 @@ class VirtualTracker:
         self._logged_in = False
         self._cancel("response")
         self._cancel("ping")
+        unanswered = self._forget_commands()
         if link is not None:
             link.close()
         self._emit(EventKind.LINK_DOWN, f"link closed: {reason}")
+        if unanswered:
+            self._emit(
+                EventKind.COMMAND,
+                f"{unanswered} command frame(s) left unanswered with the link",
+            )
         if not self._stopped:
             self._reconnect_later()
 
@@ -368,6 +391,7 @@ class VirtualTracker:
             records=count,
             latency=latency,
         )
+        self._write_answers()
         self._send_next()
 
     def _command(self, frame: Frame) -> None:
@@ -376,17 +400,57 @@ class VirtualTracker:
         except CodecError as error:
             self._drop(f"undecodable frame from the server: {error}")
             return
-        if not isinstance(content, CommandFrame) or content.codec is not Codec.CODEC12:
-            self._drop("the server sent a frame that is no Codec 12 command")
+        if (
+            not isinstance(content, CommandFrame)
+            or content.codec not in ANSWERED_CODECS
+        ):
+            self._drop("the server sent a frame that is no Codec 12 or 14 command")
             return
+        if len(self._commands) + len(self._answers) >= MAX_PENDING_COMMANDS:
+            self._emit(
+                EventKind.COMMAND,
+                f"command frame ignored: {MAX_PENDING_COMMANDS} wait for answers",
+            )
+            return
+        self._commands.append(content)
+        if "answer" not in self._timers:
+            self._arm_answer()
+
+    def _arm_answer(self) -> None:
+        delay = self._rng.uniform(*self.settings.answer_delay)
+        self._timers["answer"] = self._clock.callLater(delay, self._answer)
+
+    def _answer(self) -> None:
+        """Run the oldest command; its answer goes out once no packet waits."""
+        del self._timers["answer"]
         now = self._clock.seconds()
-        answers = []
-        for message in content.messages:
-            text = message.payload.decode("ascii", "replace")
-            answer = self.responder.answer(text, now, self.last_record)
-            answers.append(CommandMessage(CommandType.RESPONSE, answer.encode()))
-            self._emit(EventKind.COMMAND, f"command {text!r} answered {answer!r}")
-        self._write(encode_frame(CommandFrame(Codec.CODEC12, tuple(answers))))
+
+        def respond(text: str) -> str:
+            return self.responder.answer(text, now, self.last_record)
+
+        commands = self._commands.popleft()
+        self._answers.append(answer_commands(commands, self.settings.imei, respond))
+        self._write_answers()
+        if self._commands:
+            self._arm_answer()
+
+    def _forget_commands(self) -> int:
+        """Drop what is not answered yet (answers go on the same link); how
+        many command frames that was."""
+        self._cancel("answer")
+        unanswered = len(self._commands) + len(self._answers)
+        self._commands.clear()
+        self._answers.clear()
+        return unanswered
+
+    def _write_answers(self) -> None:
+        if self._in_flight is not None:
+            return
+        while self._answers:
+            answer = self._answers.popleft()
+            self._write(encode_frame(answer.frame))
+            for outcome in answer.outcomes:
+                self._emit(EventKind.COMMAND, outcome)
 
     # Timers and writes
 
