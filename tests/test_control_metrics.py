@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import sys
+from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
@@ -23,6 +25,7 @@ START_MS = 1_764_000_000_000
 UDP_IDLE = 600
 TCP_IMEI = "356307042441013"
 SINK = "file:/var/lib/teltotwist/records.jsonl"
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "metrics.rst"
 
 
 class Clock:
@@ -181,3 +184,18 @@ def test_two_gateways_in_one_process_count_apart() -> None:
     assert sample(second, "teltotwist_frames_rejected_total", reason="framing") == 0
     tcp = {"transport": "tcp"}
     assert REGISTRY.get_sample_value("teltotwist_connections", tcp) is None
+
+
+def test_docs_describe_every_teltotwist_metric_and_no_other() -> None:
+    documented = re.findall(r"^``(teltotwist_\w+)`` \(", DOCS.read_text(), re.M)
+    metrics, _, _ = gateway()
+
+    exposed = {
+        family.name
+        for family in text_string_to_metric_families(metrics.exposition().decode())
+        if family.name.startswith("teltotwist_")
+        and not family.name.endswith("_created")
+    }
+
+    # The text parser names a counter's family without its _total.
+    assert {name.removesuffix("_total") for name in documented} == exposed
