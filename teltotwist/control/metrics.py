@@ -3,7 +3,7 @@
 
 :class:`GatewayMetrics` is a :class:`~teltotwist.gateway.events.DataPathObserver`
 with a registry of its own, so several gateways can live in one process. Every
-label is a small fixed set or a sink's name: never an IMEI. Each event is one
+label is a small fixed set or a configured sink's name: never an IMEI. Each event is one
 counter or histogram update on a child looked up in advance.
 """
 
@@ -22,8 +22,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from teltotwist.codec import Codec
-from teltotwist.codec.model import AVL_CODECS
+from teltotwist.codec import AVL_CODECS, Codec
 from teltotwist.gateway.events import LoginResult, Rejection, Transport
 from teltotwist.gateway.registry import TrackerRegistry
 
