@@ -120,3 +120,17 @@ def test_an_older_record_later_does_not_replace_the_newest_position() -> None:
     assert state is not None and state.packets == 2
     assert state.last_record is not None
     assert state.last_record.timestamp_ms == START_MS
+
+
+def test_count_tells_each_transports_trackers_and_forgets_silent_udp() -> None:
+    clock = Clock()
+    registry = TrackerRegistry(clock, udp_idle=600)
+    registry.tcp_logged_in(IMEI, "192.0.2.7:1", Link())
+    registry.udp_packet("352093081452251", "192.0.2.8:5027", [])
+    registry.udp_packet("352093081452252", "192.0.2.9:5027", [])
+
+    assert registry.count(Transport.TCP) == 1
+    assert registry.count(Transport.UDP) == 2
+    clock.ms += 600_000
+    assert registry.count(Transport.UDP) == 0
+    assert registry.count(Transport.TCP) == 1

@@ -19,6 +19,7 @@ MAY_IMPORT = {
     "codec": {"codec"},
     "gateway": {"codec", "gateway", "sinks.interfaces", "sinks"},
     "sinks": {"codec", "gateway.items", "sinks"},
+    "control": {"codec", "gateway", "control"},
     "device": {"codec", "device"},
     "load": {"codec", "device", "load"},
     "testing": {"codec", "gateway", "sinks", "testing"},

@@ -95,6 +95,13 @@ class TrackerRegistry:
         self._forget_silent_udp()
         return len(self._tcp) + len(self._udp)
 
+    def count(self, transport: Transport) -> int:
+        """How many trackers of *transport* are known now, without listing them."""
+        if transport is Transport.TCP:
+            return len(self._tcp)
+        self._forget_silent_udp()
+        return len(self._udp)
+
     def tcp_logged_in(self, imei: str, peer: str, link: TrackerLink) -> None:
         """*link* is the IMEI's connection now."""
         now = self._now_ms()
