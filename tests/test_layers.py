@@ -18,6 +18,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "teltotwist"
 MAY_IMPORT = {
     "codec": {"codec"},
     "gateway": {"codec", "gateway", "sinks.interfaces", "sinks"},
+    "control": {"codec", "gateway", "control"},
     "sinks": {"codec", "gateway.items", "sinks"},
     "device": {"codec", "device"},
     "load": {"codec", "device", "load"},
