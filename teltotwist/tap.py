@@ -21,17 +21,23 @@ from twisted.python.failure import Failure
 
 from teltotwist.cli.version import teltotwist_version
 from teltotwist.codec import ImeiPolicy
+from teltotwist.control.api import ApiResource, ApiSite
+from teltotwist.control.auth import ApiToken, TokenError, configured_token
+from teltotwist.control.metrics import GatewayMetrics
+from teltotwist.control.service import ApiService
 from teltotwist.gateway.allowlist import AllowlistError, ImeiAllowlist, parse_allowlist
 from teltotwist.gateway.limits import DuplicateLogin, Limits
 from teltotwist.gateway.service import (
     DEFAULT_DRAIN_TIMEOUT,
     DEFAULT_SINK_READY_TIMEOUT,
+    GatewayService,
 )
 from teltotwist.gateway.service import makeService as makeGateway
 from teltotwist.sinks import IRecordSink, SinkConfigurationError
 from teltotwist.sinks.registry import make_sink, sink_factories
 
 _DEFAULTS = Limits()
+DEFAULT_API = "tcp:8027:interface=127.0.0.1"
 LISTEN_BACKLOG = 1024
 """Connections the kernel completes while the gateway is busy (Twisted's
 default is 50): under a flood, a tracker's connection waits in the queue
@@ -194,6 +200,20 @@ class Options(usage.Options):
             _positive(float),
         ],
         [
+            "api",
+            None,
+            DEFAULT_API,
+            "Where the HTTP API (trackers, health, metrics) listens, as a server "
+            "endpoint string; none: no API.",
+        ],
+        [
+            "api-token-file",
+            None,
+            None,
+            "File holding the API's bearer token (else $TELTOTWIST_API_TOKEN; "
+            "with neither, a token is generated and logged at start).",
+        ],
+        [
             "sink-ready-timeout",
             None,
             DEFAULT_SINK_READY_TIMEOUT,
@@ -242,6 +262,7 @@ class Options(usage.Options):
             self["endpoint"] = serverFromString(reactor, port)
         except Exception as error:
             raise usage.UsageError(f"--port {port}: {error}") from None
+        self._api_options(reactor)
         if self["allow-imeis"] is not None:
             path = Path(self["allow-imeis"])
             if not path.is_file():
@@ -250,6 +271,24 @@ class Options(usage.Options):
                 parse_allowlist(path.read_text(encoding="utf-8"), str(path))
             except (AllowlistError, OSError, UnicodeDecodeError) as error:
                 raise usage.UsageError(f"--allow-imeis: {error}") from None
+
+    def _api_options(self, reactor: Any) -> None:
+        """``api-endpoint`` (None for ``--api none``) and ``api-token`` (None
+        when none was chosen)."""
+        self["api-endpoint"] = self["api-token"] = None
+        if self["api"] == "none":
+            return
+        try:
+            self["api-endpoint"] = serverFromString(reactor, self["api"])
+        except Exception as error:
+            raise usage.UsageError(f"--api {self['api']}: {error}") from None
+        token_file = self["api-token-file"]
+        try:
+            self["api-token"] = configured_token(
+                os.environ, None if token_file is None else Path(token_file)
+            )
+        except TokenError as error:
+            raise usage.UsageError(str(error)) from None
 
 
 class ReloadOnHangup(Service):
@@ -346,4 +385,15 @@ def makeService(options: Options) -> IService:
         allowlist.on_reload(gateway.factory.close_disallowed)
     gateway.whenListening().addErrback(_exit_unable_to_listen)
     root.addService(gateway)
+    if options["api-endpoint"] is not None:
+        root.addService(_api(options, gateway, reactor))
     return root
+
+
+def _api(options: Options, gateway: GatewayService, reactor: Any) -> ApiService:
+    """The HTTP API in front of *gateway*, with the metrics observing it."""
+    metrics = GatewayMetrics(gateway.registry, version=teltotwist_version())
+    gateway.events.add(metrics)
+    token = options["api-token"] or ApiToken.generate()
+    resource = ApiResource(gateway.registry, gateway, metrics, token, reactor)
+    return ApiService(options["api-endpoint"], ApiSite(resource), token)

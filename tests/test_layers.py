@@ -18,8 +18,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "teltotwist"
 MAY_IMPORT = {
     "codec": {"codec"},
     "gateway": {"codec", "gateway", "sinks.interfaces", "sinks"},
-    "sinks": {"codec", "gateway.items", "sinks"},
     "control": {"codec", "gateway", "control"},
+    "sinks": {"codec", "gateway.items", "sinks"},
     "device": {"codec", "device"},
     "load": {"codec", "device", "load"},
     "testing": {"codec", "gateway", "sinks", "testing"},

@@ -23,7 +23,10 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from teltotwist.gateway.dispatch import Dispatcher
+from teltotwist.gateway.events import DataPathEvents
+from teltotwist.gateway.items import now_ms
 from teltotwist.gateway.limits import Limits
+from teltotwist.gateway.registry import TrackerRegistry
 from teltotwist.gateway.tcp import TeltonikaTcpFactory
 from teltotwist.gateway.udp import TeltonikaUdpProtocol
 from teltotwist.sinks import IRecordSink
@@ -64,6 +67,8 @@ class GatewayService(MultiService):
     ) -> None:
         MultiService.__init__(self)
         self.factory = factory
+        self.registry = TrackerRegistry(now_ms, udp_idle=factory.limits.idle_timeout)
+        self.events = DataPathEvents()
         self.drain_timeout = drain_timeout
         self.sink_ready_timeout = sink_ready_timeout
         self._clock = clock
@@ -115,6 +120,11 @@ class GatewayService(MultiService):
         else:
             _settle(waiter, self._listening)
         return waiter
+
+    @property
+    def listening(self) -> bool:
+        """True while the listeners are up (not before, nor once stopping)."""
+        return self._listening is True and bool(self.running)
 
     def sinks_not_ready(self) -> list[str]:
         """The names of the sinks that could not accept a delivery now."""

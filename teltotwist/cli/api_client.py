@@ -1,0 +1,56 @@
+# -*- test-case-name: tests.test_cli_trackers -*-
+"""A small client of the gateway's HTTP API for the sub-commands, on the
+standard library only (no Twisted), so the command line stays light."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from typing import Any
+
+DEFAULT_API_URL = "http://127.0.0.1:8027"
+TOKEN_VARIABLE = "TELTOTWIST_API_TOKEN"
+TIMEOUT = 30.0
+"""Seconds to wait for the API."""
+
+
+class ApiError(Exception):
+    """The API could not be reached or refused the request; says why."""
+
+
+def api_token() -> str:
+    """The token from the environment.
+
+    :raises ApiError: when it is not set.
+    """
+    token = os.environ.get(TOKEN_VARIABLE)
+    if not token:
+        raise ApiError(f"set {TOKEN_VARIABLE} to the gateway's API token")
+    return token
+
+
+def get_json(base_url: str, path: str, token: str) -> Any:
+    """``GET`` *path* from the API at *base_url*; the decoded JSON body.
+
+    :raises ApiError: when unreachable, or with the API's ``error``.
+    """
+    url = base_url.rstrip("/") + path
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            return json.load(response)
+    except urllib.error.HTTPError as error:
+        raise ApiError(f"{url}: {error.code} {_error_of(error)}") from None
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise ApiError(f"cannot reach the API at {url}: {reason}") from None
+
+
+def _error_of(error: urllib.error.HTTPError) -> str:
+    try:
+        message = json.loads(error.read())["error"]
+    except (ValueError, KeyError, TypeError):
+        return str(error.reason)
+    return str(message)
