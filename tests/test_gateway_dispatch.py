@@ -12,9 +12,11 @@ from zope.interface import implementer
 
 from teltotwist.codec import Codec
 from teltotwist.gateway.dispatch import DeliveryError, Dispatcher
+from teltotwist.gateway.events import DataPathEvents
 from teltotwist.gateway.items import Item, TrackerRecord
 from teltotwist.sinks import IRecordSink
 from teltotwist.testing import RecordingSink
+from tests.observer import RecordingObserver
 from tests.vectors import build_record
 
 ITEMS: tuple[Item, ...] = (
@@ -192,3 +194,59 @@ def test_drain_fires_at_once_when_nothing_is_in_flight() -> None:
     outcome(dispatcher)
 
     assert dispatcher.drain().called
+
+
+@pytest.fixture
+def clock() -> MemoryReactorClock:
+    """A clock already at 100 s, so durations are told from timestamps."""
+    clock = MemoryReactorClock()
+    clock.advance(100)
+    return clock
+
+
+def observed(
+    sinks: Sequence[IRecordSink], clock: MemoryReactorClock
+) -> tuple[Dispatcher, RecordingObserver]:
+    events = DataPathEvents()
+    observer = RecordingObserver()
+    events.add(observer)
+    return Dispatcher(sinks, 10, clock, events), observer
+
+
+def test_each_sinks_answer_is_reported_with_its_time_on_the_clock(
+    clock: MemoryReactorClock,
+) -> None:
+    fast, slow = RecordingSink("fast"), RecordingSink("slow")
+    slow.hold()
+    dispatcher, observer = observed([fast, slow], clock)
+    outcome(dispatcher)
+    clock.advance(2.5)
+    slow.release()
+
+    assert observer.of("sink_delivered") == [("fast", 0, True), ("slow", 2.5, True)]
+
+
+def test_a_failing_sink_and_the_attempt_it_cancels_are_not_accepted(
+    clock: MemoryReactorClock,
+) -> None:
+    slow, bad = RecordingSink("slow"), RecordingSink("bad")
+    slow.hold()
+    bad.hold()
+    dispatcher, observer = observed([slow, bad], clock)
+    outcome(dispatcher)
+    clock.advance(1)
+    bad.release(OSError("broker gone"))
+
+    assert observer.of("sink_delivered") == [("bad", 1, False), ("slow", 1, False)]
+
+
+def test_a_sink_timing_out_is_reported_not_accepted_at_the_timeout(
+    clock: MemoryReactorClock,
+) -> None:
+    slow = RecordingSink("slow")
+    slow.hold()
+    dispatcher, observer = observed([slow], clock)
+    outcome(dispatcher)
+    clock.advance(10)
+
+    assert observer.of("sink_delivered") == [("slow", 10, False)]

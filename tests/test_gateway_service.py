@@ -22,17 +22,20 @@ from twisted.logger import capturedLogs, formatEvent
 from zope.interface import implementer
 
 import teltotwist
-from teltotwist.codec import tcp_ack
+from teltotwist.codec import Codec, tcp_ack
+from teltotwist.gateway.events import LoginResult, Transport
 from teltotwist.gateway.service import GatewayService
 from teltotwist.sinks import IRecordSink, ISinkReadiness
 from teltotwist.sinks.readiness import ReadyWaiters
-from teltotwist.testing import RecordingSink
+from teltotwist.testing import FakeTracker, RecordingSink
 from tests.net import PortReportingEndpoint, TrackerClient
+from tests.observer import RecordingObserver
 from tests.vectors import by_id
 
 LOGIN = bytes.fromhex("000F") + b"356307042441013"
 CODEC8 = by_id("wiki-c8-tcp-1").data
 FOURTEEN_RECORDS = by_id("traccar-26-avl").data
+UDP_CODEC8 = by_id("wiki-c8-udp-1").data
 
 
 class Running:
@@ -270,3 +273,69 @@ async def test_an_occupied_port_is_one_clear_line_and_a_failed_wait(
         f"cannot listen on {kind}:{port}:interface=127.0.0.1: address already in use"
     )
     assert not any(event.get("log_failure") for event in events)
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_registry_and_the_events_follow_a_real_connection(
+    gateway: Running,
+) -> None:
+    observer = RecordingObserver()
+    gateway.service.events.add(observer)
+    client = await gateway.connect()
+    client.send(LOGIN)
+    await client.read(1)
+    client.send(CODEC8)
+    await client.read(4)
+
+    [tracker] = [state.to_json() for state in gateway.service.registry.trackers()]
+    assert tracker["imei"] == "356307042441013"
+    assert (tracker["transport"], tracker["packets"], tracker["records"]) == (
+        "tcp",
+        1,
+        1,
+    )
+    assert tracker["peer"].startswith("127.0.0.1:")
+    [(transport, codec, records, latency)] = observer.of("records_acknowledged")
+    assert (transport, codec, records) == (Transport.TCP, Codec.CODEC8, 1)
+    assert isinstance(latency, float) and 0 <= latency < 5
+    client.transport.loseConnection()  # type: ignore[union-attr]
+    while observer.of("connection_closed") == []:
+        await sleep(0.01)
+    assert len(gateway.service.registry) == 0
+
+
+class UdpPort:
+    """The listener's UDP port, keeping what is written to it."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def write(self, packet: bytes, addr: tuple[str, int]) -> None:
+        self.written.append(packet)
+
+
+def test_tcp_udp_and_the_dispatcher_share_one_registry_and_one_events() -> None:
+    clock = MemoryReactorClock()
+    service = teltotwist.makeService(
+        clock, serverFromString(clock, "tcp:5027"), [RecordingSink()], udp_port=5027
+    )
+    observer = RecordingObserver()
+    service.events.add(observer)
+    datagrams = service.datagram_protocol
+    assert datagrams is not None
+    port = UdpPort()
+    datagrams.makeConnection(port)  # type: ignore[arg-type]
+
+    FakeTracker(service.factory).login()
+    datagrams.datagramReceived(UDP_CODEC8, ("192.0.2.7", 40123))
+
+    assert port.written == [bytes.fromhex("0005cafe010501")]
+    assert [(s.imei, s.transport) for s in service.registry.trackers()] == [
+        ("356307042441013", Transport.TCP),
+        ("352093086403655", Transport.UDP),
+    ]
+    assert observer.of("login") == [
+        (Transport.TCP, LoginResult.ACCEPTED),
+        (Transport.UDP, LoginResult.ACCEPTED),
+    ]
+    assert observer.of("sink_delivered") == [("recording", 0, True)]

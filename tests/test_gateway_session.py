@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import pytest
 
 from teltotwist.codec import ImeiPolicy, encode_login, login_reply, tcp_ack
+from teltotwist.gateway.events import LoginResult, Rejection
 from teltotwist.gateway.items import TrackerRecord, UnparsedFrame
 from teltotwist.gateway.session import (
     Action,
@@ -26,6 +29,7 @@ CODEC8E_TWO_RECORDS = by_id("traccar-01-avl").data
 GETINFO_RESPONSE = by_id("wiki-c12-getinfo-resp").data
 CODEC7 = by_id("traccar-31-avl-gh3000").data
 RECEIVED_AT = 1_763_715_600_000
+ANY_REASON: str = mock.ANY
 
 
 def new_session(allowed: frozenset[str] = frozenset({IMEI})) -> TrackerSession:
@@ -254,7 +258,7 @@ def test_a_claimed_imei_gets_00_and_is_closed_with_the_claims_reason() -> None:
 
     assert session.data_received(LOGIN) == [
         Send(login_reply(False)),
-        Close(f"{IMEI} is active elsewhere"),
+        Close(f"{IMEI} is active elsewhere", LoginResult.DUPLICATE),
     ]
     assert session.imei is None
 
@@ -266,3 +270,44 @@ def test_the_gateway_can_close_a_session_mid_delivery_and_nothing_is_acked() -> 
     assert session.close("no longer allowed") == [Close("no longer allowed")]
     assert session.delivery_succeeded() == []
     assert session.close("again") == []
+
+
+@pytest.mark.parametrize(
+    ("allowed", "data", "cause"),
+    [
+        ({IMEI}, encode_login("7"), LoginResult.IMPLAUSIBLE),
+        (set(), LOGIN, LoginResult.NOT_ALLOWED),
+        ({IMEI}, CODEC8, Rejection.FRAMING),
+        ({IMEI}, LOGIN + LOGIN, Rejection.FRAMING),
+        ({IMEI}, LOGIN + b"\x00\x00\x00\x01", Rejection.FRAMING),
+        ({IMEI}, LOGIN + CODEC8[:-1] + b"\x00", Rejection.CRC),
+        ({IMEI}, LOGIN + bytes(12), Rejection.CRC),
+    ],
+    ids=[
+        "implausible",
+        "not-allowed",
+        "frame-first",
+        "second-login",
+        "bad-preamble",
+        "bad-crc",
+        "no-data-field",
+    ],
+)
+def test_a_close_says_how_the_events_count_it(
+    allowed: set[str], data: bytes, cause: LoginResult | Rejection
+) -> None:
+    close = new_session(frozenset(allowed)).data_received(data)[-1]
+
+    assert isinstance(close, Close)
+    assert close.cause is cause
+
+
+def test_timeouts_and_shedding_are_rejections_other_closes_judge_nothing() -> None:
+    delivering = logged_in()
+    delivering.data_received(CODEC8)
+
+    assert logged_in().timed_out("idle") == [Close("idle", Rejection.TIMEOUT)]
+    assert logged_in().shed("budget") == [Close("budget", Rejection.BUDGET)]
+    assert logged_in().close("operator") == [Close("operator")]
+    assert logged_in().replaced() == [Close(ANY_REASON)]
+    assert delivering.delivery_failed("sink down") == [Close(ANY_REASON)]

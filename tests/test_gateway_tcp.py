@@ -11,17 +11,20 @@ import pytest
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogEvent, LogLevel, capturedLogs, formatEvent
 
-from teltotwist.codec import tcp_ack
+from teltotwist.codec import Codec, tcp_ack
 from teltotwist.gateway.dispatch import Dispatcher
+from teltotwist.gateway.events import DataPathEvents, LoginResult, Rejection, Transport
 from teltotwist.gateway.items import TrackerRecord
 from teltotwist.gateway.limits import DuplicateLogin, Limits
 from teltotwist.gateway.tcp import TeltonikaTcpFactory
 from teltotwist.testing import FakeTracker, RecordingSink
-from tests.vectors import by_id, frame_payload
+from tests.observer import RecordingObserver
+from tests.vectors import build_record, by_id, frame_payload
 
 CODEC8 = by_id("wiki-c8-tcp-1").data
 CODEC8E = by_id("traccar-01-avl").data
 GETINFO_RESPONSE = by_id("wiki-c12-getinfo-resp").data
+CODEC7 = by_id("traccar-31-avl-gh3000").data
 LIMITS = Limits(
     login_timeout=30,
     idle_timeout=600,
@@ -529,3 +532,228 @@ def test_closes_a_sender_can_repeat_are_rate_limited(
     closing = [line for line in logged_lines(events) if "closing: bad frame" in line]
     assert len(closing) == 20
     assert "30 more 'bad input' faults" in logged_lines(events)[-1]
+
+
+def observed_factory(
+    clock: MemoryReactorClock, sink: RecordingSink, **limits: Any
+) -> tuple[TeltonikaTcpFactory, RecordingObserver]:
+    """A factory whose connections and dispatcher report to one observer."""
+    events = DataPathEvents()
+    observer = RecordingObserver()
+    events.add(observer)
+    dispatcher = Dispatcher([sink], LIMITS.sink_timeout, clock, events)
+    factory = TeltonikaTcpFactory(
+        dispatcher,
+        clock,
+        limits=attrs.evolve(LIMITS, **limits),
+        now_ms=lambda: int(clock.seconds() * 1000),
+        events=events,
+    )
+    return factory, observer
+
+
+def test_the_registry_follows_a_tracker_from_login_to_disconnect(
+    factory: TeltonikaTcpFactory,
+) -> None:
+    tracker = FakeTracker(factory)
+    tracker.login()
+    newest_first = [
+        build_record(timestamp_ms=1_700_000_060_000, latitude=54.5),
+        build_record(timestamp_ms=1_700_000_000_000, latitude=54.0),
+    ]
+
+    assert tracker.send_records(newest_first) == tcp_ack(2)
+    assert tracker.send(CODEC8) == tcp_ack(1)  # older: 2019
+
+    state = factory.registry.get(tracker.imei)
+    assert state is not None
+    assert (state.transport, state.peer) == (Transport.TCP, "192.0.2.10:40000")
+    assert (state.packets, state.records) == (2, 3)
+    assert state.to_json()["last_record"]["latitude"] == 54.5
+    tracker.disconnect()
+    assert factory.registry.get(tracker.imei) is None
+    assert len(factory.registry) == 0
+
+
+def test_an_unparsed_frame_counts_as_a_packet_without_records(
+    factory: TeltonikaTcpFactory,
+) -> None:
+    tracker = FakeTracker(factory)
+    tracker.login()
+
+    tracker.send(CODEC7)
+
+    state = factory.registry.get(tracker.imei)
+    assert state is not None
+    assert (state.packets, state.records, state.last_record) == (1, 0, None)
+
+
+def test_the_registry_closes_a_tracker_connection(
+    factory: TeltonikaTcpFactory,
+) -> None:
+    tracker = FakeTracker(factory)
+    tracker.login()
+
+    with capturedLogs() as events:
+        assert factory.registry.close(tracker.imei, "closed by the operator")
+
+    assert not tracker.connected
+    assert factory.registry.get(tracker.imei) is None
+    assert not factory.registry.close(tracker.imei, "again")
+    assert any("closed by the operator" in line for line in warnings(events))
+
+
+def test_a_replaced_connection_leaving_keeps_the_newer_one_registered(
+    clock: MemoryReactorClock,
+) -> None:
+    factory = make_factory(clock, duplicate_login=DuplicateLogin.REPLACE)
+    older = FakeTracker(factory)
+    older.login()
+    newer = FakeTracker(factory, peer=("192.0.2.11", 40_001))
+    newer.login()
+
+    assert not older.connected
+    state = factory.registry.get(newer.imei)
+    assert state is not None and state.peer == "192.0.2.11:40001"
+
+
+def test_an_observer_sees_a_connections_life_and_the_ack_latency(
+    clock: MemoryReactorClock, sink: RecordingSink
+) -> None:
+    factory, observer = observed_factory(clock, sink)
+    clock.advance(100)
+    tracker = FakeTracker(factory)
+    tracker.login()
+    sink.hold()
+    tracker.send(CODEC8E)
+    clock.advance(0.25)
+    sink.release()
+    assert tracker.replies() == tcp_ack(2)
+    sink.accept()
+    tracker.send(CODEC7)
+    tracker.disconnect()
+
+    assert observer.seen == [
+        ("connection_opened", Transport.TCP),
+        ("login", Transport.TCP, LoginResult.ACCEPTED),
+        ("sink_delivered", "recording", 0.25, True),
+        ("records_acknowledged", Transport.TCP, Codec.CODEC8E, 2, 0.25),
+        ("sink_delivered", "recording", 0, True),
+        ("records_acknowledged", Transport.TCP, None, 0, 0),
+        ("connection_closed", Transport.TCP),
+    ]
+
+
+def test_the_ack_latency_runs_from_the_read_that_completed_the_frame(
+    clock: MemoryReactorClock, sink: RecordingSink
+) -> None:
+    factory, observer = observed_factory(clock, sink)
+    tracker = FakeTracker(factory)
+    tracker.login()
+    sink.hold()
+    tracker.send(CODEC8[:-1])
+    clock.advance(3)
+    tracker.send(CODEC8[-1:])
+    clock.advance(0.5)
+    sink.release()
+
+    assert tracker.replies() == tcp_ack(1)
+    [(_, _, _, latency)] = observer.of("records_acknowledged")
+    assert latency == 0.5
+
+
+@pytest.mark.parametrize(
+    ("allow", "imei", "result"),
+    [
+        (False, "356307042441013", LoginResult.NOT_ALLOWED),
+        (True, "7", LoginResult.IMPLAUSIBLE),
+        (True, "356307042441013", LoginResult.DUPLICATE),
+    ],
+    ids=["not-allowed", "implausible", "duplicate"],
+)
+def test_a_refused_login_is_reported_with_its_reason(
+    clock: MemoryReactorClock,
+    sink: RecordingSink,
+    allow: bool,
+    imei: str,
+    result: LoginResult,
+) -> None:
+    factory, observer = observed_factory(
+        clock, sink, duplicate_login=DuplicateLogin.REJECT
+    )
+    factory.allow = lambda imei: allow
+    FakeTracker(factory).login()  # the active holder, for the duplicate case
+    observer.seen.clear()
+
+    assert FakeTracker(factory, imei=imei, peer=("198.51.100.7", 1)).login() == b"\x00"
+
+    assert observer.seen == [
+        ("connection_opened", Transport.TCP),
+        ("login", Transport.TCP, result),
+        ("connection_closed", Transport.TCP),
+    ]
+
+
+def test_input_turned_away_is_reported_with_its_reason(
+    clock: MemoryReactorClock, sink: RecordingSink
+) -> None:
+    factory, observer = observed_factory(clock, sink)
+    FakeTracker(factory).send(CODEC8)
+    bad_crc = FakeTracker(factory)
+    bad_crc.login()
+    bad_crc.send(CODEC8[:-1] + b"\x00")
+    FakeTracker(factory, peer=("192.0.2.12", 1))
+    clock.advance(LIMITS.login_timeout)
+
+    assert observer.of("rejected") == [
+        (Transport.TCP, Rejection.FRAMING),
+        (Transport.TCP, Rejection.CRC),
+        (Transport.TCP, Rejection.TIMEOUT),
+    ]
+
+
+def test_a_shed_connection_is_reported_over_the_budget(
+    clock: MemoryReactorClock, sink: RecordingSink
+) -> None:
+    factory, observer = observed_factory(
+        clock, sink, max_buffered_bytes=1_000, max_connections=10
+    )
+    oldest, newer = tracker_number(factory, 1), tracker_number(factory, 2)
+    oldest.send(BIG_FRAME_HEADER + bytes(692))
+    newer.send(BIG_FRAME_HEADER + bytes(392))
+
+    assert not oldest.connected
+    assert observer.of("rejected") == [(Transport.TCP, Rejection.BUDGET)]
+
+
+def test_a_failing_sink_is_reported_and_nothing_is_acknowledged(
+    clock: MemoryReactorClock, sink: RecordingSink
+) -> None:
+    factory, observer = observed_factory(clock, sink)
+    tracker = FakeTracker(factory)
+    tracker.login()
+    sink.fail_with(OSError("disk full"))
+
+    tracker.send(CODEC8)
+
+    assert observer.of("sink_delivered") == [("recording", 0, False)]
+    assert observer.of("records_acknowledged") == observer.of("rejected") == []
+    assert factory.registry.get(tracker.imei) is None
+
+
+def test_a_broken_observer_neither_delays_nor_breaks_the_ack(
+    factory: TeltonikaTcpFactory,
+) -> None:
+    class Broken(RecordingObserver):
+        def records_acknowledged(self, *arguments: object) -> None:
+            raise RuntimeError("observer bug")
+
+    factory.events.add(Broken())
+    tracker = FakeTracker(factory)
+    tracker.login()
+
+    with capturedLogs():
+        assert tracker.send(CODEC8) == tcp_ack(1)
+        assert tracker.send(CODEC8) == tcp_ack(1)
+    state = factory.registry.get(tracker.imei)
+    assert state is not None and state.packets == 2

@@ -35,10 +35,12 @@ from teltotwist.codec import (
 )
 from teltotwist.codec.udp import UdpHeader, decode_udp_payload
 from teltotwist.gateway.dispatch import Dispatcher
+from teltotwist.gateway.events import DataPathEvents, LoginResult, Rejection, Transport
 from teltotwist.gateway.faultlog import DEFAULT_BURST
 from teltotwist.gateway.limits import Limits
 from teltotwist.gateway.udp import TeltonikaUdpProtocol
 from teltotwist.testing import RecordingSink
+from tests.observer import RecordingObserver
 from tests.vectors import UDP_VALID, Vector, by_id, vector_id
 
 PEER = ("192.0.2.7", 40123)
@@ -80,6 +82,7 @@ class Gateway:
     transport: RecordingTransport
     sink: RecordingSink
     clock: MemoryReactorClock
+    observer: RecordingObserver
 
     def receive(self, data: bytes) -> None:
         self.protocol.datagramReceived(data, PEER)
@@ -101,17 +104,21 @@ def make_gateway(
 ) -> Gateway:
     clock = MemoryReactorClock()
     sink = RecordingSink()
+    events = DataPathEvents()
+    observer = RecordingObserver()
+    events.add(observer)
     protocol = TeltonikaUdpProtocol(
-        Dispatcher([sink], SINK_TIMEOUT, clock),
+        Dispatcher([sink], SINK_TIMEOUT, clock, events),
         allow,
         clock,
         limits=limits,
         dedupe_window=WINDOW,
         now_ms=lambda: RECEIVED_AT_MS,
+        events=events,
     )
     transport = RecordingTransport()
     protocol.makeConnection(transport)
-    return Gateway(protocol, transport, sink, clock)
+    return Gateway(protocol, transport, sink, clock, observer)
 
 
 @pytest.fixture
@@ -663,3 +670,69 @@ async def test_loopback_datagram_over_the_cap_is_acked_only_once_resent() -> Non
 
     assert [first.hex(), second.hex()] == [C8_ACK, "0005cafe010601"]
     assert len(sink.deliveries) == 2
+
+
+def test_an_acknowledged_datagram_updates_the_registry(gateway: Gateway) -> None:
+    gateway.receive(C8)
+    gateway.receive(resent(C8, 6))
+
+    state = gateway.protocol.registry.get("352093086403655")
+    assert state is not None
+    assert (state.transport, state.peer) == (Transport.UDP, "192.0.2.7:40123")
+    assert (state.packets, state.records) == (2, 2)
+    assert state.to_json()["last_record"]["timestamp"] == "2019-06-13T06:23:26.000Z"
+
+
+def test_an_unacknowledged_datagram_leaves_the_registry_alone(
+    gateway: Gateway,
+) -> None:
+    gateway.sink.fail_with(OSError("broker gone"))
+    with udp_log():
+        gateway.receive(C8)
+
+    assert gateway.acks == []
+    assert gateway.protocol.registry.get("352093086403655") is None
+    assert gateway.observer.of("sink_delivered") == [("recording", 0, False)]
+
+
+def test_an_observer_sees_the_imei_check_and_the_ack_latency(
+    gateway: Gateway,
+) -> None:
+    gateway.sink.hold()
+    gateway.receive(C8)
+    gateway.clock.advance(0.5)
+    gateway.sink.release()
+
+    assert gateway.observer.seen == [
+        ("login", Transport.UDP, LoginResult.ACCEPTED),
+        ("sink_delivered", "recording", 0.5, True),
+        ("records_acknowledged", Transport.UDP, Codec.CODEC8, 1, 0.5),
+    ]
+
+
+def test_an_observer_sees_why_datagrams_were_dropped() -> None:
+    gateway = make_gateway(
+        allow=lambda imei: imei != "352093086403650",
+        limits=Limits(udp_max_in_flight=1),
+    )
+    gateway.sink.hold()
+    with udp_log():
+        gateway.receive(bytes.fromhex("deadbeef"))
+        gateway.receive(from_imei("35209308640365"))
+        gateway.receive(from_imei("352093086403650"))
+        gateway.receive(from_imei("352093086403651"))
+        gateway.receive(from_imei("352093086403652"))
+        gateway.receive(with_garbage_payload(b"352093086403653"))
+
+    assert [event for event in gateway.observer.seen if event[0] != "login"] == [
+        ("rejected", Transport.UDP, Rejection.UNDECODABLE),
+        ("rejected", Transport.UDP, Rejection.OVER_CAP),
+        ("rejected", Transport.UDP, Rejection.OVER_CAP),
+    ]
+    assert gateway.observer.of("login") == [
+        (Transport.UDP, LoginResult.IMPLAUSIBLE),
+        (Transport.UDP, LoginResult.NOT_ALLOWED),
+        (Transport.UDP, LoginResult.ACCEPTED),
+        (Transport.UDP, LoginResult.ACCEPTED),
+        (Transport.UDP, LoginResult.ACCEPTED),
+    ]

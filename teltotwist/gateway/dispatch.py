@@ -10,6 +10,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
+from teltotwist.gateway.events import DataPathEvents
 from teltotwist.gateway.items import Item
 from teltotwist.sinks import IRecordSink
 
@@ -28,16 +29,23 @@ class Dispatcher:
 
     When one sink fails, or the timeout expires, the delivery fails and the
     sinks still working on it have their attempts cancelled. :meth:`drain`
-    waits for every attempt, cancelled ones included, to end.
+    waits for every attempt, cancelled ones included, to end. Each sink's
+    answer goes to *events* (``sink_delivered``); a cancelled attempt counts
+    as not accepted.
     """
 
     def __init__(
-        self, sinks: Sequence[IRecordSink], timeout: float, clock: IReactorTime
+        self,
+        sinks: Sequence[IRecordSink],
+        timeout: float,
+        clock: IReactorTime,
+        events: DataPathEvents | None = None,
     ) -> None:
         if not sinks:
             raise ValueError("a dispatcher needs at least one sink")
         self.sinks = tuple(sinks)
         self.timeout = timeout
+        self.events = DataPathEvents() if events is None else events
         self._clock = clock
         self._unsettled = 0
         self._drain_waiters: list[Deferred[None]] = []
@@ -83,6 +91,7 @@ class _Fanout:
         self._dispatcher = dispatcher
         self._waiting_for = len(dispatcher.sinks)
         self._attempts: dict[Deferred[None], str] = {}
+        self._started = dispatcher._clock.seconds()
         self._timer = dispatcher._clock.callLater(dispatcher.timeout, self._timed_out)
         dispatcher._undecided.add(self)
         self.verdict.addBoth(self._decided)
@@ -97,6 +106,12 @@ class _Fanout:
 
     def _ended(self, result: object, attempt: Deferred[None], name: str) -> None:
         del self._attempts[attempt]
+        dispatcher = self._dispatcher
+        dispatcher.events.sink_delivered(
+            name,
+            dispatcher._clock.seconds() - self._started,
+            not isinstance(result, Failure),
+        )
         if isinstance(result, Failure):
             reason = result.getErrorMessage() or repr(result.value)
             self._fail(DeliveryError(name, reason))
@@ -105,7 +120,7 @@ class _Fanout:
             if not self._waiting_for and not self.verdict.called:
                 self._timer.cancel()
                 self.verdict.callback(None)
-        self._dispatcher._attempt_ended()
+        dispatcher._attempt_ended()
 
     def give_up(self, reason: str) -> None:
         """Fail the delivery now, naming a sink still working on it."""

@@ -50,6 +50,10 @@ class GatewayService(MultiService):
     after it began
     (deliveries finishing during the drain stay unacknowledged, so their
     trackers resend them elsewhere).
+
+    :attr:`registry` (the trackers known now) and :attr:`events` (add an
+    observer of the data path with ``events.add``) are the TCP factory's,
+    which :func:`makeService` shares with the UDP listener and the dispatcher.
     """
 
     log = Logger()
@@ -67,8 +71,8 @@ class GatewayService(MultiService):
     ) -> None:
         MultiService.__init__(self)
         self.factory = factory
-        self.registry = TrackerRegistry(now_ms, udp_idle=factory.limits.idle_timeout)
-        self.events = DataPathEvents()
+        self.registry: TrackerRegistry = factory.registry
+        self.events: DataPathEvents = factory.events
         self.drain_timeout = drain_timeout
         self.sink_ready_timeout = sink_ready_timeout
         self._clock = clock
@@ -313,11 +317,22 @@ def makeService(
     :param sink_ready_timeout: seconds to wait for the sinks to be ready
         before listening anyway.
     """
-    dispatcher = Dispatcher(sinks, limits.sink_timeout, reactor)
-    factory = TeltonikaTcpFactory(dispatcher, reactor, allow=allow, limits=limits)
+    registry = TrackerRegistry(now_ms, limits.idle_timeout)
+    events = DataPathEvents()
+    dispatcher = Dispatcher(sinks, limits.sink_timeout, reactor, events)
+    factory = TeltonikaTcpFactory(
+        dispatcher,
+        reactor,
+        allow=allow,
+        limits=limits,
+        registry=registry,
+        events=events,
+    )
     udp = None
     if udp_port is not None:
-        protocol = TeltonikaUdpProtocol(dispatcher, allow, reactor, limits=limits)
+        protocol = TeltonikaUdpProtocol(
+            dispatcher, allow, reactor, limits=limits, registry=registry, events=events
+        )
         udp = (udp_port, udp_interface, protocol)
     return GatewayService(
         factory,

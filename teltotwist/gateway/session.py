@@ -33,6 +33,7 @@ from teltotwist.codec import (
     login_reply,
     tcp_ack,
 )
+from teltotwist.gateway.events import LoginResult, Rejection
 from teltotwist.gateway.items import Item, TrackerRecord, UnparsedFrame
 
 _CODEC_OFFSET = 8
@@ -87,9 +88,12 @@ class Discard:
 
 @attrs.frozen
 class Close:
-    """Close the connection; *reason* says why, for the log."""
+    """Close the connection; *reason* says why, for the log. *cause* is how
+    the data path's events count it: a refused login, input turned away, or
+    None for a close that judges nothing the tracker sent."""
 
     reason: str
+    cause: LoginResult | Rejection | None = None
 
 
 Action = Send | LoggedIn | Deliver | CommandReceived | Discard | Close
@@ -140,7 +144,7 @@ class TrackerSession:
         try:
             events = self._framer.feed(data)
         except CodecError as error:
-            return self._close(f"unframeable input: {error}")
+            return self._close(f"unframeable input: {error}", Rejection.FRAMING)
         if events:
             if self._waiting is None:
                 self._waiting = deque(events)
@@ -165,13 +169,13 @@ class TrackerSession:
         """A timer of the adapter's expired (no login, idle ...): close."""
         if self.state is State.CLOSED:
             return []
-        return self._close(what)
+        return self._close(what, Rejection.TIMEOUT)
 
     def shed(self, reason: str) -> list[Action]:
         """The gateway needs this connection's memory back: close."""
         if self.state is State.CLOSED:
             return []
-        return self._close(reason)
+        return self._close(reason, Rejection.BUDGET)
 
     def replaced(self) -> list[Action]:
         """A newer connection logged in with this IMEI: close this one."""
@@ -190,9 +194,11 @@ class TrackerSession:
         self.state = State.CLOSED
         self._waiting = None
 
-    def _close(self, reason: str) -> list[Action]:
+    def _close(
+        self, reason: str, cause: LoginResult | Rejection | None = None
+    ) -> list[Action]:
         self.connection_lost()
-        return [Close(reason)]
+        return [Close(reason, cause)]
 
     def _process(self) -> list[Action]:
         actions: list[Action] = []
@@ -208,34 +214,38 @@ class TrackerSession:
             return self._login(event.imei)
         if isinstance(event, Frame):
             if self.state is State.AWAITING_LOGIN:
-                return self._close("a data frame came before the IMEI login")
+                return self._close(
+                    "a data frame came before the IMEI login", Rejection.FRAMING
+                )
             return self._frame(event.data)
         return ()
 
     def _login(self, imei: str) -> Sequence[Action]:
         if self.state is not State.AWAITING_LOGIN:
-            return self._close(f"a second login ({imei}) on one connection")
+            return self._close(
+                f"a second login ({imei}) on one connection", Rejection.FRAMING
+            )
         problem = self._imei_policy.problem(imei)
         if problem is not None:
-            return [Send(login_reply(False)), *self._close(f"login refused: {problem}")]
+            return self._refuse(f"login refused: {problem}", LoginResult.IMPLAUSIBLE)
         if not self._allow(imei):
-            return [
-                Send(login_reply(False)),
-                *self._close(f"IMEI {imei} is not allowed"),
-            ]
+            return self._refuse(f"IMEI {imei} is not allowed", LoginResult.NOT_ALLOWED)
         conflict = self._claim(imei)
         if conflict is not None:
-            return [Send(login_reply(False)), *self._close(conflict)]
+            return self._refuse(conflict, LoginResult.DUPLICATE)
         self.imei = imei
         self.state = State.STREAMING
         return [Send(login_reply(True)), LoggedIn(imei)]
+
+    def _refuse(self, reason: str, result: LoginResult) -> list[Action]:
+        return [Send(login_reply(False)), *self._close(reason, result)]
 
     def _frame(self, frame: bytes) -> Sequence[Action]:
         assert self.imei is not None
         try:
             end = check_envelope(frame)
         except CodecError as error:
-            return self._close(f"bad frame, not acknowledged: {error}")
+            return self._close(f"bad frame, not acknowledged: {error}", Rejection.CRC)
         received_at = self._now_ms()
         try:
             content = decode_checked_frame(frame, end)

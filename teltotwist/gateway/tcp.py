@@ -15,9 +15,11 @@ from twisted.python.failure import Failure
 
 from teltotwist.gateway.admission import Admission, Crowding, Refused
 from teltotwist.gateway.dispatch import Dispatcher
+from teltotwist.gateway.events import DataPathEvents, LoginResult, Transport
 from teltotwist.gateway.faultlog import FaultLog
-from teltotwist.gateway.items import Item, now_ms
+from teltotwist.gateway.items import Item, TrackerRecord, now_ms
 from teltotwist.gateway.limits import DuplicateLogin, Limits
+from teltotwist.gateway.registry import TrackerRegistry
 from teltotwist.gateway.session import (
     Action,
     Close,
@@ -38,6 +40,7 @@ _REPLACED = "replaced"
 _OVER_BUDGET = "unfinished-frame budget"
 _NOT_DELIVERED = "not delivered"
 _NO_LOGIN = "no login"
+_CLOSED_BY_GATEWAY = "closed by the gateway"
 
 
 class TeltonikaTcpProtocol(Protocol):
@@ -65,7 +68,9 @@ class TeltonikaTcpProtocol(Protocol):
         self._connected_at = factory.clock.seconds()
         self._packets = self._records = 0
         self._acked_packets = self._acked_records = 0
-        self._records_in_flight = 0
+        self._in_flight: tuple[Item, ...] = ()
+        self._frame_complete_at = 0.0
+        """When the read completing the packet in flight came (reactor s)."""
 
     @property
     def label(self) -> str:
@@ -74,6 +79,7 @@ class TeltonikaTcpProtocol(Protocol):
 
     def connectionMade(self) -> None:
         self._connected_at = self.factory.clock.seconds()
+        self.factory.events.connection_opened(Transport.TCP)
         self._timer.arm(self.factory.limits.login_timeout, "no IMEI login")
 
     def dataReceived(self, data: bytes) -> None:
@@ -93,6 +99,9 @@ class TeltonikaTcpProtocol(Protocol):
         self.session.connection_lost()
         self._track_unfinished(started=False)
         self.factory.forget(self)
+        if self.session.imei is not None:
+            self.factory.registry.tcp_closed(self.session.imei, self)
+        self.factory.events.connection_closed(Transport.TCP)
         self._log_disconnect()
 
     def replace(self) -> None:
@@ -113,7 +122,7 @@ class TeltonikaTcpProtocol(Protocol):
 
     def close(self, reason: str) -> None:
         """The gateway closes this connection; *reason* goes to the log."""
-        self._perform(self.session.close(reason))
+        self._perform(self.session.close(reason), _CLOSED_BY_GATEWAY)
 
     def evict(self) -> None:
         """Close, without a log line of its own, to make room for another
@@ -155,6 +164,8 @@ class TeltonikaTcpProtocol(Protocol):
                 self.log.info("{label}: logged in", label=self.label)
                 self._timer.arm(self.factory.limits.idle_timeout, "idle")
                 self.factory.logged_in(self, imei)
+                self.factory.registry.tcp_logged_in(imei, self.peer, self)
+                self.factory.events.login(Transport.TCP, LoginResult.ACCEPTED)
             case Deliver(items=items):
                 self._deliver(items)
             case CommandReceived(frame=frame):
@@ -166,12 +177,16 @@ class TeltonikaTcpProtocol(Protocol):
                 )
             case Discard(reason=reason):
                 self.log.warn("{label}: {reason}", label=self.label, reason=reason)
-            case Close(reason=reason):
+            case Close(reason=reason, cause=cause):
                 self.factory.faults.warn(
                     fault, "{label}: closing: {reason}", label=self.label, reason=reason
                 )
                 self._track_unfinished(started=False)
                 transport.loseConnection()
+                if isinstance(cause, LoginResult):
+                    self.factory.events.login(Transport.TCP, cause)
+                elif cause is not None:
+                    self.factory.events.rejected(Transport.TCP, cause)
 
     def _track_unfinished(self, started: bool) -> None:
         """Time the unfinished frame (none runs while a packet is with the
@@ -191,7 +206,8 @@ class TeltonikaTcpProtocol(Protocol):
         self._frame_deadline.disarm()
         self._packets += 1
         self._records += len(items)
-        self._records_in_flight = len(items)
+        self._in_flight = items
+        self._frame_complete_at = self.last_active
         self.transport.pauseProducing()  # type: ignore[union-attr]
         delivery = self.factory.dispatcher.deliver(items)
         delivery.addCallbacks(self._delivered, self._not_delivered)
@@ -211,12 +227,26 @@ class TeltonikaTcpProtocol(Protocol):
                 label=self.label,
             )
             return
+        acked, complete_at = self._in_flight, self._frame_complete_at
         self._acked_packets += 1
-        self._acked_records += self._records_in_flight
+        self._acked_records += len(acked)
         self.transport.resumeProducing()  # type: ignore[union-attr]
         self._timer.arm(self.factory.limits.idle_timeout, "idle")
         self._perform(actions)
         self._track_unfinished(started=False)
+        self._report_ack(acked, self.factory.clock.seconds() - complete_at)
+
+    def _report_ack(self, items: tuple[Item, ...], latency: float) -> None:
+        """Tell the registry and the observers that *items* were ACKed."""
+        imei = self.session.imei
+        assert imei is not None
+        records = [item.record for item in items if isinstance(item, TrackerRecord)]
+        self.factory.registry.tcp_packet(imei, records)
+        first = items[0] if items else None
+        codec = first.codec if isinstance(first, TrackerRecord) else None
+        self.factory.events.records_acknowledged(
+            Transport.TCP, codec, len(records), latency
+        )
 
     def _not_delivered(self, failure: Failure) -> None:
         self._perform(
@@ -298,8 +328,16 @@ class TeltonikaTcpFactory(Factory):
         allow: Callable[[str], bool] = lambda imei: True,
         limits: Limits = Limits(),
         now_ms: Callable[[], int] = now_ms,
+        registry: TrackerRegistry | None = None,
+        events: DataPathEvents | None = None,
     ) -> None:
         self.dispatcher = dispatcher
+        if registry is None:
+            registry = TrackerRegistry(now_ms, limits.idle_timeout)
+        self.registry = registry
+        """The trackers connected now, kept current by the connections."""
+        self.events = DataPathEvents() if events is None else events
+        """Where the connections report what happens to them."""
         self.clock = clock
         self.allow = allow
         self.limits = limits

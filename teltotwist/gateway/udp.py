@@ -28,6 +28,11 @@ so records are recognised by their deterministic ``id``: those delivered
 within the dedupe window are not delivered again, and those being delivered
 right now are waited for rather than delivered twice. Either way the resend
 is ACKed with its own ids once its records are held.
+
+Each ACK updates the tracker registry (a UDP tracker is known while it sends
+within the idle timeout) and is reported to the data path's events, as are
+each datagram's IMEI check and each drop. No connection events are reported
+for UDP: the registry counts the UDP trackers heard from.
 """
 
 from __future__ import annotations
@@ -49,9 +54,16 @@ from teltotwist.codec import CodecError, UdpDatagram, udp_ack
 from teltotwist.codec.udp import UdpHeader, decode_udp_header, decode_udp_payload
 from teltotwist.gateway.dedupe import RecentIds
 from teltotwist.gateway.dispatch import Dispatcher
+from teltotwist.gateway.events import (
+    DataPathEvents,
+    LoginResult,
+    Rejection,
+    Transport,
+)
 from teltotwist.gateway.faultlog import FaultLog
 from teltotwist.gateway.items import TrackerRecord, now_ms
 from teltotwist.gateway.limits import Limits
+from teltotwist.gateway.registry import TrackerRegistry
 
 _log = Logger(namespace="teltotwist.udp")
 
@@ -95,6 +107,8 @@ class TeltonikaUdpProtocol(DatagramProtocol):
     :param dedupe_window: seconds a delivered record is not delivered again.
     :param dedupe_capacity: the most record ids remembered at once.
     :param now_ms: the ``received_at`` of the records.
+    :param registry: learns of each tracker whose datagram was ACKed.
+    :param events: where ACKs, IMEI checks and drops are reported.
     """
 
     def __init__(
@@ -107,7 +121,13 @@ class TeltonikaUdpProtocol(DatagramProtocol):
         dedupe_window: float = DEFAULT_DEDUPE_WINDOW,
         dedupe_capacity: int = DEFAULT_DEDUPE_CAPACITY,
         now_ms: Callable[[], int] = now_ms,
+        registry: TrackerRegistry | None = None,
+        events: DataPathEvents | None = None,
     ) -> None:
+        if registry is None:
+            registry = TrackerRegistry(now_ms, limits.idle_timeout)
+        self.registry = registry
+        self.events = DataPathEvents() if events is None else events
         self._dispatcher = dispatcher
         self._allow = allow
         self._clock = clock
@@ -157,6 +177,7 @@ class TeltonikaUdpProtocol(DatagramProtocol):
                 "Shutting down: dropped a datagram from {peer}", peer=_peer(addr)
             )
             return
+        received = self._clock.seconds()
         try:
             header = decode_udp_header(data)
         except CodecError as error:
@@ -174,13 +195,13 @@ class TeltonikaUdpProtocol(DatagramProtocol):
         if new is not None:
             awaited.append(new)
         if not awaited:
-            self._acknowledge(datagram, addr)
+            self._acknowledge(datagram, addr, received)
             return
         self._hold(datagram.imei)
         outcome = DeferredList(
             [delivery.wait() for delivery in awaited], consumeErrors=True
         )
-        outcome.addCallback(self._answer, datagram, addr)
+        outcome.addCallback(self._answer, datagram, addr, received)
         outcome.addErrback(
             lambda failure: _log.failure(
                 "Unexpected error answering {peer}", failure, peer=_peer(addr)
@@ -191,6 +212,7 @@ class TeltonikaUdpProtocol(DatagramProtocol):
             self._start(new)
 
     def _undecodable(self, error: CodecError, addr: Address) -> None:
+        self.events.rejected(Transport.UDP, Rejection.UNDECODABLE)
         self._faults.warn(
             "undecodable datagram",
             "Dropped an undecodable datagram from {peer}: {reason}",
@@ -204,6 +226,7 @@ class TeltonikaUdpProtocol(DatagramProtocol):
         imei = header.imei
         problem = self.limits.imei_policy.problem(imei)
         if problem is not None:
+            self.events.login(Transport.UDP, LoginResult.IMPLAUSIBLE)
             self._faults.warn(
                 "implausible IMEI",
                 "Dropped a datagram from {peer}: implausible IMEI: {problem}",
@@ -212,6 +235,7 @@ class TeltonikaUdpProtocol(DatagramProtocol):
             )
             return False
         if not self._allow(imei):
+            self.events.login(Transport.UDP, LoginResult.NOT_ALLOWED)
             self._faults.warn(
                 "IMEI not allowed",
                 "Dropped a datagram from {peer}: IMEI {imei} is not allowed",
@@ -219,6 +243,7 @@ class TeltonikaUdpProtocol(DatagramProtocol):
                 imei=imei,
             )
             return False
+        self.events.login(Transport.UDP, LoginResult.ACCEPTED)
         own = self._unsettled_by_imei.get(imei, 0)
         if own >= self.limits.udp_max_in_flight_per_imei:
             self._over_cap(imei, addr, f"{own} of its datagrams", "per IMEI")
@@ -230,6 +255,7 @@ class TeltonikaUdpProtocol(DatagramProtocol):
 
     def _over_cap(self, imei: str, addr: Address, awaiting: str, scope: str) -> None:
         self.dropped_over_cap += 1
+        self.events.rejected(Transport.UDP, Rejection.OVER_CAP)
         self._faults.warn(
             f"over the in-flight cap {scope}",
             "Dropped a datagram from IMEI {imei} at {peer}, unacknowledged: "
@@ -285,22 +311,32 @@ class TeltonikaUdpProtocol(DatagramProtocol):
         outcomes: Sequence[tuple[bool, Failure | None]],
         datagram: UdpDatagram,
         addr: Address,
+        received: float,
     ) -> None:
         """ACK *datagram* once every delivery it awaited succeeded."""
         for _, result in outcomes:
             if result is not None:
                 self._withhold(result, datagram, addr)
                 return
-        self._acknowledge(datagram, addr)
+        self._acknowledge(datagram, addr, received)
 
-    def _acknowledge(self, datagram: UdpDatagram, addr: Address) -> None:
+    def _acknowledge(
+        self, datagram: UdpDatagram, addr: Address, received: float
+    ) -> None:
+        """ACK *datagram*, *received* at that reactor time, and report it."""
         if self.transport is None:
             _log.warn("Listener closed: cannot ACK {peer}", peer=_peer(addr))
             return
-        ack = udp_ack(
-            datagram.packet_id, datagram.avl_packet_id, len(datagram.packet.records)
-        )
+        packet = datagram.packet
+        ack = udp_ack(datagram.packet_id, datagram.avl_packet_id, len(packet.records))
         self.transport.write(ack, addr)
+        self.registry.udp_packet(datagram.imei, _peer(addr), packet.records)
+        self.events.records_acknowledged(
+            Transport.UDP,
+            packet.codec,
+            len(packet.records),
+            self._clock.seconds() - received,
+        )
 
     def _withhold(self, failure: Failure, datagram: UdpDatagram, addr: Address) -> None:
         self._faults.warn(
