@@ -13,7 +13,9 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from teltotwist.codec import CommandFrame
 from teltotwist.gateway.admission import Admission, Crowding, Refused
+from teltotwist.gateway.commands import CommandCenter
 from teltotwist.gateway.dispatch import Dispatcher
 from teltotwist.gateway.faultlog import FaultLog
 from teltotwist.gateway.items import Item, now_ms
@@ -21,11 +23,14 @@ from teltotwist.gateway.limits import DuplicateLogin, Limits
 from teltotwist.gateway.session import (
     Action,
     Close,
+    CommandAnswered,
     CommandReceived,
+    CommandsReady,
     Deliver,
     Discard,
     LoggedIn,
     Send,
+    SendCommand,
     State,
     TrackerSession,
 )
@@ -60,6 +65,8 @@ class TeltonikaTcpProtocol(Protocol):
         self._timer = _Deadline(factory.clock, self._expired)
         """The login timeout, then the idle timeout."""
         self._frame_deadline = _Deadline(factory.clock, self._expired)
+        self._quiet = _Deadline(factory.clock, self._quiet_spell)
+        """After the login, until commands may go: a spell without data."""
         self._actions: deque[tuple[Action, str]] = deque()
         self._performing = False
         self._connected_at = factory.clock.seconds()
@@ -80,6 +87,8 @@ class TeltonikaTcpProtocol(Protocol):
         self.last_active = self.factory.clock.seconds()
         if self.session.imei is not None:
             self._timer.arm(self.factory.limits.idle_timeout, "idle")
+        if self.session.imei is not None and not self.session.commands_ready:
+            self._quiet.arm(self.factory.limits.command_quiet, "quiet")
         held_before = self.session.buffered
         self._perform(self.session.data_received(data))
         held = self.session.buffered
@@ -90,9 +99,11 @@ class TeltonikaTcpProtocol(Protocol):
 
     def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:  # noqa: B008
         self._timer.disarm()
+        self._quiet.disarm()
         self.session.connection_lost()
         self._track_unfinished(started=False)
         self.factory.forget(self)
+        self._commands_gone()
         self._log_disconnect()
 
     def replace(self) -> None:
@@ -114,6 +125,14 @@ class TeltonikaTcpProtocol(Protocol):
     def close(self, reason: str) -> None:
         """The gateway closes this connection; *reason* goes to the log."""
         self._perform(self.session.close(reason))
+
+    def send_command(self, frame: CommandFrame) -> None:
+        """Write *frame* once the tracker waits for no ACK (one at a time)."""
+        self._perform(self.session.send_command(frame))
+
+    def abandon_command(self) -> None:
+        """Stop waiting for the answer to the command handed over."""
+        self.session.abandon_command()
 
     def evict(self) -> None:
         """Close, without a log line of its own, to make room for another
@@ -155,8 +174,11 @@ class TeltonikaTcpProtocol(Protocol):
                 self.log.info("{label}: logged in", label=self.label)
                 self._timer.arm(self.factory.limits.idle_timeout, "idle")
                 self.factory.logged_in(self, imei)
+                self._commands_logged_in(imei)
             case Deliver(items=items):
                 self._deliver(items)
+            case CommandsReady() | SendCommand() | CommandAnswered():
+                self._command_action(action)
             case CommandReceived(frame=frame):
                 self.log.info(
                     "{label}: codec {codec} frame: {messages}",
@@ -172,6 +194,39 @@ class TeltonikaTcpProtocol(Protocol):
                 )
                 self._track_unfinished(started=False)
                 transport.loseConnection()
+
+    def _commands_logged_in(self, imei: str) -> None:
+        """Commands wait for the first ACK or a quiet spell."""
+        self._quiet.arm(self.factory.limits.command_quiet, "quiet")
+        if self.factory.commands is not None:
+            self.factory.commands.tracker_logged_in(imei, self)
+
+    def _command_action(
+        self, action: CommandsReady | SendCommand | CommandAnswered
+    ) -> None:
+        imei = self.session.imei
+        assert imei is not None and self.transport is not None
+        commands = self.factory.commands
+        match action:
+            case CommandsReady():
+                self._quiet.disarm()
+                if commands is not None:
+                    commands.tracker_ready(imei, self)
+            case SendCommand(data=data):
+                self.transport.write(data)
+                if commands is not None:
+                    commands.command_written(imei, self)
+            case CommandAnswered(message=message, executed=executed):
+                if commands is not None:
+                    commands.command_answered(imei, self, message, executed)
+
+    def _quiet_spell(self, _: str) -> None:
+        self._perform(self.session.quiet())
+
+    def _commands_gone(self) -> None:
+        imei = self.session.imei
+        if imei is not None and self.factory.commands is not None:
+            self.factory.commands.tracker_gone(imei, self)
 
     def _track_unfinished(self, started: bool) -> None:
         """Time the unfinished frame (none runs while a packet is with the
@@ -298,8 +353,11 @@ class TeltonikaTcpFactory(Factory):
         allow: Callable[[str], bool] = lambda imei: True,
         limits: Limits = Limits(),
         now_ms: Callable[[], int] = now_ms,
+        commands: CommandCenter | None = None,
     ) -> None:
         self.dispatcher = dispatcher
+        self.commands = commands
+        """Where the trackers' command path reports, if anywhere."""
         self.clock = clock
         self.allow = allow
         self.limits = limits
