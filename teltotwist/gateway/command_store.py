@@ -43,17 +43,25 @@ CREATE TABLE IF NOT EXISTS commands (
 
 class SqliteCommandStore:
     """A :class:`~teltotwist.gateway.commands.CommandStorage` in
-    ``STATE_DIR/commands.sqlite3``; the directory is created on first use."""
+    ``STATE_DIR/commands.sqlite3``; the directory and the file are created
+    when the first command is saved."""
 
     def __init__(self, state_dir: Path, kept: int = DEFAULT_KEPT) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir = state_dir
         self.path = state_dir / FILE_NAME
         self._kept = kept
-        self._db = sqlite3.connect(self.path)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(_SCHEMA)
-        self._db.commit()
+        self._connection: sqlite3.Connection | None = None
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._connection is None:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            self._connection = sqlite3.connect(self.path)
+            self._connection.execute("PRAGMA journal_mode=WAL")
+            self._connection.execute("PRAGMA synchronous=NORMAL")
+            self._connection.execute(_SCHEMA)
+            self._connection.commit()
+        return self._connection
 
     def save(self, command: Command) -> None:
         """Keep *command* as it is now; past *kept* finished commands, the
@@ -88,6 +96,8 @@ class SqliteCommandStore:
 
     def load(self) -> list[Command]:
         """The commands kept, oldest first."""
+        if not self.path.exists():
+            return []
         rows = self._db.execute(
             f"SELECT {_COLUMNS} FROM commands ORDER BY created_at_ms, rowid"
         )
@@ -123,4 +133,6 @@ class SqliteCommandStore:
         ]
 
     def close(self) -> None:
-        self._db.close()
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None

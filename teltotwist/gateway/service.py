@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 from twisted.application.internet import UDPServer
@@ -22,7 +23,10 @@ from twisted.internet.interfaces import (
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from teltotwist.gateway.command_store import SqliteCommandStore
+from teltotwist.gateway.commands import Command, CommandCenter
 from teltotwist.gateway.dispatch import Dispatcher
+from teltotwist.gateway.items import CommandResult, now_ms
 from teltotwist.gateway.limits import Limits
 from teltotwist.gateway.tcp import TeltonikaTcpFactory
 from teltotwist.gateway.udp import TeltonikaUdpProtocol
@@ -290,6 +294,7 @@ def makeService(
     udp_interface: str = "",
     drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
     sink_ready_timeout: float = DEFAULT_SINK_READY_TIMEOUT,
+    state_dir: Path | None = None,
 ) -> GatewayService:
     """The gateway, ready to add to an application's ``MultiService``.
 
@@ -302,9 +307,19 @@ def makeService(
     :param udp_port: also receive UDP datagrams on this port.
     :param sink_ready_timeout: seconds to wait for the sinks to be ready
         before listening anyway.
+    :param state_dir: where queued commands are kept across restarts (in
+        memory only when None); its ``factory.commands`` takes commands.
     """
     dispatcher = Dispatcher(sinks, limits.sink_timeout, reactor)
-    factory = TeltonikaTcpFactory(dispatcher, reactor, allow=allow, limits=limits)
+    commands = CommandCenter(
+        reactor,
+        None if state_dir is None else SqliteCommandStore(state_dir),
+        imei_policy=limits.imei_policy,
+        results=lambda command: _deliver_result(dispatcher, command),
+    )
+    factory = TeltonikaTcpFactory(
+        dispatcher, reactor, allow=allow, limits=limits, commands=commands
+    )
     udp = None
     if udp_port is not None:
         protocol = TeltonikaUdpProtocol(dispatcher, allow, reactor, limits=limits)
@@ -317,4 +332,17 @@ def makeService(
         udp=udp,
         drain_timeout=drain_timeout,
         sink_ready_timeout=sink_ready_timeout,
+    )
+
+
+def _deliver_result(dispatcher: Dispatcher, command: Command) -> None:
+    """Pass a command's outcome to the sinks, best effort: a sink that fails
+    is logged (there is no tracker to resend it)."""
+    item = CommandResult(command.imei, command.to_json(), now_ms())
+    dispatcher.deliver((item,)).addErrback(
+        lambda failure: GatewayService.log.warn(
+            "Command {id}: result not delivered: {error}",
+            id=command.id,
+            error=failure.getErrorMessage(),
+        )
     )
