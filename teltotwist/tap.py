@@ -78,6 +78,14 @@ class Options(usage.Options):
     )
     optParameters: ClassVar[list[list[Any]]] = [
         [
+            "state-dir",
+            None,
+            "teltotwist-state",
+            "Directory keeping queued commands across restarts (created "
+            "when the first command is queued; relative to the working "
+            "directory).",
+        ],
+        [
             "port",
             "p",
             "5027",
@@ -380,6 +388,7 @@ def makeService(options: Options) -> IService:
         udp_interface=options["udp-interface"],
         drain_timeout=options["drain-timeout"],
         sink_ready_timeout=options["sink-ready-timeout"],
+        state_dir=Path(options["state-dir"]),
     )
     if allowlist is not None:
         allowlist.on_reload(gateway.factory.close_disallowed)

@@ -6,17 +6,30 @@ from unittest import mock
 
 import pytest
 
-from teltotwist.codec import ImeiPolicy, encode_login, login_reply, tcp_ack
+from teltotwist.codec import (
+    Codec,
+    CommandFrame,
+    CommandMessage,
+    CommandType,
+    ImeiPolicy,
+    encode_frame,
+    encode_login,
+    login_reply,
+    tcp_ack,
+)
 from teltotwist.gateway.events import LoginResult, Rejection
 from teltotwist.gateway.items import TrackerRecord, UnparsedFrame
 from teltotwist.gateway.session import (
     Action,
     Close,
+    CommandAnswered,
     CommandReceived,
+    CommandsReady,
     Deliver,
     Discard,
     LoggedIn,
     Send,
+    SendCommand,
     State,
     TrackerSession,
 )
@@ -64,7 +77,7 @@ def test_login_then_frame_is_delivered_then_acked() -> None:
     assert item.to_json()["timestamp"] == "2019-06-10T10:04:46.000Z"
     assert session.state is State.DELIVERING
 
-    assert session.delivery_succeeded() == [Send(tcp_ack(1))]
+    assert session.delivery_succeeded() == [Send(tcp_ack(1)), CommandsReady()]
     assert state_of(session) is State.STREAMING
 
 
@@ -74,7 +87,7 @@ def test_nothing_is_written_before_the_sinks_accept() -> None:
     actions = session.data_received(CODEC8E_TWO_RECORDS)
 
     assert not [action for action in actions if isinstance(action, Send)]
-    assert session.delivery_succeeded() == [Send(tcp_ack(2))]
+    assert session.delivery_succeeded() == [Send(tcp_ack(2)), CommandsReady()]
 
 
 def test_ping_glued_before_login_and_between_frames_is_ignored() -> None:
@@ -104,7 +117,7 @@ def test_frames_glued_together_wait_for_the_previous_ack() -> None:
     ack, second = session.delivery_succeeded()
     assert ack == Send(tcp_ack(1))
     assert isinstance(second, Deliver) and len(second.items) == 2
-    assert session.delivery_succeeded() == [Send(tcp_ack(2))]
+    assert session.delivery_succeeded() == [Send(tcp_ack(2)), CommandsReady()]
 
 
 def test_unknown_imei_gets_00_and_is_closed() -> None:
@@ -184,7 +197,7 @@ def test_crc_valid_undecodable_frame_is_kept_raw_then_acked() -> None:
     assert item.to_json()["unparsed"] is True
     assert item.to_json()["hex"] == CODEC7.hex()
     assert "codec 0x07" in item.error
-    assert session.delivery_succeeded() == [Send(tcp_ack(CODEC7[9]))]
+    assert session.delivery_succeeded() == [Send(tcp_ack(CODEC7[9])), CommandsReady()]
 
 
 def test_shortest_crc_valid_content_is_kept_raw_then_acked() -> None:
@@ -195,7 +208,7 @@ def test_shortest_crc_valid_content_is_kept_raw_then_acked() -> None:
     [item] = only_delivery(session.data_received(frame)).items
 
     assert isinstance(item, UnparsedFrame)
-    assert session.delivery_succeeded() == [Send(tcp_ack(0))]
+    assert session.delivery_succeeded() == [Send(tcp_ack(0)), CommandsReady()]
 
 
 def test_command_response_is_reported_never_acked_and_session_goes_on() -> None:
@@ -311,3 +324,121 @@ def test_timeouts_and_shedding_are_rejections_other_closes_judge_nothing() -> No
     assert logged_in().close("operator") == [Close("operator")]
     assert logged_in().replaced() == [Close(ANY_REASON)]
     assert delivering.delivery_failed("sink down") == [Close(ANY_REASON)]
+
+
+GETINFO = CommandFrame(
+    Codec.CODEC12, (CommandMessage(CommandType.COMMAND, b"getinfo"),)
+)
+GETINFO_COMMAND = by_id("wiki-c12-getinfo-cmd").data
+GETVER_14 = CommandFrame(
+    Codec.CODEC14, (CommandMessage(CommandType.COMMAND, b"getver", imei=IMEI),)
+)
+GETVER_14_ACK = by_id("wiki-c14-getver-ack").data
+NACK_14 = encode_frame(
+    CommandFrame(Codec.CODEC14, (CommandMessage(CommandType.NACK, b"", imei=IMEI),))
+)
+
+
+def ready() -> TrackerSession:
+    """Logged in, its first packet ACKed: commands may go."""
+    session = logged_in()
+    session.data_received(CODEC8)
+    assert session.delivery_succeeded() == [Send(tcp_ack(1)), CommandsReady()]
+    return session
+
+
+def test_a_command_waits_for_the_first_ack_after_the_login() -> None:
+    session = logged_in()
+
+    assert session.send_command(GETINFO) == []
+    only_delivery(session.data_received(CODEC8))
+
+    assert session.delivery_succeeded() == [
+        Send(tcp_ack(1)),
+        CommandsReady(),
+        SendCommand(GETINFO_COMMAND),
+    ]
+
+
+def test_a_quiet_tracker_takes_commands_without_sending_a_packet() -> None:
+    session = logged_in()
+    session.send_command(GETINFO)
+
+    assert session.quiet() == [CommandsReady(), SendCommand(GETINFO_COMMAND)]
+
+
+def test_no_command_while_a_packet_is_delivering() -> None:
+    session = ready()
+    only_delivery(session.data_received(CODEC8))
+
+    assert session.send_command(GETINFO) == []
+    assert session.delivery_succeeded() == [
+        Send(tcp_ack(1)),
+        SendCommand(GETINFO_COMMAND),
+    ]
+
+
+def test_no_command_while_a_frame_is_half_received() -> None:
+    session = ready()
+    session.data_received(CODEC8[:10])
+
+    assert session.send_command(GETINFO) == []
+    only_delivery(session.data_received(CODEC8[10:]))
+    assert session.delivery_succeeded()[-1] == SendCommand(GETINFO_COMMAND)
+
+
+def test_quiet_does_not_open_the_gate_in_the_middle_of_a_frame() -> None:
+    session = logged_in()
+    session.data_received(CODEC8[:10])
+
+    assert session.quiet() == []
+    assert not session.commands_ready
+
+
+def test_the_codec_12_response_answers_the_outstanding_command() -> None:
+    session = ready()
+    session.send_command(GETINFO)
+
+    [answer] = session.data_received(GETINFO_RESPONSE)
+
+    assert isinstance(answer, CommandAnswered) and answer.executed
+    assert answer.message.text is not None
+    assert answer.message.text.startswith("INI:2019/7/22")
+    assert not session.command_written
+
+
+def test_a_codec_14_ack_and_nack_answer_the_outstanding_command() -> None:
+    session = ready()
+    session.send_command(GETVER_14)
+    [answer] = session.data_received(GETVER_14_ACK)
+    assert isinstance(answer, CommandAnswered) and answer.executed
+
+    session.send_command(GETVER_14)
+    [nack] = session.data_received(NACK_14)
+    assert nack == CommandAnswered(
+        CommandMessage(CommandType.NACK, b"", imei=IMEI), executed=False
+    )
+
+
+def test_a_response_of_another_codec_or_none_outstanding_stays_unsolicited() -> None:
+    session = ready()
+    [unsolicited] = session.data_received(GETINFO_RESPONSE)
+    assert isinstance(unsolicited, CommandReceived)
+
+    session.send_command(GETVER_14)
+    [other_codec] = session.data_received(GETINFO_RESPONSE)
+    assert isinstance(other_codec, CommandReceived)
+    assert session.command_written
+
+
+def test_one_command_at_a_time_until_answered_or_abandoned() -> None:
+    session = ready()
+    session.send_command(GETINFO)
+
+    with pytest.raises(RuntimeError):
+        session.send_command(GETINFO)
+    session.abandon_command()
+    [late] = session.data_received(GETINFO_RESPONSE)
+
+    assert isinstance(late, CommandReceived)
+    assert session.send_command(GETINFO) == [SendCommand(GETINFO_COMMAND)]

@@ -1,6 +1,7 @@
 # -*- test-case-name: tests.test_gateway_items -*-
-"""What sinks receive: decoded records with their tracker's IMEI, and the raw
-frames that could not be decoded but must still be kept (and ACKed).
+"""What sinks receive: decoded records with their tracker's IMEI, the raw
+frames that could not be decoded but must still be kept (and ACKed), and the
+outcomes of commands sent to trackers.
 
 Every item has a deterministic ``id``: the same record resent by a tracker
 (at-least-once delivery) gets the same id, so consumers can upsert.
@@ -13,7 +14,7 @@ import json
 import struct
 import zlib
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
@@ -57,6 +58,9 @@ def record_id(imei: str, record: AvlRecord) -> str:
 class TrackerRecord:
     """A decoded AVL record from one tracker, as delivered to the sinks."""
 
+    kind: ClassVar[str] = "records"
+    """The item's kind in topic and routing-key templates (``{kind}``)."""
+
     imei: str
     codec: Codec
     record: AvlRecord
@@ -86,6 +90,8 @@ class UnparsedFrame:
     it forever; ``raw`` keeps every byte for a later decoder.
     """
 
+    kind: ClassVar[str] = "unparsed"
+
     imei: str
     raw: bytes
     error: str
@@ -108,7 +114,35 @@ class UnparsedFrame:
         }
 
 
-Item = TrackerRecord | UnparsedFrame
+@attrs.frozen
+class CommandResult:
+    """The final outcome of a command to a tracker, delivered best effort.
+
+    *command* is the command object of the HTTP API (``id``, ``status``,
+    ``response`` ...); the item's ``id`` is the command's, prefixed.
+    """
+
+    kind: ClassVar[str] = "command_result"
+
+    imei: str
+    command: JsonObject
+    received_at_ms: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.imei}:command:{self.command['id']}"
+
+    def to_json(self) -> JsonObject:
+        """``{"id", "imei", "received_at", "command_result": {...}}``."""
+        return {
+            "id": self.id,
+            "imei": self.imei,
+            "received_at": format_timestamp_ms(self.received_at_ms),
+            "command_result": self.command,
+        }
+
+
+Item = TrackerRecord | UnparsedFrame | CommandResult
 """Anything a sink is asked to keep."""
 
 

@@ -60,6 +60,10 @@ class Limits:
     imei_policy: ImeiPolicy = ImeiPolicy()
     """Which logins are plausible trackers (15 digits by default); others are
     refused before the allowlist is asked."""
+    command_quiet: float = 5.0
+    """Seconds without data after a login after which commands may go to a
+    tracker that sent no packet (one that did may take them after its first
+    ACK)."""
     udp_max_in_flight: int = 500
     """UDP datagrams awaiting the sinks at once; more are dropped
     unacknowledged, and their trackers resend them."""

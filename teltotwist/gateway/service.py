@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 from twisted.application.internet import UDPServer
@@ -22,9 +23,11 @@ from twisted.internet.interfaces import (
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from teltotwist.gateway.command_store import SqliteCommandStore
+from teltotwist.gateway.commands import Command, CommandCenter
 from teltotwist.gateway.dispatch import Dispatcher
 from teltotwist.gateway.events import DataPathEvents
-from teltotwist.gateway.items import now_ms
+from teltotwist.gateway.items import CommandResult, now_ms
 from teltotwist.gateway.limits import Limits
 from teltotwist.gateway.registry import TrackerRegistry
 from teltotwist.gateway.tcp import TeltonikaTcpFactory
@@ -304,6 +307,7 @@ def makeService(
     udp_interface: str = "",
     drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
     sink_ready_timeout: float = DEFAULT_SINK_READY_TIMEOUT,
+    state_dir: Path | None = None,
 ) -> GatewayService:
     """The gateway, ready to add to an application's ``MultiService``.
 
@@ -316,10 +320,18 @@ def makeService(
     :param udp_port: also receive UDP datagrams on this port.
     :param sink_ready_timeout: seconds to wait for the sinks to be ready
         before listening anyway.
+    :param state_dir: where queued commands are kept across restarts (in
+        memory only when None); its ``factory.commands`` takes commands.
     """
     registry = TrackerRegistry(now_ms, limits.idle_timeout)
     events = DataPathEvents()
     dispatcher = Dispatcher(sinks, limits.sink_timeout, reactor, events)
+    commands = CommandCenter(
+        reactor,
+        None if state_dir is None else SqliteCommandStore(state_dir),
+        imei_policy=limits.imei_policy,
+        results=lambda command: _deliver_result(dispatcher, command),
+    )
     factory = TeltonikaTcpFactory(
         dispatcher,
         reactor,
@@ -327,6 +339,7 @@ def makeService(
         limits=limits,
         registry=registry,
         events=events,
+        commands=commands,
     )
     udp = None
     if udp_port is not None:
@@ -342,4 +355,17 @@ def makeService(
         udp=udp,
         drain_timeout=drain_timeout,
         sink_ready_timeout=sink_ready_timeout,
+    )
+
+
+def _deliver_result(dispatcher: Dispatcher, command: Command) -> None:
+    """Pass a command's outcome to the sinks, best effort: a sink that fails
+    is logged (there is no tracker to resend it)."""
+    item = CommandResult(command.imei, command.to_json(), now_ms())
+    dispatcher.deliver((item,)).addErrback(
+        lambda failure: GatewayService.log.warn(
+            "Command {id}: result not delivered: {error}",
+            id=command.id,
+            error=failure.getErrorMessage(),
+        )
     )

@@ -8,6 +8,12 @@ performs the actions, and tests drive the session byte by byte.
 The states: awaiting the login, streaming, delivering (one packet in flight:
 trackers are stop-and-wait, and anything arriving meanwhile waits its turn),
 closed.
+
+Commands to the tracker go one at a time, and only when the tracker waits for
+no ACK: after its first packet since the login was ACKed (or after a quiet
+spell, :meth:`TrackerSession.quiet`), with no packet delivering and no frame
+half received. A tracker sends its stored records first, and reads anything
+written meanwhile as a wrong ACK.
 """
 
 from __future__ import annotations
@@ -21,8 +27,11 @@ import attrs
 from teltotwist.codec import (
     COMMAND_CODECS,
     AvlPacket,
+    Codec,
     CodecError,
     CommandFrame,
+    CommandMessage,
+    CommandType,
     Frame,
     ImeiPolicy,
     Login,
@@ -30,6 +39,7 @@ from teltotwist.codec import (
     StreamFramer,
     check_envelope,
     decode_checked_frame,
+    encode_frame,
     login_reply,
     tcp_ack,
 )
@@ -80,6 +90,27 @@ class CommandReceived:
 
 
 @attrs.frozen
+class CommandsReady:
+    """The tracker may take commands from now on (once per connection)."""
+
+
+@attrs.frozen
+class SendCommand:
+    """Write this command frame to the tracker: the command is sent now."""
+
+    data: bytes
+
+
+@attrs.frozen
+class CommandAnswered:
+    """The tracker answered the command outstanding: *executed* is False
+    for a Codec 14 nACK (the IMEI did not match; nothing ran)."""
+
+    message: CommandMessage
+    executed: bool
+
+
+@attrs.frozen
 class Discard:
     """A command frame that does not decode: log it; it is never ACKed."""
 
@@ -96,10 +127,27 @@ class Close:
     cause: LoginResult | Rejection | None = None
 
 
-Action = Send | LoggedIn | Deliver | CommandReceived | Discard | Close
+Action = (
+    Send
+    | LoggedIn
+    | Deliver
+    | CommandsReady
+    | SendCommand
+    | CommandAnswered
+    | CommandReceived
+    | Discard
+    | Close
+)
 
 
 _READING = frozenset({State.AWAITING_LOGIN, State.STREAMING})
+
+_ANSWERS: dict[Codec, dict[int, bool]] = {
+    Codec.CODEC12: {CommandType.RESPONSE: True},
+    Codec.CODEC14: {CommandType.RESPONSE: True, CommandType.NACK: False},
+}
+"""Per command codec: the message types answering it, and whether each
+means the command ran."""
 
 
 class TrackerSession:
@@ -131,6 +179,12 @@ class TrackerSession:
         self._ack = b""
         self.state = State.AWAITING_LOGIN
         self.imei: str | None = None
+        self.commands_ready = False
+        """True once the tracker may take commands."""
+        self._command: CommandFrame | None = None
+        """The command handed over, waiting to be written."""
+        self._outstanding: Codec | None = None
+        """The codec of the command written and not answered yet."""
 
     @property
     def buffered(self) -> int:
@@ -150,14 +204,67 @@ class TrackerSession:
                 self._waiting = deque(events)
             else:
                 self._waiting.extend(events)
-        return self._process()
+        actions = self._process()
+        return actions + self._write_command()
 
     def delivery_succeeded(self) -> list[Action]:
         """The sinks hold the items of the last :class:`Deliver`: ACK them."""
         if self.state is not State.DELIVERING:
             return []
         self.state = State.STREAMING
-        return [Send(self._ack), *self._process()]
+        actions: list[Action] = [Send(self._ack), *self._process()]
+        return actions + self._become_ready()
+
+    def quiet(self) -> list[Action]:
+        """The tracker sent nothing for a while after its login: it holds no
+        stored records, so commands may go."""
+        return self._become_ready()
+
+    def send_command(self, frame: CommandFrame) -> list[Action]:
+        """Write *frame* to the tracker as soon as it waits for no ACK.
+
+        :raises RuntimeError: when another command is still handed over or
+            outstanding (one at a time; see :meth:`abandon_command`).
+        """
+        if self._command is not None or self._outstanding is not None:
+            raise RuntimeError("a command is already outstanding on this connection")
+        if self.state is State.CLOSED:
+            return []
+        self._command = frame
+        return self._write_command()
+
+    def abandon_command(self) -> None:
+        """Forget the command handed over or outstanding (its answer timed
+        out): a late answer is reported as an unsolicited message."""
+        self._command = None
+        self._outstanding = None
+
+    @property
+    def command_written(self) -> bool:
+        """True while a command was written and is not answered yet."""
+        return self._outstanding is not None
+
+    def _become_ready(self) -> list[Action]:
+        if self.commands_ready:
+            return self._write_command()
+        if self.state is not State.STREAMING or self._framer.buffered:
+            return []
+        self.commands_ready = True
+        return [CommandsReady(), *self._write_command()]
+
+    def _write_command(self) -> list[Action]:
+        frame = self._command
+        if (
+            frame is None
+            or not self.commands_ready
+            or self.state is not State.STREAMING
+            or self._framer.buffered
+            or self._waiting
+        ):
+            return []
+        self._command = None
+        self._outstanding = frame.codec
+        return [SendCommand(encode_frame(frame))]
 
     def delivery_failed(self, reason: str) -> list[Action]:
         """The sinks did not take the items: no ACK; the tracker will resend."""
@@ -193,6 +300,7 @@ class TrackerSession:
         """The connection is gone: nothing more will be done."""
         self.state = State.CLOSED
         self._waiting = None
+        self._command = None
 
     def _close(
         self, reason: str, cause: LoginResult | Rejection | None = None
@@ -252,8 +360,20 @@ class TrackerSession:
         except CodecError as error:
             return self._undecodable(frame, str(error), received_at)
         if isinstance(content, CommandFrame):
-            return [CommandReceived(content)]
+            return [self._command_frame(content)]
         return self._deliver(self._items(content, received_at), len(content.records))
+
+    def _command_frame(self, frame: CommandFrame) -> Action:
+        """The answer to the command outstanding, or an unsolicited message."""
+        expected = (
+            _ANSWERS.get(frame.codec, {}) if frame.codec is self._outstanding else {}
+        )
+        for message in frame.messages:
+            executed = expected.get(message.type)
+            if executed is not None:
+                self._outstanding = None
+                return CommandAnswered(message, executed)
+        return CommandReceived(frame)
 
     def _undecodable(
         self, frame: bytes, error: str, received_at: int

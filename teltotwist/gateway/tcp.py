@@ -13,7 +13,9 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from teltotwist.codec import CommandFrame
 from teltotwist.gateway.admission import Admission, Crowding, Refused
+from teltotwist.gateway.commands import CommandCenter
 from teltotwist.gateway.dispatch import Dispatcher
 from teltotwist.gateway.events import DataPathEvents, LoginResult, Transport
 from teltotwist.gateway.faultlog import FaultLog
@@ -23,11 +25,14 @@ from teltotwist.gateway.registry import TrackerRegistry
 from teltotwist.gateway.session import (
     Action,
     Close,
+    CommandAnswered,
     CommandReceived,
+    CommandsReady,
     Deliver,
     Discard,
     LoggedIn,
     Send,
+    SendCommand,
     State,
     TrackerSession,
 )
@@ -63,6 +68,8 @@ class TeltonikaTcpProtocol(Protocol):
         self._timer = _Deadline(factory.clock, self._expired)
         """The login timeout, then the idle timeout."""
         self._frame_deadline = _Deadline(factory.clock, self._expired)
+        self._quiet = _Deadline(factory.clock, self._quiet_spell)
+        """After the login, until commands may go: a spell without data."""
         self._actions: deque[tuple[Action, str]] = deque()
         self._performing = False
         self._connected_at = factory.clock.seconds()
@@ -86,6 +93,8 @@ class TeltonikaTcpProtocol(Protocol):
         self.last_active = self.factory.clock.seconds()
         if self.session.imei is not None:
             self._timer.arm(self.factory.limits.idle_timeout, "idle")
+        if self.session.imei is not None and not self.session.commands_ready:
+            self._quiet.arm(self.factory.limits.command_quiet, "quiet")
         held_before = self.session.buffered
         self._perform(self.session.data_received(data))
         held = self.session.buffered
@@ -96,12 +105,14 @@ class TeltonikaTcpProtocol(Protocol):
 
     def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:  # noqa: B008
         self._timer.disarm()
+        self._quiet.disarm()
         self.session.connection_lost()
         self._track_unfinished(started=False)
         self.factory.forget(self)
         if self.session.imei is not None:
             self.factory.registry.tcp_closed(self.session.imei, self)
         self.factory.events.connection_closed(Transport.TCP)
+        self._commands_gone()
         self._log_disconnect()
 
     def replace(self) -> None:
@@ -123,6 +134,14 @@ class TeltonikaTcpProtocol(Protocol):
     def close(self, reason: str) -> None:
         """The gateway closes this connection; *reason* goes to the log."""
         self._perform(self.session.close(reason), _CLOSED_BY_GATEWAY)
+
+    def send_command(self, frame: CommandFrame) -> None:
+        """Write *frame* once the tracker waits for no ACK (one at a time)."""
+        self._perform(self.session.send_command(frame))
+
+    def abandon_command(self) -> None:
+        """Stop waiting for the answer to the command handed over."""
+        self.session.abandon_command()
 
     def evict(self) -> None:
         """Close, without a log line of its own, to make room for another
@@ -166,8 +185,11 @@ class TeltonikaTcpProtocol(Protocol):
                 self.factory.logged_in(self, imei)
                 self.factory.registry.tcp_logged_in(imei, self.peer, self)
                 self.factory.events.login(Transport.TCP, LoginResult.ACCEPTED)
+                self._commands_logged_in(imei)
             case Deliver(items=items):
                 self._deliver(items)
+            case CommandsReady() | SendCommand() | CommandAnswered():
+                self._command_action(action)
             case CommandReceived(frame=frame):
                 self.log.info(
                     "{label}: codec {codec} frame: {messages}",
@@ -187,6 +209,39 @@ class TeltonikaTcpProtocol(Protocol):
                     self.factory.events.login(Transport.TCP, cause)
                 elif cause is not None:
                     self.factory.events.rejected(Transport.TCP, cause)
+
+    def _commands_logged_in(self, imei: str) -> None:
+        """Commands wait for the first ACK or a quiet spell."""
+        self._quiet.arm(self.factory.limits.command_quiet, "quiet")
+        if self.factory.commands is not None:
+            self.factory.commands.tracker_logged_in(imei, self)
+
+    def _command_action(
+        self, action: CommandsReady | SendCommand | CommandAnswered
+    ) -> None:
+        imei = self.session.imei
+        assert imei is not None and self.transport is not None
+        commands = self.factory.commands
+        match action:
+            case CommandsReady():
+                self._quiet.disarm()
+                if commands is not None:
+                    commands.tracker_ready(imei, self)
+            case SendCommand(data=data):
+                self.transport.write(data)
+                if commands is not None:
+                    commands.command_written(imei, self)
+            case CommandAnswered(message=message, executed=executed):
+                if commands is not None:
+                    commands.command_answered(imei, self, message, executed)
+
+    def _quiet_spell(self, _: str) -> None:
+        self._perform(self.session.quiet())
+
+    def _commands_gone(self) -> None:
+        imei = self.session.imei
+        if imei is not None and self.factory.commands is not None:
+            self.factory.commands.tracker_gone(imei, self)
 
     def _track_unfinished(self, started: bool) -> None:
         """Time the unfinished frame (none runs while a packet is with the
@@ -330,8 +385,11 @@ class TeltonikaTcpFactory(Factory):
         now_ms: Callable[[], int] = now_ms,
         registry: TrackerRegistry | None = None,
         events: DataPathEvents | None = None,
+        commands: CommandCenter | None = None,
     ) -> None:
         self.dispatcher = dispatcher
+        self.commands = commands
+        """Where the trackers' command path reports, if anywhere."""
         if registry is None:
             registry = TrackerRegistry(now_ms, limits.idle_timeout)
         self.registry = registry

@@ -10,7 +10,7 @@ from urllib.parse import quote, unquote, urlsplit
 import attrs
 
 from teltotwist.codec.imei import MAX_LOGIN_LENGTH
-from teltotwist.gateway.items import Item, TrackerRecord
+from teltotwist.gateway.items import Item
 from teltotwist.sinks import _url
 from teltotwist.sinks._url import client_tls
 from teltotwist.sinks.interfaces import SinkConfigurationError
@@ -62,9 +62,9 @@ class AmqpSettings:
 
 
 def kind_of(item: Item) -> str:
-    """``records``, or ``unparsed`` for a frame that could not be decoded (the
-    names the mqtt sink's topics use too)."""
-    return "records" if isinstance(item, TrackerRecord) else "unparsed"
+    """``records``, ``unparsed`` or ``command_result`` (the names the mqtt
+    sink's topics use too)."""
+    return item.kind
 
 
 def parse_url(url: str, environment: Mapping[str, str]) -> AmqpSettings:

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from teltotwist.gateway.items import Item, UnparsedFrame
+from teltotwist.gateway.items import Item
 from teltotwist.sinks import _url
 from teltotwist.sinks.interfaces import SinkConfigurationError
 
@@ -59,8 +59,7 @@ class MqttSettings:
 
     def topic_for(self, item: Item) -> str:
         """The topic *item* is published on."""
-        kind = "unparsed" if isinstance(item, UnparsedFrame) else "records"
-        return self.topic.format(imei=item.imei, kind=kind)
+        return self.topic.format(imei=item.imei, kind=item.kind)
 
 
 def settings_from_url(url: str, environ: Mapping[str, str]) -> MqttSettings:

@@ -1,0 +1,265 @@
+"""The command center with the TCP protocol in memory: what a tracker gets,
+and what becomes of each command."""
+
+from __future__ import annotations
+
+import pytest
+from twisted.internet.testing import MemoryReactorClock
+
+from teltotwist.codec import (
+    Codec,
+    CommandFrame,
+    CommandMessage,
+    CommandType,
+    encode_frame,
+    tcp_ack,
+)
+from teltotwist.gateway.commands import (
+    Command,
+    CommandCenter,
+    CommandLimits,
+    CommandStatus,
+    NotConnectedError,
+    QueueFullError,
+)
+from teltotwist.gateway.dispatch import Dispatcher
+from teltotwist.gateway.limits import Limits
+from teltotwist.gateway.tcp import TeltonikaTcpFactory
+from teltotwist.testing import FakeTracker, RecordingSink
+from tests.vectors import by_id
+
+IMEI = "356307042441013"
+CODEC8 = by_id("wiki-c8-tcp-1").data
+GETINFO_COMMAND = by_id("wiki-c12-getinfo-cmd").data
+GETINFO_RESPONSE = by_id("wiki-c12-getinfo-resp").data
+GETIO_COMMAND = by_id("wiki-c12-getio-cmd").data
+GETIO_RESPONSE = by_id("wiki-c12-getio-resp").data
+LIMITS = Limits(command_quiet=5)
+ANSWER_TIMEOUT = 60.0
+
+
+def codec14(kind: CommandType, text: bytes = b"") -> bytes:
+    message = CommandMessage(kind, text, imei=IMEI)
+    return encode_frame(CommandFrame(Codec.CODEC14, (message,)))
+
+
+@pytest.fixture
+def clock() -> MemoryReactorClock:
+    return MemoryReactorClock()
+
+
+@pytest.fixture
+def results() -> list[Command]:
+    return []
+
+
+@pytest.fixture
+def center(clock: MemoryReactorClock, results: list[Command]) -> CommandCenter:
+    limits = CommandLimits(answer_timeout=ANSWER_TIMEOUT, max_queued_per_imei=2)
+    return CommandCenter(clock, limits=limits, results=results.append)
+
+
+@pytest.fixture
+def sink() -> RecordingSink:
+    return RecordingSink()
+
+
+@pytest.fixture
+def factory(
+    clock: MemoryReactorClock, center: CommandCenter, sink: RecordingSink
+) -> TeltonikaTcpFactory:
+    dispatcher = Dispatcher([sink], LIMITS.sink_timeout, clock)
+    return TeltonikaTcpFactory(dispatcher, clock, limits=LIMITS, commands=center)
+
+
+def status_of(command: Command) -> CommandStatus:
+    """The status now (spares mypy from narrowing across calls)."""
+    return command.status
+
+
+def connected(factory: TeltonikaTcpFactory) -> FakeTracker:
+    """A tracker logged in whose first packet was ACKed."""
+    tracker = FakeTracker(factory, IMEI)
+    assert tracker.login() == b"\x01"
+    assert tracker.send(CODEC8) == tcp_ack(1)
+    return tracker
+
+
+def test_a_command_is_answered(
+    factory: TeltonikaTcpFactory, center: CommandCenter, results: list[Command]
+) -> None:
+    tracker = connected(factory)
+
+    command = center.submit(IMEI, text="getinfo")
+    outcomes: list[Command] = []
+    center.outcome(command.id).addCallback(outcomes.append)
+
+    assert tracker.replies() == GETINFO_COMMAND
+    assert status_of(command) is CommandStatus.SENT
+    assert tracker.send(GETINFO_RESPONSE) == b""
+    assert status_of(command) is CommandStatus.ANSWERED
+    assert outcomes == [command]
+    assert command.to_json()["response"].startswith("INI:2019/7/22")
+    assert results == [command]
+
+
+def test_nothing_is_written_before_the_first_ack_or_a_quiet_spell(
+    factory: TeltonikaTcpFactory, center: CommandCenter, clock: MemoryReactorClock
+) -> None:
+    tracker = FakeTracker(factory, IMEI)
+    tracker.login()
+    command = center.submit(IMEI, text="getinfo")
+
+    clock.advance(4)
+    assert tracker.replies() == b""
+    clock.advance(1)
+
+    assert tracker.replies() == GETINFO_COMMAND
+    assert status_of(command) is CommandStatus.SENT
+
+
+def test_a_command_while_a_packet_is_in_flight_waits_for_its_ack(
+    factory: TeltonikaTcpFactory, center: CommandCenter, sink: RecordingSink
+) -> None:
+    tracker = connected(factory)
+    sink.hold()
+    assert tracker.send(CODEC8) == b""
+
+    command = center.submit(IMEI, text="getinfo")
+    assert tracker.replies() == b""
+    assert status_of(command) is CommandStatus.QUEUED
+    sink.release()
+
+    assert tracker.replies() == tcp_ack(1) + GETINFO_COMMAND
+
+
+def test_queued_then_delivered_at_the_next_login(
+    factory: TeltonikaTcpFactory, center: CommandCenter
+) -> None:
+    command = center.submit(IMEI, text="getinfo", ttl=3600)
+    assert status_of(command) is CommandStatus.QUEUED
+
+    tracker = FakeTracker(factory, IMEI)
+    tracker.login()
+    assert tracker.send(CODEC8) == tcp_ack(1) + GETINFO_COMMAND
+    tracker.send(GETINFO_RESPONSE)
+
+    assert status_of(command) is CommandStatus.ANSWERED
+
+
+def test_without_a_ttl_a_tracker_not_connected_is_refused(
+    center: CommandCenter,
+) -> None:
+    with pytest.raises(NotConnectedError):
+        center.submit(IMEI, text="getinfo")
+
+
+def test_a_queued_command_expires_when_its_ttl_is_over(
+    center: CommandCenter, clock: MemoryReactorClock, results: list[Command]
+) -> None:
+    command = center.submit(IMEI, text="getinfo", ttl=60)
+
+    clock.advance(60)
+
+    assert status_of(command) is CommandStatus.EXPIRED
+    assert results == [command]
+
+
+def test_no_answer_times_out_and_the_next_command_goes(
+    factory: TeltonikaTcpFactory, center: CommandCenter, clock: MemoryReactorClock
+) -> None:
+    tracker = connected(factory)
+    first = center.submit(IMEI, text="getinfo")
+    second = center.submit(IMEI, text="getio")
+    assert tracker.replies() == GETINFO_COMMAND
+
+    clock.advance(ANSWER_TIMEOUT)
+
+    assert status_of(first) is CommandStatus.TIMED_OUT
+    assert tracker.replies() == GETIO_COMMAND
+    assert status_of(second) is CommandStatus.SENT
+
+
+def test_two_commands_go_in_order_each_after_the_previous_answer(
+    factory: TeltonikaTcpFactory, center: CommandCenter
+) -> None:
+    tracker = connected(factory)
+    first = center.submit(IMEI, text="getinfo")
+    second = center.submit(IMEI, text="getio")
+
+    assert tracker.replies() == GETINFO_COMMAND
+    assert tracker.send(GETINFO_RESPONSE) == GETIO_COMMAND
+    tracker.send(GETIO_RESPONSE)
+
+    assert (first.status, second.status) == (CommandStatus.ANSWERED,) * 2
+    assert second.to_json()["response"].startswith("DI1:1")
+    assert center.recent(IMEI) == [second, first]
+
+
+def test_connection_lost_after_sending_fails_and_is_not_sent_again(
+    factory: TeltonikaTcpFactory, center: CommandCenter
+) -> None:
+    tracker = connected(factory)
+    command = center.submit(IMEI, text="getinfo", ttl=3600)
+    tracker.disconnect()
+
+    assert status_of(command) is CommandStatus.FAILED
+    again = connected(factory)
+    assert again.replies() == b""
+
+
+def test_a_codec_14_nack_is_not_executed(
+    factory: TeltonikaTcpFactory, center: CommandCenter
+) -> None:
+    tracker = connected(factory)
+    command = center.submit(IMEI, text="getver", codec=14)
+
+    assert tracker.replies() == codec14(CommandType.COMMAND, b"getver")
+    tracker.send(codec14(CommandType.NACK))
+
+    assert status_of(command) is CommandStatus.NOT_EXECUTED
+    assert command.to_json()["codec"] == 14
+
+
+def test_the_queue_per_tracker_is_bounded(center: CommandCenter) -> None:
+    center.submit(IMEI, text="getinfo", ttl=60)
+    center.submit(IMEI, text="getio", ttl=60)
+
+    with pytest.raises(QueueFullError):
+        center.submit(IMEI, text="getver", ttl=60)
+
+
+@pytest.mark.parametrize(
+    ("imei", "text", "codec", "ttl"),
+    [
+        ("12345", "getinfo", 12, 60),
+        (IMEI, "get\ninfo", 12, 60),
+        (IMEI, "getinfo", 13, 60),
+        (IMEI, "getinfo", 12, -1),
+        (IMEI, "x" * 1025, 12, 60),
+    ],
+)
+def test_bad_commands_are_refused_with_the_reason(
+    center: CommandCenter, imei: str, text: str, codec: int, ttl: float
+) -> None:
+    with pytest.raises(ValueError):
+        center.submit(imei, text=text, codec=codec, ttl=ttl)
+
+
+def test_the_command_object(center: CommandCenter) -> None:
+    command = center.submit(IMEI, payload=b"\x01\x02", ttl=60)
+
+    assert command.to_json() == {
+        "id": command.id,
+        "imei": IMEI,
+        "codec": 12,
+        "hex": "0102",
+        "status": "queued",
+        "created_at": "1970-01-01T00:00:00.000Z",
+        "sent_at": None,
+        "answered_at": None,
+        "response": None,
+        "response_hex": None,
+        "error": None,
+    }
+    assert center.get(command.id) is command
