@@ -23,6 +23,7 @@ from teltotwist.cli.version import teltotwist_version
 from teltotwist.codec import ImeiPolicy
 from teltotwist.control.api import ApiResource, ApiSite
 from teltotwist.control.auth import ApiToken, TokenError, configured_token
+from teltotwist.control.command_endpoints import CommandEndpoints
 from teltotwist.control.metrics import GatewayMetrics
 from teltotwist.control.service import ApiService
 from teltotwist.gateway.allowlist import AllowlistError, ImeiAllowlist, parse_allowlist
@@ -400,9 +401,14 @@ def makeService(options: Options) -> IService:
 
 
 def _api(options: Options, gateway: GatewayService, reactor: Any) -> ApiService:
-    """The HTTP API in front of *gateway*, with the metrics observing it."""
+    """The HTTP API in front of *gateway* and its commands, with the metrics
+    observing it."""
     metrics = GatewayMetrics(gateway.registry, version=teltotwist_version())
     gateway.events.add(metrics)
     token = options["api-token"] or ApiToken.generate()
-    resource = ApiResource(gateway.registry, gateway, metrics, token, reactor)
+    center = gateway.factory.commands
+    commands = None if center is None else CommandEndpoints(center, reactor)
+    resource = ApiResource(
+        gateway.registry, gateway, metrics, token, reactor, commands=commands
+    )
     return ApiService(options["api-endpoint"], ApiSite(resource), token)

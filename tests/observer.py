@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from teltotwist.codec import Codec
+from teltotwist.gateway.commands import CommandStatus
 from teltotwist.gateway.events import LoginResult, Rejection, Transport
 
 
@@ -35,3 +36,6 @@ class RecordingObserver:
 
     def sink_delivered(self, sink: str, seconds: float, accepted: bool) -> None:
         self.seen.append(("sink_delivered", sink, seconds, accepted))
+
+    def command(self, status: CommandStatus) -> None:
+        self.seen.append(("command", status))

@@ -200,6 +200,9 @@ async def test_without_the_token_nothing_is_revealed(
             ("GET", "/v1/no/such/path"),
             ("PUT", "/v1/trackers"),
             ("GET", "/v1/openapi.json"),
+            ("POST", f"/v1/trackers/{IMEI}/commands"),
+            ("GET", f"/v1/trackers/{IMEI}/commands"),
+            ("GET", "/v1/commands/5f0c9e0d4b1a4f6c8a7e2d3b1c0a9f8e"),
         ]:
             response = await treq.request(method, api.url + path, headers=headers)
             www = response.headers.getRawHeaders("www-authenticate")
@@ -287,10 +290,15 @@ async def test_the_openapi_document_describes_every_endpoint(api: Api) -> None:
         "/v1/trackers",
         "/v1/trackers/{imei}",
         "/v1/trackers/{imei}/connection",
+        "/v1/trackers/{imei}/commands",
+        "/v1/commands/{id}",
         "/v1/openapi.json",
         "/metrics",
         "/healthz",
         "/readyz",
+    }
+    assert served["components"]["schemas"]["Command"]["properties"]["codec"] == {
+        "enum": [12, 14]
     }
     for schema in served["components"]["schemas"].values():
         jsonschema.Draft202012Validator.check_schema(schema)

@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from teltotwist.codec import AVL_CODECS, Codec, decode_udp
 from teltotwist.control.metrics import METRICS_CONTENT_TYPE, GatewayMetrics
+from teltotwist.gateway.commands import CommandStatus
 from teltotwist.gateway.events import (
     DataPathEvents,
     LoginResult,
@@ -69,6 +70,8 @@ def test_counts_after_a_known_sequence_of_events() -> None:
     events.rejected(Transport.TCP, Rejection.CRC)
     events.rejected(Transport.UDP, Rejection.OVER_CAP)
     events.rejected(Transport.UDP, Rejection.OVER_CAP)
+    for status in ["queued", "queued", "sent", "answered", "expired"]:
+        events.command(CommandStatus(status))
 
     assert sample(metrics, "teltotwist_connections", transport="tcp") == 2
     assert sample(metrics, "teltotwist_logins_total", result="accepted") == 2
@@ -79,6 +82,9 @@ def test_counts_after_a_known_sequence_of_events() -> None:
     assert sample(metrics, "teltotwist_frames_rejected_total", reason="crc") == 1
     assert sample(metrics, "teltotwist_frames_rejected_total", reason="over_cap") == 2
     assert sample(metrics, "teltotwist_ack_latency_seconds_count") == 4
+    assert sample(metrics, "teltotwist_commands_total", status="queued") == 2
+    assert sample(metrics, "teltotwist_commands_total", status="answered") == 1
+    assert sample(metrics, "teltotwist_commands_total", status="failed") == 0
     assert sample(metrics, "teltotwist_ack_latency_seconds_sum") == pytest.approx(
         12.506
     )
@@ -131,6 +137,7 @@ def test_sink_deliveries_are_timed_and_failures_counted_per_sink() -> None:
             "codec",
             [codec.label for codec in AVL_CODECS] + ["unparsed"],
         ),
+        ("teltotwist_commands_total", "status", [str(s) for s in CommandStatus]),
     ],
 )
 def test_every_known_label_value_is_a_series_at_zero_from_the_start(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from twisted.logger import LogLevel, capturedLogs
 
 from teltotwist.codec import Codec
+from teltotwist.gateway.commands import CommandStatus
 from teltotwist.gateway.events import (
     DataPathEvents,
     LoginResult,
@@ -37,6 +38,9 @@ class Recorder:
     def sink_delivered(self, sink: str, seconds: float, accepted: bool) -> None:
         self.seen.append(("sink", sink, seconds, accepted))
 
+    def command(self, status: CommandStatus) -> None:
+        self.seen.append(("command", status))
+
 
 class Broken(Recorder):
     def login(self, transport: Transport, result: LoginResult) -> None:
@@ -54,6 +58,7 @@ def test_every_event_reaches_every_observer_in_order() -> None:
     events.records_acknowledged(Transport.TCP, Codec.CODEC8E, 2, 0.004)
     events.rejected(Transport.UDP, Rejection.OVER_CAP)
     events.sink_delivered("file:/tmp/r.jsonl", 0.002, True)
+    events.command(CommandStatus.ANSWERED)
     events.connection_closed(Transport.TCP)
 
     assert (
@@ -65,6 +70,7 @@ def test_every_event_reaches_every_observer_in_order() -> None:
             ("acked", Transport.TCP, Codec.CODEC8E, 2, 0.004),
             ("rejected", Transport.UDP, Rejection.OVER_CAP),
             ("sink", "file:/tmp/r.jsonl", 0.002, True),
+            ("command", CommandStatus.ANSWERED),
             ("closed", Transport.TCP),
         ]
     )

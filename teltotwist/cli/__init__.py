@@ -3,7 +3,8 @@
 
 Each sub-command's options are registered here, but the module that runs it
 (``teltotwist.cli.<command>``, with its ``run(arguments)``) is imported only
-once it was chosen: ``decode``, ``trackers`` and ``--version`` import no Twisted.
+once it was chosen: ``decode``, ``trackers``, ``command`` and ``--version``
+import no Twisted.
 """
 
 from __future__ import annotations
@@ -13,7 +14,13 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from teltotwist.cli import decode, device_options, load_options, trackers
+from teltotwist.cli import (
+    command_options,
+    decode,
+    device_options,
+    load_options,
+    trackers,
+)
 from teltotwist.cli.version import teltotwist_version
 
 
@@ -30,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     device_options.register(commands)
     load_options.register(commands)
     trackers.register(commands)
+    command_options.register(commands)
     return parser
 
 

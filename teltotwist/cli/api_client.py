@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_cli_trackers -*-
+# -*- test-case-name: tests.test_cli_trackers,tests.test_cli_command -*-
 """A small client of the gateway's HTTP API for the sub-commands, on the
 standard library only (no Twisted), so the command line stays light."""
 
@@ -36,10 +36,30 @@ def get_json(base_url: str, path: str, token: str) -> Any:
 
     :raises ApiError: when unreachable, or with the API's ``error``.
     """
+    return _call(base_url, path, token, None, TIMEOUT)
+
+
+def post_json(
+    base_url: str, path: str, token: str, body: object, timeout: float = TIMEOUT
+) -> Any:
+    """``POST`` *body* as JSON to *path*; the decoded JSON answer, waiting
+    for it up to *timeout* seconds.
+
+    :raises ApiError: when unreachable, or with the API's ``error``.
+    """
+    return _call(base_url, path, token, json.dumps(body).encode(), timeout)
+
+
+def _call(
+    base_url: str, path: str, token: str, data: bytes | None, timeout: float
+) -> Any:
     url = base_url.rstrip("/") + path
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    headers = {"Authorization": f"Bearer {token}"}
+    if data is not None:
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(url, data=data, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.load(response)
     except urllib.error.HTTPError as error:
         raise ApiError(f"{url}: {error.code} {_error_of(error)}") from None

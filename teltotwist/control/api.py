@@ -11,17 +11,19 @@ and refused tokens are logged rate-limited, with the peer but not the path.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import attrs
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.resource import Resource
-from twisted.web.server import Request, Site
+from twisted.web.server import NOT_DONE_YET, Request, Site
 
+from teltotwist.control.answers import Answer, error_answer, json_answer
 from teltotwist.control.auth import ApiToken
+from teltotwist.control.command_endpoints import CommandEndpoints
 from teltotwist.control.health import Readiness, not_ready_reasons
 from teltotwist.control.openapi import DOCUMENT
 from teltotwist.gateway.faultlog import FaultLog
@@ -34,7 +36,6 @@ IDLE_TIMEOUT = 60.0
 """Seconds an HTTP connection may stay silent before it is closed."""
 
 PROMETHEUS_TEXT = b"text/plain; version=0.0.4; charset=utf-8"
-_JSON = b"application/json"
 _log = Logger()
 
 
@@ -45,23 +46,7 @@ class MetricsExposition(Protocol):
         """The metrics in the Prometheus text format."""
 
 
-@attrs.frozen
-class _Answer:
-    status: int
-    body: bytes = b""
-    content_type: bytes = _JSON
-    headers: tuple[tuple[bytes, bytes], ...] = ()
-
-
-def _json(status: int, value: object) -> _Answer:
-    return _Answer(status, json.dumps(value, separators=(",", ":")).encode())
-
-
-def _error(status: int, message: str, *headers: tuple[bytes, bytes]) -> _Answer:
-    return attrs.evolve(_json(status, {"error": message}), headers=headers)
-
-
-_Handler = Callable[[], _Answer]
+_Handler = Callable[[], Answer | Deferred[Answer]]
 
 
 class ApiRequest(Request):
@@ -96,26 +81,28 @@ class ApiResource(Resource):
         metrics: MetricsExposition,
         token: ApiToken,
         clock: IReactorTime,
+        *,
+        commands: CommandEndpoints | None = None,
     ) -> None:
         Resource.__init__(self)
         self._registry = registry
         self._gateway = gateway
         self._metrics = metrics
         self._token = token
+        self._commands = commands
         self._faults = FaultLog(_log, clock)
 
-    def render(self, request: Request) -> bytes:
+    def render(self, request: Request) -> bytes | int:
         answer = self._answer(request)
-        request.setResponseCode(answer.status)
-        for name, value in answer.headers:
-            request.setHeader(name, value)
-        if answer.status != 204:
-            request.setHeader(b"content-type", answer.content_type)
-        return answer.body
+        if not isinstance(answer, Deferred):
+            return _respond(request, answer)
+        request.notifyFinish().addErrback(lambda _: answer.cancel())
+        answer.addCallback(_finish, request).addErrback(_unless_disconnected)
+        return NOT_DONE_YET
 
-    def _answer(self, request: Request) -> _Answer:
+    def _answer(self, request: Request) -> Answer | Deferred[Answer]:
         if isinstance(request, ApiRequest) and request.body_too_large:
-            return _error(413, f"request body over {MAX_REQUEST_BODY} bytes")
+            return error_answer(413, f"request body over {MAX_REQUEST_BODY} bytes")
         segments = [s.decode("utf-8", "replace") for s in request.postpath or []]
         if segments[:1] == ["v1"] and not self._token.admits(
             request.getHeader(b"authorization")
@@ -125,61 +112,106 @@ class ApiResource(Resource):
                 "HTTP API: request from {peer} without a valid token",
                 peer=_peer(request),
             )
-            return _error(
+            return error_answer(
                 401, "a valid bearer token is needed", (b"www-authenticate", b"Bearer")
             )
-        methods = self._route(segments)
+        methods = self._route(segments, request)
         if methods is None:
-            return _error(404, "no such resource")
+            return error_answer(404, "no such resource")
         handler = methods.get(request.method)
         if handler is None:
             allowed = b", ".join(sorted(methods))
-            return _error(405, "method not allowed", (b"allow", allowed))
+            return error_answer(405, "method not allowed", (b"allow", allowed))
         return handler()
 
-    def _route(self, segments: list[str]) -> dict[bytes, _Handler] | None:
+    def _route(
+        self, segments: list[str], request: Request
+    ) -> dict[bytes, _Handler] | None:
         """The handlers of the path, by method; None for no such path."""
         methods: dict[bytes, _Handler] | None = None
         match segments:
             case ["healthz"]:
-                methods = {b"GET": lambda: _json(200, {"status": "ok"})}
+                methods = {b"GET": lambda: json_answer(200, {"status": "ok"})}
             case ["readyz"]:
                 methods = {b"GET": self._readiness}
             case ["metrics"]:
                 methods = {b"GET": self._exposition}
             case ["v1", "openapi.json"]:
-                methods = {b"GET": lambda: _json(200, DOCUMENT)}
+                methods = {b"GET": lambda: json_answer(200, DOCUMENT)}
             case ["v1", "trackers"]:
                 methods = {b"GET": self._trackers}
             case ["v1", "trackers", imei]:
                 methods = {b"GET": lambda: self._tracker(imei)}
             case ["v1", "trackers", imei, "connection"]:
                 methods = {b"DELETE": lambda: self._disconnect(imei)}
+        if self._commands is not None:
+            methods = methods or _command_routes(self._commands, segments, request)
         return methods
 
-    def _readiness(self) -> _Answer:
+    def _readiness(self) -> Answer:
         reasons = not_ready_reasons(self._gateway)
         if reasons:
-            return _json(503, {"status": "not ready", "reasons": reasons})
-        return _json(200, {"status": "ready"})
+            return json_answer(503, {"status": "not ready", "reasons": reasons})
+        return json_answer(200, {"status": "ready"})
 
-    def _exposition(self) -> _Answer:
-        return _Answer(200, self._metrics.exposition(), PROMETHEUS_TEXT)
+    def _exposition(self) -> Answer:
+        return Answer(200, self._metrics.exposition(), PROMETHEUS_TEXT)
 
-    def _trackers(self) -> _Answer:
+    def _trackers(self) -> Answer:
         trackers = [state.to_json() for state in self._registry.trackers()]
-        return _json(200, {"trackers": trackers})
+        return json_answer(200, {"trackers": trackers})
 
-    def _tracker(self, imei: str) -> _Answer:
+    def _tracker(self, imei: str) -> Answer:
         state = self._registry.get(imei)
         if state is None:
-            return _error(404, "no tracker with this IMEI now")
-        return _json(200, state.to_json())
+            return error_answer(404, "no tracker with this IMEI now")
+        return json_answer(200, state.to_json())
 
-    def _disconnect(self, imei: str) -> _Answer:
+    def _disconnect(self, imei: str) -> Answer:
         if not self._registry.close(imei, "closed through the HTTP API"):
-            return _error(404, "no TCP connection for this IMEI")
-        return _Answer(204)
+            return error_answer(404, "no TCP connection for this IMEI")
+        return Answer(204)
+
+
+def _command_routes(
+    commands: CommandEndpoints, segments: list[str], request: Request
+) -> dict[bytes, _Handler] | None:
+    """The handlers of a command path, by method; None for another path."""
+    match segments:
+        case ["v1", "trackers", imei, "commands"]:
+            return {
+                b"GET": lambda: commands.recent(imei),
+                b"POST": lambda: commands.send(imei, _body(request)),
+            }
+        case ["v1", "commands", command_id]:
+            return {b"GET": lambda: commands.show(command_id)}
+    return None
+
+
+def _body(request: Request) -> bytes:
+    content = request.content
+    return b"" if content is None else content.read()
+
+
+def _respond(request: Request, answer: Answer) -> bytes:
+    """Set *answer*'s status and headers on *request*; its body."""
+    request.setResponseCode(answer.status)
+    for name, value in answer.headers:
+        request.setHeader(name, value)
+    if answer.status != 204:
+        request.setHeader(b"content-type", answer.content_type)
+    return answer.body
+
+
+def _finish(answer: Answer, request: Request) -> None:
+    request.write(_respond(request, answer))
+    request.finish()
+
+
+def _unless_disconnected(failure: Failure) -> None:
+    """Nothing when the client went (its wait was cancelled); else log."""
+    if not failure.check(CancelledError):
+        _log.failure("HTTP API: answering a request failed", failure)
 
 
 class ApiSite(Site):

@@ -23,6 +23,7 @@ from prometheus_client import (
 )
 
 from teltotwist.codec import AVL_CODECS, Codec
+from teltotwist.gateway.commands import CommandStatus
 from teltotwist.gateway.events import LoginResult, Rejection, Transport
 from teltotwist.gateway.registry import TrackerRegistry
 
@@ -145,6 +146,16 @@ class GatewayMetrics:
         )
         self._sinks: dict[str, _SinkSeries] = {}
 
+        commands = Counter(
+            "teltotwist_commands",
+            "Commands to trackers entering each status.",
+            ["status"],
+            registry=registry,
+        )
+        self._commands = {
+            status: commands.labels(status=status.value) for status in CommandStatus
+        }
+
     def exposition(self) -> bytes:
         """Every metric in the Prometheus text format."""
         return generate_latest(self.registry)
@@ -186,3 +197,7 @@ class GatewayMetrics:
         series.delivery.observe(seconds)
         if not accepted:
             series.failures.inc()
+
+    def command(self, status: CommandStatus) -> None:
+        """Count a command entering *status*."""
+        self._commands[status].inc()

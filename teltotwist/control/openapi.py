@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from teltotwist.control.command_request import DEFAULT_WAIT, MAX_TTL, MAX_WAIT
+from teltotwist.gateway.commands import COMMAND_CODECS, CommandStatus
+
 JsonObject = dict[str, Any]
 
 _TIME = {"type": "string", "format": "date-time"}
@@ -27,13 +30,23 @@ _IMEI = {
     "schema": {"type": "string"},
 }
 
+_COMMAND_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+}
+_NULLABLE_TIME = {"oneOf": [_TIME, {"type": "null"}]}
+_NULLABLE_TEXT = {"type": ["string", "null"]}
+_CODECS = [int(codec) for codec in sorted(COMMAND_CODECS)]
+
 DOCUMENT: JsonObject = {
     "openapi": "3.1.0",
     "info": {
         "title": "teltotwist HTTP API",
         "version": "1",
-        "description": "The trackers a teltotwist gateway holds, its health "
-        "and its metrics.",
+        "description": "The trackers a teltotwist gateway holds, commands to "
+        "them, its health and its metrics.",
     },
     "security": [{"bearer": []}],
     "paths": {
@@ -66,6 +79,50 @@ DOCUMENT: JsonObject = {
                     "204": {"description": "Closed"},
                     "401": _UNAUTHORIZED,
                     "404": _json("No TCP connection for this IMEI", "Error"),
+                },
+            }
+        },
+        "/v1/trackers/{imei}/commands": {
+            "post": {
+                "summary": "Send a command to the tracker, or queue it for its "
+                "next login, and wait for the outcome up to wait seconds",
+                "parameters": [_IMEI],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/CommandRequest"}
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json("The command, with its final outcome", "Command"),
+                    "202": _json(
+                        "The command, queued or sent: no outcome yet", "Command"
+                    ),
+                    "400": _json("Not a valid command request", "Error"),
+                    "401": _UNAUTHORIZED,
+                    "409": _json("The tracker is not connected, and ttl is 0", "Error"),
+                    "429": _json("Too many commands queued", "Error"),
+                },
+            },
+            "get": {
+                "summary": "The tracker's recent commands, newest first",
+                "parameters": [_IMEI],
+                "responses": {
+                    "200": _json("The commands", "CommandList"),
+                    "401": _UNAUTHORIZED,
+                },
+            },
+        },
+        "/v1/commands/{id}": {
+            "get": {
+                "summary": "One command",
+                "parameters": [_COMMAND_ID],
+                "responses": {
+                    "200": _json("The command", "Command"),
+                    "401": _UNAUTHORIZED,
+                    "404": _json("No such command (or forgotten)", "Error"),
                 },
             }
         },
@@ -176,6 +233,78 @@ DOCUMENT: JsonObject = {
                     "trackers": {
                         "type": "array",
                         "items": {"$ref": "#/components/schemas/Tracker"},
+                    }
+                },
+            },
+            "CommandRequest": {
+                "type": "object",
+                "description": "Either command (text) or hex (a raw payload)",
+                "oneOf": [{"required": ["command"]}, {"required": ["hex"]}],
+                "additionalProperties": False,
+                "properties": {
+                    "command": {"type": "string", "examples": ["getinfo"]},
+                    "hex": {"type": "string", "pattern": "^([0-9a-fA-F]{2})+$"},
+                    "codec": {"enum": _CODECS, "default": 12},
+                    "wait": {
+                        "type": "number",
+                        "minimum": 0,
+                        "maximum": MAX_WAIT,
+                        "default": DEFAULT_WAIT,
+                        "description": "Seconds to wait for the outcome",
+                    },
+                    "ttl": {
+                        "type": "number",
+                        "minimum": 0,
+                        "maximum": MAX_TTL,
+                        "default": 0,
+                        "description": "Seconds the command may wait for a "
+                        "tracker that is not connected; 0: only to a connected one",
+                    },
+                },
+            },
+            "Command": {
+                "type": "object",
+                "oneOf": [{"required": ["command"]}, {"required": ["hex"]}],
+                "required": [
+                    "id",
+                    "imei",
+                    "codec",
+                    "status",
+                    "created_at",
+                    "sent_at",
+                    "answered_at",
+                    "response",
+                    "response_hex",
+                    "error",
+                ],
+                "properties": {
+                    "id": {"type": "string"},
+                    "imei": {"type": "string"},
+                    "codec": {"enum": _CODECS},
+                    "command": {"type": "string", "description": "The text sent"},
+                    "hex": {"type": "string", "description": "The payload sent"},
+                    "status": {"enum": [str(status) for status in CommandStatus]},
+                    "created_at": _TIME,
+                    "sent_at": _NULLABLE_TIME,
+                    "answered_at": _NULLABLE_TIME,
+                    "response": {
+                        **_NULLABLE_TEXT,
+                        "description": "The answer as text (non-ASCII bytes as U+FFFD)",
+                    },
+                    "response_hex": _NULLABLE_TEXT,
+                    "error": {
+                        **_NULLABLE_TEXT,
+                        "description": "Why the command has no answer",
+                    },
+                },
+            },
+            "CommandList": {
+                "type": "object",
+                "required": ["commands"],
+                "properties": {
+                    "commands": {
+                        "type": "array",
+                        "items": {"$ref": "#/components/schemas/Command"},
                     }
                 },
             },

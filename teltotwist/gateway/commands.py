@@ -32,6 +32,7 @@ from teltotwist.codec import (
     ImeiPolicy,
     format_timestamp_ms,
 )
+from teltotwist.gateway.events import DataPathEvents
 from teltotwist.gateway.registry import TrackerLink
 
 _log = Logger()
@@ -172,7 +173,7 @@ class CommandCenter:
 
     The TCP adapter reports each connection's life (``tracker_*`` and
     ``command_*`` methods); *results* receives every command that reached a
-    final outcome.
+    final outcome; *events* hears every status a command enters.
     """
 
     def __init__(
@@ -183,8 +184,10 @@ class CommandCenter:
         limits: CommandLimits = CommandLimits(),
         imei_policy: ImeiPolicy = ImeiPolicy(),
         results: Callable[[Command], object] = lambda command: None,
+        events: DataPathEvents | None = None,
     ) -> None:
         self._clock = clock
+        self._events = DataPathEvents() if events is None else events
         self._storage = storage
         self._limits = limits
         self._imei_policy = imei_policy
@@ -247,6 +250,7 @@ class CommandCenter:
         )
         self._remember(command)
         self._save(command)
+        self._events.command(CommandStatus.QUEUED)
         self._enqueue(command)
         self._send_next(imei)
         return command
@@ -313,6 +317,7 @@ class CommandCenter:
         command.status = CommandStatus.SENT
         command.sent_at_ms = self._now_ms()
         self._save(command)
+        self._events.command(CommandStatus.SENT)
         connection.answer_timer = self._clock.callLater(
             self._limits.answer_timeout, self._answer_timed_out, imei, connection
         )
@@ -445,6 +450,7 @@ class CommandCenter:
         command.status = status
         command.error = error
         self._save(command)
+        self._events.command(status)
         _log.info(
             "Command {id} to {imei}: {status}",
             id=command.id,
@@ -483,6 +489,7 @@ class CommandCenter:
                 command.status = CommandStatus.FAILED
                 command.error = "the gateway stopped before the answer; not sent again"
                 self._save(command)
+                self._events.command(CommandStatus.FAILED)
 
 
 def _payload(text: str | None, payload: bytes | None) -> tuple[bytes, bool]:

@@ -1,21 +1,25 @@
 # -*- test-case-name: tests.test_gateway_events -*-
 """What the data path reports to observers (metrics, a live view), best effort.
 
-The TCP and UDP adapters and the dispatcher call a :class:`DataPathEvents`;
-it passes each event to every observer, and an observer that raises is
-logged and skipped, so a broken tap can never delay or break an ACK. Every
-label is a small fixed set (an enum or a sink's name): never an IMEI.
+The TCP and UDP adapters, the dispatcher and the command center call a
+:class:`DataPathEvents`; it passes each event to every observer, and an
+observer that raises is logged and skipped, so a broken tap can never delay
+or break an ACK. Every label is a small fixed set (an enum or a sink's name):
+never an IMEI.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from twisted.logger import Logger
 
 from teltotwist.codec import Codec
+
+if TYPE_CHECKING:  # the command center reports to these events
+    from teltotwist.gateway.commands import CommandStatus
 
 _log = Logger()
 
@@ -80,6 +84,9 @@ class DataPathObserver(Protocol):
     def sink_delivered(self, sink: str, seconds: float, accepted: bool) -> None:
         """*sink* answered one delivery after *seconds*: accepted or not."""
 
+    def command(self, status: CommandStatus) -> None:
+        """A command to a tracker entered *status*."""
+
 
 class DataPathEvents:
     """Passes each event to every observer; an observer that raises is
@@ -117,6 +124,10 @@ class DataPathEvents:
     def sink_delivered(self, sink: str, seconds: float, accepted: bool) -> None:
         for observer in self._observers:
             _safely(observer.sink_delivered, sink, seconds, accepted)
+
+    def command(self, status: CommandStatus) -> None:
+        for observer in self._observers:
+            _safely(observer.command, status)
 
 
 def _safely(method: Callable[..., None], *arguments: object) -> None:

@@ -331,6 +331,7 @@ def makeService(
         None if state_dir is None else SqliteCommandStore(state_dir),
         imei_policy=limits.imei_policy,
         results=lambda command: _deliver_result(dispatcher, command),
+        events=events,
     )
     factory = TeltonikaTcpFactory(
         dispatcher,
