@@ -19,7 +19,6 @@ from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.failure import Failure
 
-from teltotwist.cli.version import teltotwist_version
 from teltotwist.codec import ImeiPolicy
 from teltotwist.control.api import ApiResource, ApiSite
 from teltotwist.control.auth import ApiToken, TokenError, configured_token
@@ -36,6 +35,7 @@ from teltotwist.gateway.service import (
 from teltotwist.gateway.service import makeService as makeGateway
 from teltotwist.sinks import IRecordSink, SinkConfigurationError
 from teltotwist.sinks.registry import make_sink, sink_factories
+from teltotwist.version import teltotwist_version
 
 _DEFAULTS = Limits()
 DEFAULT_API = "tcp:8027:interface=127.0.0.1"

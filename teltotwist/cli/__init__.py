@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_cli,tests.test_cli_version -*-
+# -*- test-case-name: tests.test_cli,tests.test_version -*-
 """The ``teltotwist`` command line: one sub-command per tool.
 
 Each sub-command's options are registered here, but the module that runs it
@@ -21,7 +21,7 @@ from teltotwist.cli import (
     load_options,
     trackers,
 )
-from teltotwist.cli.version import teltotwist_version
+from teltotwist.version import teltotwist_version
 
 
 def build_parser() -> argparse.ArgumentParser:

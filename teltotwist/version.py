@@ -1,5 +1,5 @@
-# -*- test-case-name: tests.test_cli_version -*-
-"""teltotwist's version, for ``--version``."""
+# -*- test-case-name: tests.test_version -*-
+"""teltotwist's version, for ``--version`` and the ``teltotwist_info`` metric."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as installed_version
 from pathlib import Path
 
-_CHECKOUT_SETUP = Path(__file__).parents[2] / "setup.cfg"
+_CHECKOUT_SETUP = Path(__file__).parents[1] / "setup.cfg"
 
 
 def teltotwist_version() -> str:

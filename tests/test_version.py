@@ -10,9 +10,9 @@ import pytest
 from twisted.copyright import version as twisted_version
 from twisted.python import usage
 
-import teltotwist.cli.version as version_module
-from teltotwist.cli.version import teltotwist_version
+import teltotwist.version as version_module
 from teltotwist.tap import Options
+from teltotwist.version import teltotwist_version
 
 
 def test_the_command_prints_its_version() -> None:
