@@ -64,10 +64,11 @@ class DataPathObserver(Protocol):
     """Receives the data path's events; each method must return quickly."""
 
     def connection_opened(self, transport: Transport) -> None:
-        """A TCP connection was accepted, or a UDP tracker was first seen."""
+        """A TCP connection was accepted (UDP has no connections: a gauge of
+        UDP trackers reads :class:`~teltotwist.gateway.registry.TrackerRegistry`)."""
 
     def connection_closed(self, transport: Transport) -> None:
-        """A TCP connection ended, or a UDP tracker was forgotten."""
+        """A TCP connection ended."""
 
     def login(self, transport: Transport, result: LoginResult) -> None:
         """A login (or a datagram's IMEI) was judged."""
