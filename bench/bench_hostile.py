@@ -55,10 +55,10 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from types import FrameType
+
+from harness import BenchError, ensure_descriptors, global_timeout
 
 import teltotwist
 from teltotwist.codec import (
@@ -107,10 +107,6 @@ PING = b"\xff"
 BASE_TIME_MS = 1_795_251_600_000
 SPARE_DESCRIPTORS = 256
 _PR_SET_PDEATHSIG = 1
-
-
-class BenchError(Exception):
-    """The benchmark could not run as asked."""
 
 
 @dataclass(frozen=True)
@@ -980,42 +976,6 @@ def report_json(outcomes: Sequence[Outcome], scale: Scale) -> str:
     )
 
 
-def ensure_descriptors(needed: int) -> None:
-    """Raise the open-file limit (inherited by the gateway) to *needed*."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        if hard != resource.RLIM_INFINITY and hard < needed:
-            raise BenchError(
-                f"{needed} file descriptors needed, the hard limit is {hard}"
-            )
-        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
-
-
-@contextmanager
-def global_timeout(seconds: float) -> Iterator[float]:
-    """Yield a monotonic deadline; SIGALRM a little after it as a backstop,
-    and SIGTERM or SIGINT raise, so that the cleanup runs."""
-
-    def expired(signum: int, frame: FrameType | None) -> None:
-        raise TimeoutError(f"the benchmark ran longer than {seconds:g} s")
-
-    def interrupted(signum: int, frame: FrameType | None) -> None:
-        raise BenchError(f"interrupted by {signal.Signals(signum).name}")
-
-    previous = {
-        signal.SIGALRM: signal.signal(signal.SIGALRM, expired),
-        signal.SIGTERM: signal.signal(signal.SIGTERM, interrupted),
-        signal.SIGINT: signal.signal(signal.SIGINT, interrupted),
-    }
-    signal.alarm(int(seconds) + 60)
-    try:
-        yield time.monotonic() + seconds
-    finally:
-        signal.alarm(0)
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-
-
 def _attack_keys(text: str) -> list[str]:
     keys = [key.strip() for key in text.split(",") if key.strip()]
     unknown = sorted(set(keys) - ATTACKS.keys())
@@ -1085,7 +1045,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             scale.flood_connections, scale.trickle_connections
         )
         ensure_descriptors(needed)
-        with global_timeout(arguments.timeout) as deadline:
+        with global_timeout(arguments.timeout, grace=60) as deadline:
             for key in arguments.attacks:
                 attack = ATTACKS[key]
                 print(f"attack {key}: {attack.title} ...", file=sys.stderr)

@@ -26,7 +26,6 @@ import ctypes.util
 import errno
 import os
 import re
-import resource
 import selectors
 import shutil
 import signal
@@ -35,11 +34,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
+
+from harness import BenchError, ensure_descriptors, global_timeout
 
 from teltotwist.codec import encode_login
 
@@ -49,10 +48,6 @@ FIRST_IMEI = 356_307_040_000_000
 LOGIN_ACCEPTED = b"\x01"
 SPARE_DESCRIPTORS = 64
 _PR_SET_PDEATHSIG = 1
-
-
-class BenchError(Exception):
-    """The benchmark could not run as asked."""
 
 
 @dataclass(frozen=True)
@@ -274,44 +269,6 @@ class Trackers:
         self.sockets.clear()
 
 
-@contextmanager
-def global_timeout(seconds: float) -> Iterator[float]:
-    """Yield a monotonic deadline; SIGALRM a little after it as a backstop.
-
-    SIGTERM and SIGINT raise too, so that the cleanup runs when interrupted.
-    """
-
-    def expired(signum: int, frame: FrameType | None) -> None:
-        raise TimeoutError(f"the benchmark ran longer than {seconds:g} s")
-
-    def interrupted(signum: int, frame: FrameType | None) -> None:
-        raise BenchError(f"interrupted by {signal.Signals(signum).name}")
-
-    previous = {
-        signal.SIGALRM: signal.signal(signal.SIGALRM, expired),
-        signal.SIGTERM: signal.signal(signal.SIGTERM, interrupted),
-        signal.SIGINT: signal.signal(signal.SIGINT, interrupted),
-    }
-    signal.alarm(int(seconds) + 30)
-    try:
-        yield time.monotonic() + seconds
-    finally:
-        signal.alarm(0)
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-
-
-def ensure_descriptors(needed: int) -> None:
-    """Raise this process's open-file limit to fit *needed*, if allowed."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        if hard != resource.RLIM_INFINITY and hard < needed:
-            raise BenchError(
-                f"{needed} file descriptors needed, the hard limit is {hard}"
-            )
-        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
-
-
 def checkpoints(total: int, requested: Sequence[int]) -> list[int]:
     """The connection counts to measure at: those requested up to *total*."""
     return sorted({n for n in requested if 0 < n < total} | {total})
@@ -359,7 +316,7 @@ def run(arguments: argparse.Namespace) -> bool:
     total: int = arguments.connections
     sources = [f"127.0.0.{n}" for n in range(1, arguments.sources + 1)]
     ensure_descriptors(total + SPARE_DESCRIPTORS)
-    with global_timeout(arguments.timeout) as deadline:
+    with global_timeout(arguments.timeout, grace=30) as deadline:
         workdir = Path(tempfile.mkdtemp(prefix="bench-idle-memory-"))
         server: Server | None = None
         trackers: Trackers | None = None

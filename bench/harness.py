@@ -1,0 +1,52 @@
+"""What the benchmarks share: their error, a time limit, file descriptors."""
+
+from __future__ import annotations
+
+import resource
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+
+class BenchError(Exception):
+    """The benchmark could not run as asked."""
+
+
+@contextmanager
+def global_timeout(seconds: float, grace: float) -> Iterator[float]:
+    """Yield a monotonic deadline; SIGALRM *grace* seconds after it as a
+    backstop. SIGTERM and SIGINT raise too, so that the cleanup runs when
+    interrupted."""
+
+    def expired(signum: int, frame: FrameType | None) -> None:
+        raise TimeoutError(f"the benchmark ran longer than {seconds:g} s")
+
+    def interrupted(signum: int, frame: FrameType | None) -> None:
+        raise BenchError(f"interrupted by {signal.Signals(signum).name}")
+
+    previous = {
+        signal.SIGALRM: signal.signal(signal.SIGALRM, expired),
+        signal.SIGTERM: signal.signal(signal.SIGTERM, interrupted),
+        signal.SIGINT: signal.signal(signal.SIGINT, interrupted),
+    }
+    signal.alarm(int(seconds + grace))
+    try:
+        yield time.monotonic() + seconds
+    finally:
+        signal.alarm(0)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def ensure_descriptors(needed: int) -> None:
+    """Raise this process's open-file limit (which children inherit) to
+    *needed*, if the hard limit allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        if hard != resource.RLIM_INFINITY and hard < needed:
+            raise BenchError(
+                f"{needed} file descriptors needed, the hard limit is {hard}"
+            )
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
