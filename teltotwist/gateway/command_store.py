@@ -133,6 +133,7 @@ class SqliteCommandStore:
         ]
 
     def close(self) -> None:
+        """Close the file (the gateway stops)."""
         if self._connection is not None:
             self._connection.close()
             self._connection = None
