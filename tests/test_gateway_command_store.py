@@ -57,3 +57,15 @@ def test_finished_commands_kept_are_bounded(tmp_path: Path) -> None:
         clock.advance(1)
 
     assert [c.status for c in store.load()] == [CommandStatus.EXPIRED] * 2
+
+
+def test_commands_come_back_in_the_order_they_were_queued(tmp_path: Path) -> None:
+    clock = MemoryReactorClock()
+    store = SqliteCommandStore(tmp_path)
+    center = CommandCenter(clock, store)
+    first = center.submit(IMEI, text="getinfo", ttl=60)
+    second = center.submit(IMEI, text="getver", ttl=60)
+    first.status = CommandStatus.SENT
+    store.save(first)
+
+    assert [c.id for c in store.load()] == [first.id, second.id]

@@ -36,6 +36,7 @@ GETIO_COMMAND = by_id("wiki-c12-getio-cmd").data
 GETIO_RESPONSE = by_id("wiki-c12-getio-resp").data
 LIMITS = Limits(command_quiet=5)
 ANSWER_TIMEOUT = 60.0
+GRACE = CommandLimits().late_answer_grace
 
 
 def codec14(kind: CommandType, text: bytes = b"") -> bytes:
@@ -174,10 +175,69 @@ def test_no_answer_times_out_and_the_next_command_goes(
     assert tracker.replies() == GETINFO_COMMAND
 
     clock.advance(ANSWER_TIMEOUT)
-
     assert status_of(first) is CommandStatus.TIMED_OUT
+    assert tracker.replies() == b""
+    clock.advance(GRACE)
+
     assert tracker.replies() == GETIO_COMMAND
     assert status_of(second) is CommandStatus.SENT
+
+
+def test_a_late_answer_is_dropped_not_taken_for_the_next_commands(
+    factory: TeltonikaTcpFactory, center: CommandCenter, clock: MemoryReactorClock
+) -> None:
+    tracker = connected(factory)
+    first = center.submit(IMEI, text="getinfo")
+    second = center.submit(IMEI, text="getio")
+    assert tracker.replies() == GETINFO_COMMAND
+    clock.advance(ANSWER_TIMEOUT)
+
+    assert tracker.send(GETINFO_RESPONSE) == GETIO_COMMAND
+    assert (first.status, first.response) == (CommandStatus.TIMED_OUT, None)
+    assert status_of(second) is CommandStatus.SENT
+    tracker.send(GETIO_RESPONSE)
+    assert second.to_json()["response"].startswith("DI1:1")
+
+
+def test_after_the_grace_a_late_answer_is_an_unsolicited_message(
+    factory: TeltonikaTcpFactory, center: CommandCenter, clock: MemoryReactorClock
+) -> None:
+    tracker = connected(factory)
+    command = center.submit(IMEI, text="getinfo")
+    clock.advance(ANSWER_TIMEOUT)
+    clock.advance(GRACE)
+    second = center.submit(IMEI, text="getio")
+    assert tracker.replies() == GETINFO_COMMAND + GETIO_COMMAND
+
+    tracker.send(GETIO_RESPONSE)
+
+    assert status_of(command) is CommandStatus.TIMED_OUT
+    assert status_of(second) is CommandStatus.ANSWERED
+
+
+def test_stopping_fails_a_sent_command_and_keeps_the_queued_ones(
+    factory: TeltonikaTcpFactory,
+    center: CommandCenter,
+    clock: MemoryReactorClock,
+    results: list[Command],
+) -> None:
+    tracker = connected(factory)
+    sent = center.submit(IMEI, text="getinfo")
+    queued = center.submit(IMEI, text="getio")
+    assert tracker.replies() == GETINFO_COMMAND
+
+    center.stop()
+    tracker.disconnect()
+
+    assert (sent.status, sent.error) == (
+        CommandStatus.FAILED,
+        "the gateway stopped before the answer; not sent again",
+    )
+    assert status_of(queued) is CommandStatus.QUEUED
+    assert results == [sent]
+    assert clock.getDelayedCalls() == []
+    with pytest.raises(NotConnectedError):
+        center.submit(IMEI, text="getver", ttl=60)
 
 
 def test_two_commands_go_in_order_each_after_the_previous_answer(

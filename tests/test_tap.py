@@ -255,3 +255,32 @@ async def test_sighup_without_an_allowlist_keeps_the_gateway_running() -> None:
         hangup.stopService()
 
     assert any("nothing to reload" in formatEvent(event) for event in events)
+
+
+def test_state_dir_is_created_at_the_first_command_and_kept_across_starts(
+    tmp_path: Path,
+) -> None:
+    state_dir = tmp_path / "var" / "teltotwist"
+    arguments = ("--state-dir", str(state_dir), "--api", "none", "--port", "tcp:0")
+
+    def gateway() -> GatewayService:
+        services = IServiceCollection(makeService(parse(*arguments)))
+        [gateway] = [s for s in services if isinstance(s, GatewayService)]
+        assert gateway.factory.commands is not None
+        return gateway
+
+    commands = gateway().factory.commands
+    assert commands is not None
+    assert not state_dir.exists()
+    queued = commands.submit("356307042441013", text="getinfo", ttl=60)
+
+    assert (state_dir / "commands.sqlite3").is_file()
+    later = gateway().factory.commands
+    assert later is not None
+    assert later.get(queued.id) == queued
+    commands.stop()
+    later.stop()
+
+
+def test_state_dir_defaults_to_teltotwist_state() -> None:
+    assert parse()["state-dir"] == "teltotwist-state"

@@ -68,8 +68,13 @@ class SqliteCommandStore:
         oldest go."""
         with self._db:
             self._db.execute(
-                f"INSERT OR REPLACE INTO commands ({_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO commands ({_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                # An update in place keeps the row's place in the order.
+                "ON CONFLICT (id) DO UPDATE SET status = excluded.status, "
+                "sent_at_ms = excluded.sent_at_ms, "
+                "answered_at_ms = excluded.answered_at_ms, "
+                "response = excluded.response, error = excluded.error",
                 (
                     command.id,
                     command.imei,
@@ -133,6 +138,7 @@ class SqliteCommandStore:
         ]
 
     def close(self) -> None:
+        """Close the file (the gateway stops)."""
         if self._connection is not None:
             self._connection.close()
             self._connection = None

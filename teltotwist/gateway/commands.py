@@ -8,6 +8,10 @@ nACK), timed out, expired (its TTL ran out before the tracker came) or failed
 (the connection went after the command was written; it is never written again,
 since it may have run). Queued commands survive a restart in a
 :class:`CommandStorage`.
+
+Answers carry no command id (Codec 12) or only the IMEI (Codec 14), so after a
+timeout the next command waits out a grace period: an answer arriving in it
+is the late one, dropped, and cannot be taken for the next command's.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ COMMAND_CODECS = frozenset({Codec.CODEC12, Codec.CODEC14})
 """The codecs a command can be sent with."""
 MAX_PAYLOAD = 1024
 """The longest command, in bytes (a Teltonika command is an SMS-sized text)."""
+_STOPPED_BEFORE_ANSWER = "the gateway stopped before the answer; not sent again"
 
 
 class CommandStatus(enum.StrEnum):
@@ -142,6 +147,9 @@ class CommandStorage(Protocol):
     def load(self) -> list[Command]:
         """The commands kept, oldest first."""
 
+    def close(self) -> None:
+        """Release the storage (the gateway stops)."""
+
 
 @attrs.define
 class _Connection:
@@ -152,6 +160,9 @@ class _Connection:
     current: Command | None = None
     """The command handed to the connection (queued until written, then sent)."""
     answer_timer: IDelayedCall | None = None
+    late_answer_timer: IDelayedCall | None = None
+    """Runs after a timeout: meanwhile an answer is the late one, and no
+    command is written."""
 
 
 @attrs.frozen
@@ -160,6 +171,9 @@ class CommandLimits:
 
     answer_timeout: float = 60.0
     """Seconds from writing a command to its answer."""
+    late_answer_grace: float = 5.0
+    """Seconds after a timeout before the next command is written; an answer
+    arriving meanwhile is the timed-out command's, and is dropped."""
     max_queued_per_imei: int = 16
     max_queued: int = 10_000
     history_per_imei: int = 50
@@ -198,6 +212,7 @@ class CommandCenter:
         self._connections: dict[str, _Connection] = {}
         self._waiters: dict[str, list[Deferred[Command]]] = {}
         self._expiries: dict[str, IDelayedCall] = {}
+        self._stopped = False
         if storage is not None:
             self._restore(storage.load())
 
@@ -218,9 +233,12 @@ class CommandCenter:
         :param ttl: seconds the command may wait for a tracker that is not
             connected; 0 sends it only to a connected tracker.
         :raises ValueError: for a bad IMEI, command, codec or TTL.
-        :raises NotConnectedError: when *ttl* is 0 and the tracker is not connected.
+        :raises NotConnectedError: when *ttl* is 0 and the tracker is not
+            connected, or the center is stopped.
         :raises QueueFullError: when the tracker or the gateway has too many queued.
         """
+        if self._stopped:
+            raise NotConnectedError("the gateway is stopped")
         problem = self._imei_policy.problem(imei)
         if problem is not None:
             raise ValueError(problem)
@@ -288,12 +306,19 @@ class CommandCenter:
         return waiter
 
     def stop(self) -> None:
-        """Cancel the timers (the gateway stops)."""
+        """The gateway stops: a command written and not answered fails (it is
+        never written again); one handed over but not written, and every
+        queued one, stays queued in the storage; the timers are cancelled
+        and the storage is closed."""
+        self._stopped = True
+        for imei, connection in list(self._connections.items()):
+            connection.link.abandon_command()
+            self._release(imei, connection, _STOPPED_BEFORE_ANSWER)
         for call in self._expiries.values():
             call.cancel()
         self._expiries.clear()
-        for connection in self._connections.values():
-            _cancel(connection.answer_timer)
+        if self._storage is not None:
+            self._storage.close()
 
     # The connection's side.
 
@@ -327,7 +352,10 @@ class CommandCenter:
     ) -> None:
         """The tracker on *link* answered the command written to it."""
         connection = self._connection(imei, link)
-        if connection is None or connection.current is None:
+        if connection is None:
+            return
+        if connection.current is None:
+            self._late_answer(imei, connection, message)
             return
         command = connection.current
         command.response = message.payload
@@ -348,20 +376,25 @@ class CommandCenter:
         connection = self._connection(imei, link)
         if connection is None:
             return
-        del self._connections[imei]
-        command = connection.current
-        if command is not None and command.status is CommandStatus.SENT:
-            self._end_current(
-                connection,
-                CommandStatus.FAILED,
-                "the connection closed before the answer; not sent again",
-            )
-        elif command is not None:
-            connection.current = None
-            self._enqueue(command, first=True)
+        self._release(
+            imei, connection, "the connection closed before the answer; not sent again"
+        )
         self._expire_due(imei)
 
     # The machinery.
+
+    def _release(self, imei: str, connection: _Connection, failure: str) -> None:
+        """Forget *connection*: its command written and not answered fails
+        with *failure*; one handed to it but not written goes back to the
+        head of the queue."""
+        del self._connections[imei]
+        _cancel(connection.late_answer_timer)
+        command = connection.current
+        if command is not None and command.status is CommandStatus.SENT:
+            self._end_current(connection, CommandStatus.FAILED, failure)
+        elif command is not None:
+            connection.current = None
+            self._enqueue(command, first=True)
 
     def _connection(self, imei: str, link: CommandLink) -> _Connection | None:
         connection = self._connections.get(imei)
@@ -398,7 +431,7 @@ class CommandCenter:
         queue = self._queues.get(imei)
         if not (connection and connection.ready and queue):
             return
-        if connection.current is not None:
+        if connection.current is not None or connection.late_answer_timer is not None:
             return
         command = queue[0]
         self._dequeue(command)
@@ -426,12 +459,32 @@ class CommandCenter:
 
     def _answer_timed_out(self, imei: str, connection: _Connection) -> None:
         connection.answer_timer = None
-        connection.link.abandon_command()
         self._end_current(
             connection,
             CommandStatus.TIMED_OUT,
             f"no answer within {self._limits.answer_timeout:g} s",
         )
+        connection.late_answer_timer = self._clock.callLater(
+            self._limits.late_answer_grace, self._grace_over, imei, connection
+        )
+
+    def _grace_over(self, imei: str, connection: _Connection) -> None:
+        """No late answer came: stop waiting for it; the next command goes."""
+        connection.late_answer_timer = None
+        connection.link.abandon_command()
+        self._send_next(imei)
+
+    def _late_answer(
+        self, imei: str, connection: _Connection, message: CommandMessage
+    ) -> None:
+        """The answer to a command that timed out: dropped; the next goes."""
+        _log.info(
+            "{imei}: late answer to a command that timed out, dropped: {answer}",
+            imei=imei,
+            answer=message.text or message.payload.hex(),
+        )
+        _cancel(connection.late_answer_timer)
+        connection.late_answer_timer = None
         self._send_next(imei)
 
     def _end_current(
@@ -487,7 +540,7 @@ class CommandCenter:
                 self._enqueue(command)
             elif command.status is CommandStatus.SENT:
                 command.status = CommandStatus.FAILED
-                command.error = "the gateway stopped before the answer; not sent again"
+                command.error = _STOPPED_BEFORE_ANSWER
                 self._save(command)
                 self._events.command(CommandStatus.FAILED)
 

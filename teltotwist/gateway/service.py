@@ -24,7 +24,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from teltotwist.gateway.command_store import SqliteCommandStore
-from teltotwist.gateway.commands import Command, CommandCenter
+from teltotwist.gateway.commands import Command, CommandCenter, CommandLimits
 from teltotwist.gateway.dispatch import Dispatcher
 from teltotwist.gateway.events import DataPathEvents
 from teltotwist.gateway.items import CommandResult, now_ms
@@ -50,9 +50,11 @@ class GatewayService(MultiService):
     and ACKing, let the deliveries in flight finish within *drain_timeout*
     seconds (then cancel those left), close the connections, then stop the
     sinks. A record ACKed before the stop is in the sinks; nothing is ACKed
-    after it began
-    (deliveries finishing during the drain stay unacknowledged, so their
-    trackers resend them elsewhere).
+    after it began (deliveries finishing during the drain stay
+    unacknowledged, so their trackers resend them elsewhere). The command
+    center stops with the listeners: a command written and not answered
+    fails (it is never written again); queued ones stay in the state
+    directory for the next start.
 
     :attr:`registry` (the trackers known now) and :attr:`events` (add an
     observer of the data path with ``events.add``) are the TCP factory's,
@@ -210,6 +212,8 @@ class GatewayService(MultiService):
         self.running = 0
         await self._listeners.stopService()
         self.factory.stop_accepting()
+        if self.factory.commands is not None:
+            self.factory.commands.stop()
         if self.datagram_protocol is not None:
             self.datagram_protocol.stop_accepting()
         if not await self._drained_in_time():
@@ -308,6 +312,7 @@ def makeService(
     drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
     sink_ready_timeout: float = DEFAULT_SINK_READY_TIMEOUT,
     state_dir: Path | None = None,
+    command_limits: CommandLimits = CommandLimits(),
 ) -> GatewayService:
     """The gateway, ready to add to an application's ``MultiService``.
 
@@ -322,6 +327,7 @@ def makeService(
         before listening anyway.
     :param state_dir: where queued commands are kept across restarts (in
         memory only when None); its ``factory.commands`` takes commands.
+    :param command_limits: how long commands wait, and how many are kept.
     """
     registry = TrackerRegistry(now_ms, limits.idle_timeout)
     events = DataPathEvents()
@@ -329,6 +335,7 @@ def makeService(
     commands = CommandCenter(
         reactor,
         None if state_dir is None else SqliteCommandStore(state_dir),
+        limits=command_limits,
         imei_policy=limits.imei_policy,
         results=lambda command: _deliver_result(dispatcher, command),
         events=events,
