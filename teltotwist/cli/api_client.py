@@ -4,6 +4,7 @@ standard library only (no Twisted), so the command line stays light."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import urllib.error
@@ -18,6 +19,16 @@ TIMEOUT = 30.0
 
 class ApiError(Exception):
     """The API could not be reached or refused the request; says why."""
+
+
+def add_api_argument(parser: argparse.ArgumentParser) -> None:
+    """``--api URL``: where the sub-command finds the gateway's HTTP API."""
+    parser.add_argument(
+        "--api",
+        default=DEFAULT_API_URL,
+        metavar="URL",
+        help=f"the gateway's HTTP API (default {DEFAULT_API_URL})",
+    )
 
 
 def api_token() -> str:

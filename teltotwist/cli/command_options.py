@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from teltotwist.cli.api_client import DEFAULT_API_URL
+from teltotwist.cli.api_client import add_api_argument
 
 
 def _seconds(text: str) -> float:
@@ -59,12 +59,7 @@ def register(commands: Any) -> None:
         default=12,
         help="12 (default) or 14 (IMEI-addressed: the tracker checks its IMEI)",
     )
-    parser.add_argument(
-        "--api",
-        default=DEFAULT_API_URL,
-        metavar="URL",
-        help=f"the gateway's HTTP API (default {DEFAULT_API_URL})",
-    )
+    add_api_argument(parser)
     parser.add_argument(
         "--json", action="store_true", help="print the command object, for scripts"
     )

@@ -9,7 +9,12 @@ import json
 import sys
 from typing import Any
 
-from teltotwist.cli.api_client import DEFAULT_API_URL, ApiError, api_token, get_json
+from teltotwist.cli.api_client import (
+    ApiError,
+    add_api_argument,
+    api_token,
+    get_json,
+)
 
 _COLUMNS = (
     "IMEI",
@@ -34,12 +39,7 @@ def register(commands: Any) -> None:
             "token comes from the TELTOTWIST_API_TOKEN environment variable."
         ),
     )
-    parser.add_argument(
-        "--api",
-        default=DEFAULT_API_URL,
-        metavar="URL",
-        help=f"the gateway's HTTP API (default {DEFAULT_API_URL})",
-    )
+    add_api_argument(parser)
     parser.add_argument(
         "--json", action="store_true", help="print the API's JSON, for scripts"
     )
