@@ -13,9 +13,9 @@ from twisted.internet.threads import deferToThread
 
 from teltotwist.cli import main
 from teltotwist.control.auth import TOKEN_VARIABLE
+from tests.command_api import Gateway, running_gateway
 from tests.test_cli import twisted_modules_loaded
 from tests.test_control_api import IMEI, TOKEN
-from tests.test_control_commands_api import Gateway, running_gateway
 
 
 @pytest_twisted.async_yield_fixture

@@ -4,73 +4,25 @@ answering over real loopback TCP."""
 
 from __future__ import annotations
 
-import json
-import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
-from typing import Any
 
-import attrs
 import pytest
 import pytest_twisted
 from prometheus_client.parser import text_string_to_metric_families
-from twisted.internet import reactor
-from twisted.internet.endpoints import TCP4ClientEndpoint
-from twisted.internet.task import deferLater
 from twisted.web.client import ResponseNeverReceived
 
 from teltotwist import tap
-from teltotwist.control.auth import TOKEN_VARIABLE
 from teltotwist.control.command_endpoints import CommandEndpoints
-from teltotwist.device import TrackerSettings, VirtualTracker
-from tests.net import PortReportingEndpoint
-from tests.test_control_api import (
-    IMEI,
-    LOOPBACK,
-    TOKEN,
-    Api,
-    body_as_documented,
-    options,
-    start,
+from tests.command_api import (
+    COMMANDS,
+    Gateway,
+    documented,
+    polled,
+    running_gateway,
 )
-from tests.test_device_gateway import until
-
-COMMANDS = "/v1/trackers/{imei}/commands"
-
-
-@attrs.define
-class Gateway:
-    """The running gateway, its API, and the port trackers connect to."""
-
-    api: Api
-    port: int
-    trackers: list[VirtualTracker] = attrs.Factory(list)
-
-    def tracker(self, answer_delay: tuple[float, float] = (0, 0)) -> VirtualTracker:
-        """Start a virtual tracker with :data:`IMEI`; it logs in, sends a
-        packet every 0.3 s and answers commands after *answer_delay*."""
-        tracker = VirtualTracker(
-            TCP4ClientEndpoint(reactor, "127.0.0.1", self.port),
-            reactor,
-            TrackerSettings(IMEI, interval=0.3, answer_delay=answer_delay),
-            rng=random.Random(9),
-        )
-        tracker.start()
-        self.trackers.append(tracker)
-        return tracker
-
-    async def connected(
-        self, answer_delay: tuple[float, float] = (0, 0)
-    ) -> VirtualTracker:
-        """A tracker, once the gateway holds it."""
-        tracker = self.tracker(answer_delay)
-        await until(lambda: self.api.gateway.registry.get(IMEI) is not None)
-        return tracker
-
-    def send(self, body: object, imei: str = IMEI, **kwargs: Any) -> Any:
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        return self.api.request("POST", COMMANDS.format(imei=imei), data=data, **kwargs)
+from tests.test_control_api import IMEI
 
 
 @pytest_twisted.async_yield_fixture
@@ -79,26 +31,6 @@ async def gateway(
 ) -> AsyncIterator[Gateway]:
     async for running in running_gateway(monkeypatch, tmp_path):
         yield running
-
-
-async def running_gateway(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> AsyncIterator[Gateway]:
-    """A gateway with its API, stopped with its trackers after the yield."""
-    monkeypatch.setenv(TOKEN_VARIABLE, TOKEN)
-    parsed = options("--api", LOOPBACK, "--state-dir", str(tmp_path))
-    endpoint = parsed["endpoint"] = PortReportingEndpoint(parsed["endpoint"])
-    api = await start(parsed)
-    port = (await endpoint.port).getHost().port  # type: ignore[attr-defined]
-    running = Gateway(api, port)
-    yield running
-    for tracker in running.trackers:
-        await tracker.stop()
-    await api.root.stopService()
-
-
-async def documented(response: Any, path: str, method: str = "get") -> Any:
-    return await body_as_documented(response, path, method)
 
 
 @pytest_twisted.ensureDeferred
@@ -287,21 +219,6 @@ async def until_listed(gateway: Gateway, count: int) -> None:
         COMMANDS,
         lambda body: len(body["commands"]) == count,
     )
-
-
-async def polled(
-    gateway: Gateway, path: str, documented_as: str, done: Callable[[Any], bool]
-) -> Any:
-    """``GET`` *path* (*documented_as* in the OpenAPI document) every 20 ms
-    until its body is *done*; that body."""
-    deadline = reactor.seconds() + 10
-    while reactor.seconds() < deadline:
-        response = await gateway.api.get(path)
-        body = await documented(response, documented_as)
-        if done(body):
-            return body
-        await deferLater(reactor, 0.02, lambda: None)
-    pytest.fail(f"GET {path} never gave what was awaited")
 
 
 @pytest_twisted.ensureDeferred

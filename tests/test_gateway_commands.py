@@ -3,8 +3,13 @@ and what becomes of each command."""
 
 from __future__ import annotations
 
+import attrs
 import pytest
-from twisted.internet.testing import MemoryReactorClock
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IProtocol
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
 
 from teltotwist.codec import (
     Codec,
@@ -12,6 +17,7 @@ from teltotwist.codec import (
     CommandMessage,
     CommandType,
     encode_frame,
+    encode_login,
     tcp_ack,
 )
 from teltotwist.gateway.commands import (
@@ -23,7 +29,7 @@ from teltotwist.gateway.commands import (
     QueueFullError,
 )
 from teltotwist.gateway.dispatch import Dispatcher
-from teltotwist.gateway.limits import Limits
+from teltotwist.gateway.limits import DuplicateLogin, Limits
 from teltotwist.gateway.tcp import TeltonikaTcpFactory
 from teltotwist.testing import FakeTracker, RecordingSink
 from tests.vectors import by_id
@@ -266,6 +272,81 @@ def test_connection_lost_after_sending_fails_and_is_not_sent_again(
     assert status_of(command) is CommandStatus.FAILED
     again = connected(factory)
     assert again.replies() == b""
+
+
+def replaced_later(factory: TeltonikaTcpFactory) -> tuple[StringTransport, IProtocol]:
+    """A tracker logged in on a bare transport that sent one packet: when the
+    gateway closes it, its ``connectionLost`` comes only when the test
+    delivers it, as a reactor does, not within the login that replaces it."""
+    transport = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.10", 40_000))
+    protocol: IProtocol | None = factory.buildProtocol(transport.getPeer())
+    assert protocol is not None
+    protocol.makeConnection(transport)
+    protocol.dataReceived(encode_login(IMEI) + CODEC8)
+    return transport, protocol
+
+
+@pytest.mark.parametrize(
+    ("limits", "quiet"),
+    [
+        (attrs.evolve(LIMITS, duplicate_login=DuplicateLogin.REPLACE), 0),
+        (attrs.evolve(LIMITS, duplicate_login_window=30), 30),
+    ],
+    ids=["replace", "reject-after-the-window"],
+)
+def test_a_new_login_fails_the_command_written_to_the_replaced_connection(
+    clock: MemoryReactorClock,
+    center: CommandCenter,
+    results: list[Command],
+    limits: Limits,
+    quiet: float,
+) -> None:
+    dispatcher = Dispatcher([RecordingSink()], limits.sink_timeout, clock)
+    factory = TeltonikaTcpFactory(dispatcher, clock, limits=limits, commands=center)
+    old, protocol = replaced_later(factory)
+    written = center.submit(IMEI, text="getinfo")
+    following = center.submit(IMEI, text="getio")
+    assert old.value() == b"\x01" + tcp_ack(1) + GETINFO_COMMAND
+    clock.advance(quiet)
+
+    new = FakeTracker(factory, IMEI)
+    assert new.login() == b"\x01"
+
+    assert old.disconnecting
+    assert (written.status, written.error) == (
+        CommandStatus.FAILED,
+        "the tracker logged in again before the answer; not sent again",
+    )
+    protocol.connectionLost(Failure(ConnectionDone()))
+    assert new.send(CODEC8) == tcp_ack(1) + GETIO_COMMAND
+    new.send(GETIO_RESPONSE)
+    assert status_of(following) is CommandStatus.ANSWERED
+    clock.advance(ANSWER_TIMEOUT)
+    assert status_of(written) is CommandStatus.FAILED
+    assert results == [written, following]
+
+
+def test_a_command_not_yet_written_to_a_replaced_connection_goes_on_the_new_one(
+    clock: MemoryReactorClock, center: CommandCenter, sink: RecordingSink
+) -> None:
+    limits = attrs.evolve(LIMITS, duplicate_login=DuplicateLogin.REPLACE)
+    dispatcher = Dispatcher([sink], limits.sink_timeout, clock)
+    factory = TeltonikaTcpFactory(dispatcher, clock, limits=limits, commands=center)
+    old, protocol = replaced_later(factory)
+    sink.hold()
+    protocol.dataReceived(CODEC8)
+    command = center.submit(IMEI, text="getinfo")
+    assert old.value() == b"\x01" + tcp_ack(1)
+
+    new = FakeTracker(factory, IMEI)
+    new.login()
+    protocol.connectionLost(Failure(ConnectionDone()))
+    new.send(CODEC8)
+    sink.release_all()
+
+    assert old.value() == b"\x01" + tcp_ack(1)
+    assert new.replies() == tcp_ack(1) + GETINFO_COMMAND
+    assert status_of(command) is CommandStatus.SENT
 
 
 def test_a_codec_14_nack_is_not_executed(

@@ -46,6 +46,9 @@ COMMAND_CODECS = frozenset({Codec.CODEC12, Codec.CODEC14})
 MAX_PAYLOAD = 1024
 """The longest command, in bytes (a Teltonika command is an SMS-sized text)."""
 _STOPPED_BEFORE_ANSWER = "the gateway stopped before the answer; not sent again"
+_REPLACED_BEFORE_ANSWER = (
+    "the tracker logged in again before the answer; not sent again"
+)
 
 
 class CommandStatus(enum.StrEnum):
@@ -323,7 +326,12 @@ class CommandCenter:
     # The connection's side.
 
     def tracker_logged_in(self, imei: str, link: CommandLink) -> None:
-        """*link* holds *imei* now; commands wait until :meth:`tracker_ready`."""
+        """*link* holds *imei* now; commands wait until :meth:`tracker_ready`.
+        A connection it replaces is gone, as in :meth:`tracker_gone`."""
+        replaced = self._connections.get(imei)
+        if replaced is not None:
+            replaced.link.abandon_command()
+            self._release(imei, replaced, _REPLACED_BEFORE_ANSWER)
         self._connections[imei] = _Connection(link)
 
     def tracker_ready(self, imei: str, link: CommandLink) -> None:
