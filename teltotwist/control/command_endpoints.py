@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_control_commands_api -*-
+# -*- test-case-name: tests.test_control_commands_api,tests.test_control_commands_outcomes -*-  # noqa: E501
 """The command endpoints of the HTTP API, on the gateway's
 :class:`~teltotwist.gateway.commands.CommandCenter`.
 
