@@ -6,7 +6,9 @@ import csv
 import gzip
 import json
 
-from teltotwist.catalogue.build import build, encode
+import pytest
+
+from teltotwist.catalogue.build import build, encode, main
 from teltotwist.catalogue.catalogue import DATA_PATH
 from tests.vectors import VECTORS_DIR
 
@@ -53,3 +55,10 @@ def test_variable_length_has_no_size() -> None:
     row = next(row for row in csv_rows() if row["bytes"] == "variable")
 
     assert build([row])["rows"][0][2] is None
+
+
+def test_build_without_the_csv_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main([]) == 2
+    assert "usage: python -m teltotwist.catalogue.build" in capsys.readouterr().err

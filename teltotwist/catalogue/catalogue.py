@@ -86,18 +86,20 @@ class Catalogue:
             for io_id, name in unique_names(self._rows_of(model).values()).items():
                 names[io_id].add(name)
         rows = {
-            io_id: rows[0]
-            for io_id, rows in self._by_id.items()
-            if len({row.meaning for row in rows}) == 1
+            io_id: candidates[0]
+            for io_id, candidates in self._by_id.items()
+            if len({row.meaning for row in candidates}) == 1
         }
         agreed = {
             io_id: next(iter(names[io_id])) for io_id in rows if len(names[io_id]) == 1
         }
         taken = Counter(agreed.values())
         return rows, {
-            io_id: agreed[io_id]
-            if taken[agreed.get(io_id, "")] == 1
-            else f"{row.attribute_name}_{io_id}"
+            io_id: (
+                agreed[io_id]
+                if io_id in agreed and taken[agreed[io_id]] == 1
+                else f"{row.attribute_name}_{io_id}"
+            )
             for io_id, row in rows.items()
         }
 
