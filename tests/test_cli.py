@@ -1,5 +1,6 @@
 """The ``teltotwist`` command line starts fast: only the chosen sub-command's
-code is imported, and ``decode`` and ``--version`` import no Twisted."""
+code is imported, and ``decode``, ``catalogue`` and ``--version`` import no
+Twisted."""
 
 from __future__ import annotations
 
@@ -35,9 +36,16 @@ def twisted_modules_loaded(*arguments: str) -> str:
 
 @pytest.mark.parametrize(
     "arguments",
-    [["decode", by_id("wiki-c8-tcp-1").entry["hex"]], ["--version"], ["--help"]],
+    [
+        ["decode", by_id("wiki-c8-tcp-1").entry["hex"]],
+        ["decode", "--model", "FMB920", by_id("wiki-c8-tcp-1").entry["hex"]],
+        ["catalogue", "--model", "FMB920"],
+        ["catalogue", "--id", "66", "--json"],
+        ["--version"],
+        ["--help"],
+    ],
 )
-def test_decode_and_version_import_no_twisted(arguments: list[str]) -> None:
+def test_decode_catalogue_and_version_import_no_twisted(arguments: list[str]) -> None:
     assert twisted_modules_loaded(*arguments) == "[]"
 
 

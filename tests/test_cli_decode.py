@@ -69,6 +69,59 @@ def test_udp_adds_imei_and_both_ids(capsys: pytest.CaptureFixture[str]) -> None:
     assert len(line["records"]) == 1
 
 
+def test_model_adds_attributes_beside_the_raw_io(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    status, [line] = run_decode(capsys, "--model", "FMB920", WIKI_CODEC8.entry["hex"])
+
+    [record] = line["records"]
+    assert status == 0
+    assert record["io"] == {"21": 3, "1": 1, "66": 24079, "241": 24602, "78": 0}
+    assert record["attributes"] == {
+        "gsm_signal": 3,
+        "digital_input_1": 1,
+        "external_voltage": 24.079,
+        "active_gsm_operator": 24602,
+        "ibutton": 0,
+    }
+
+
+def test_model_reads_ids_its_own_way(capsys: pytest.CaptureFixture[str]) -> None:
+    frame = by_id("traccar-08-avl").entry["hex"]
+    _, [fmb920] = run_decode(capsys, "--model", "FMB920", frame)
+    _, [fmb640] = run_decode(capsys, "--model", "fmb640", frame)
+
+    assert fmb920["records"][0]["attributes"]["ble_battery_3"] == 3
+    assert fmb640["records"][0]["attributes"]["data_mode"] == 3
+    assert fmb640["records"][0]["attributes"]["external_voltage"] == 28713
+
+
+def test_udp_with_model_names_the_records(capsys: pytest.CaptureFixture[str]) -> None:
+    vector = by_id("wiki-c8e-udp-1")
+    _, [line] = run_decode(capsys, "--udp", "--model", "FMB920", vector.entry["hex"])
+
+    [record] = line["records"]
+    assert set(record["attributes"]) and "io" in record
+
+
+def test_without_model_no_attributes(capsys: pytest.CaptureFixture[str]) -> None:
+    _, [line] = run_decode(capsys, WIKI_CODEC8.entry["hex"])
+
+    assert "attributes" not in line["records"][0]
+
+
+def test_unknown_model_is_a_usage_error_with_near_matches(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["decode", "--model", "FMB92", WIKI_CODEC8.entry["hex"]])
+
+    error = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert "unknown tracker model 'FMB92'" in error
+    assert "FMB920" in error
+
+
 def test_glued_ping_and_login_in_one_input_is_an_error(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -16,6 +16,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "teltotwist"
 
 MAY_IMPORT = {
+    "catalogue": {"catalogue"},
     "codec": {"codec"},
     "gateway": {"codec", "gateway", "sinks.interfaces", "sinks"},
     "control": {"codec", "gateway", "control"},
@@ -28,7 +29,7 @@ MAY_IMPORT = {
 import. ``gateway`` may import ``sinks`` only for the ``IRecordSink``
 interface, which the package ``teltotwist.sinks`` re-exports."""
 
-NO_TWISTED = {"codec"}
+NO_TWISTED = {"catalogue", "codec"}
 """Layers that are pure: no Twisted, so they run under any event loop."""
 
 

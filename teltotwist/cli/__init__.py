@@ -3,8 +3,8 @@
 
 Each sub-command's options are registered here, but the module that runs it
 (``teltotwist.cli.<command>``, with its ``run(arguments)``) is imported only
-once it was chosen: ``decode``, ``trackers``, ``command`` and ``--version``
-import no Twisted.
+once it was chosen: ``decode``, ``catalogue``, ``trackers``, ``command`` and
+``--version`` import no Twisted.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from teltotwist.cli import (
+    catalogue,
     command_options,
     decode,
     device_options,
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     decode.register(commands)
+    catalogue.register(commands)
     device_options.register(commands)
     load_options.register(commands)
     trackers.register(commands)

@@ -1,0 +1,97 @@
+"""Raw IO values read as the catalogue row says: signed, scaled, hex, text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from teltotwist.catalogue import Definition, load_catalogue
+from teltotwist.catalogue.values import IoValue, converter
+
+
+def definition(
+    *, kind: str = "Unsigned", size: int | None = 2, multiplier: str = "1"
+) -> Definition:
+    return Definition(
+        io_id=1000,
+        name="Test",
+        size=size,
+        type=kind,
+        minimum=0,
+        maximum=0,
+        multiplier=multiplier,
+        units="",
+        description="",
+        models=frozenset({"FMB920"}),
+    )
+
+
+def value_for(model: str, io_id: int, raw: IoValue) -> Any:
+    row = load_catalogue().naming(model).definitions[io_id]
+    return converter(row)(raw)
+
+
+def test_external_voltage_scaled_to_volts_for_fmb920() -> None:
+    assert value_for("FMB920", 66, 24079) == 24.079
+
+
+def test_external_voltage_stays_millivolts_for_fmb640() -> None:
+    assert value_for("FMB640", 66, 24079) == 24079
+
+
+@pytest.mark.parametrize(
+    ("raw", "axis"), [(0xFFE5, -27), (0xFD1D, -739), (31, 31), (0x8000, -32768)]
+)
+def test_accelerometer_axes_are_signed_for_fmb920(raw: int, axis: int) -> None:
+    assert value_for("FMB920", 17, raw) == axis
+    assert value_for("FMB920", 19, raw) == axis
+
+
+def test_signed_and_scaled_for_tat100_axes() -> None:
+    assert value_for("TAT100", 17, 0xFFE5) == -0.027
+
+
+@pytest.mark.parametrize(
+    ("multiplier", "raw", "expected"),
+    [
+        ("0.1", 3001, 300.1),
+        ("0.01", 1, 0.01),
+        ("0.03125", 3, 0.09375),
+        ("10", 7, 70),
+        ("0", 7, 7),
+        ("", 7, 7),
+    ],
+)
+def test_multiplier_rounded_to_its_decimals(
+    multiplier: str, raw: int, expected: float
+) -> None:
+    value = converter(definition(multiplier=multiplier))(raw)
+
+    assert value == expected
+    assert type(value) is type(expected)
+
+
+def test_hex_keeps_the_catalogue_size() -> None:
+    convert = converter(definition(kind="Hex", size=8))
+
+    assert convert(0x1A2B) == "0000000000001a2b"
+    assert convert(b"\xab\xcd") == "abcd"
+
+
+def test_variable_length_number_stays_hex() -> None:
+    assert converter(definition(size=None))(b"\x01\xff") == "01ff"
+
+
+@pytest.mark.parametrize(
+    ("raw", "text"),
+    [
+        (b"WV1ZZZ2EZ86015388", "WV1ZZZ2EZ86015388"),
+        (b"ABC\x00\x00", "ABC"),
+        (bytes(17), ""),
+        (b"AB\x07C", "41420743"),
+        (b"\xffAB", "ff4142"),
+    ],
+)
+def test_ascii_is_text_where_printable_else_hex(raw: bytes, text: str) -> None:
+    assert converter(definition(kind="ASCII", size=None))(raw) == text
