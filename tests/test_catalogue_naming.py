@@ -130,3 +130,57 @@ def test_attributes_take_any_mapping() -> None:
     assert load_catalogue().naming("fmb920").attributes(io) == {
         "external_voltage": 24.079
     }
+
+
+def _rows_of(model: str) -> dict[int, dict[str, str]]:
+    with (VECTORS_DIR / "avl_ids.csv").open(encoding="utf-8", newline="") as f:
+        return {
+            int(row["id"]): row
+            for row in csv.DictReader(f)
+            if model in {m.strip() for m in row["supported_models"].split(",")}
+        }
+
+
+def _expected_number(row: Mapping[str, str], raw: int) -> int | float:
+    """The value the catalogue row means, worked out here independently."""
+    value = raw
+    if row["type"] == "Signed":
+        bits = 8 * int(row["bytes"])
+        if raw >= 1 << (bits - 1) and raw < 1 << bits:
+            value = raw - (1 << bits)
+    multiplier = row["multiplier"]
+    if multiplier in ("", "0", "1"):
+        return value
+    decimals = len(multiplier.partition(".")[2])
+    return round(value * float(multiplier), decimals)
+
+
+AVL_VECTORS = [
+    "wiki-fmb920pdf-tcp",
+    "traccar-19-avl",
+    "traccar-08-avl",
+    "traccar-11-avl",
+    "traccar-26-avl",
+    "traccar-07-avl",
+]
+
+
+@pytest.mark.parametrize("model", load_catalogue().models())
+def test_every_model_names_and_scales_real_frames_as_its_rows_say(model: str) -> None:
+    rows = _rows_of(model)
+    naming = load_catalogue().naming(model)
+    for vector_id in AVL_VECTORS:
+        for record in records(vector_id):
+            attributes = naming.attributes(record.io)
+            for io_id, raw in record.io.items():
+                row = rows.get(io_id)
+                if row is None:
+                    continue
+                key = attribute_name(row["name"])
+                name = naming.names[io_id]
+                assert name in (key, f"{key}_{io_id}"), (model, io_id)
+                if isinstance(raw, int) and row["type"] in ("Signed", "Unsigned"):
+                    assert attributes[name] == _expected_number(row, raw), (
+                        model,
+                        io_id,
+                    )
