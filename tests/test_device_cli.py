@@ -30,6 +30,8 @@ def test_two_packets_reach_twistd_then_the_device_exits(
             IMEI,
             "--codec",
             "16",
+            "--model",
+            "fmb640",
             "--records-per-packet",
             "3",
             "--interval",
@@ -64,7 +66,7 @@ def test_two_packets_reach_twistd_then_the_device_exits(
     assert len(records) == 6
     assert {(record["imei"], record["codec"]) for record in records} == {(IMEI, "16")}
     assert all(record["io"]["239"] == 1 for record in records)
-    odometer = [record["io"]["16"] for record in records]
+    odometer = [record["io"]["216"] for record in records]  # FMB640's total odometer
     assert odometer == sorted(odometer)
 
 
@@ -109,6 +111,28 @@ def test_the_answer_delay_is_one_time_or_a_range(
     text: str, delay: tuple[float, float]
 ) -> None:
     assert seconds_range(text) == delay
+
+
+def test_an_unknown_model_is_a_usage_error_with_near_matches(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(
+            [
+                "device",
+                "--server",
+                "tcp:127.0.0.1:1",
+                "--imei",
+                IMEI,
+                "--model",
+                "FMB64",
+            ]
+        )
+
+    error = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert "unknown tracker model 'FMB64'" in error
+    assert "FMB640" in error
 
 
 def test_a_bad_server_endpoint_is_a_usage_error() -> None:

@@ -7,20 +7,21 @@ import random
 import pytest
 from twisted.internet.task import Clock
 
-from teltotwist.codec import AvlPacket, Codec, decode_frame, encode_frame
+from teltotwist.catalogue import load_catalogue
+from teltotwist.codec import AvlPacket, AvlRecord, Codec, decode_frame, encode_frame
 from teltotwist.device import RoutePoint, RouteWalker, TelemetrySource
 
 START = 1_795_000_000.0
 
 
-def source(codec: Codec, clock: Clock) -> TelemetrySource:
+def source(codec: Codec, clock: Clock, model: str = "FMB920") -> TelemetrySource:
     walker = RouteWalker(
         [RoutePoint(54.0, 25.0, 100), RoutePoint(54.1, 25.0, 140)],
         random.Random(3),
         min_speed=36,
         max_speed=36,
     )
-    return TelemetrySource(clock, codec, walker, random.Random(4))
+    return TelemetrySource(clock, codec, walker, random.Random(4), model)
 
 
 @pytest.mark.parametrize("codec", [Codec.CODEC8, Codec.CODEC8E, Codec.CODEC16])
@@ -65,3 +66,58 @@ def test_io_of_a_moving_car_with_odometer_following_the_distance() -> None:
 def test_only_avl_codecs() -> None:
     with pytest.raises(ValueError, match="codec 12 carries no AVL records"):
         TelemetrySource(Clock(), Codec.CODEC12)
+
+
+def test_by_default_an_fmb920_still_sends_the_ids_it_sent_before() -> None:
+    """Before ``--model``, the tracker sent these five ids with these sizes."""
+    clock = Clock()
+    clock.advance(100)
+
+    telemetry = TelemetrySource(clock, Codec.CODEC8)
+
+    assert telemetry.model_io.model == "FMB920"
+    sent = sizes(telemetry.sample())
+    assert {239: 1, 240: 1, 21: 1, 66: 2, 16: 4}.items() <= sent.items()
+
+
+def sizes(record: AvlRecord) -> dict[int, int]:
+    """Each IO id of *record* and its size in bytes, from its layout."""
+    ids = iter(record.io)
+    return {
+        next(ids): size
+        for size, count in zip((1, 2, 4, 8), record.io_layout, strict=False)
+        for _ in range(count)
+    }
+
+
+EXPECTED_IDS = {
+    "FMB920": {239, 240, 21, 80, 69, 66, 67, 17, 18, 19, 16, 199, 11, 14},
+    "FMC130": {239, 240, 21, 80, 69, 66, 67, 17, 18, 19, 16, 199, 11, 14},
+    "FMB640": {239, 240, 21, 22, 71, 66, 67, 236, 237, 238, 216, 199},
+}
+
+
+@pytest.mark.parametrize("model", sorted(EXPECTED_IDS))
+@pytest.mark.parametrize("codec", [Codec.CODEC8, Codec.CODEC8E])
+def test_a_model_sends_what_its_catalogue_names(model: str, codec: Codec) -> None:
+    clock = Clock()
+    telemetry = source(codec, clock, model)
+    clock.advance(100)
+    sent = telemetry.sample()
+    [record] = decode_frame(encode_frame(AvlPacket(codec, (sent,)))).records  # type: ignore[union-attr]
+
+    naming = load_catalogue().naming(model)
+    attributes = naming.attributes(record.io)
+
+    assert set(record.io) == EXPECTED_IDS[model]
+    assert all(size == naming.definitions[i].size for i, size in sizes(record).items())
+    millivolts = 1 if model == "FMB640" else 1000  # FMB640 names millivolts
+    assert 12_000 <= attributes["external_voltage"] * millivolts <= 14_000
+    assert 4_000 <= attributes["battery_voltage_67"] * millivolts <= 4_200
+    assert attributes["gnss_status"] == (3 if model == "FMB640" else 1)  # with fix
+    assert (attributes["ignition"], attributes["movement"]) == (1, 1)
+    assert attributes["data_mode"] == 1  # home on moving
+    assert attributes["gsm_signal"] in range(3, 6)
+    assert attributes["total_odometer"] == attributes["trip_odometer"] == 1000
+    assert -1040 <= attributes["axis_z"] <= -960  # at rest: gravity, in mG
+    assert all(-60 <= attributes[axis] <= 60 for axis in ("axis_x", "axis_y"))

@@ -21,7 +21,7 @@ MAY_IMPORT = {
     "gateway": {"codec", "gateway", "sinks.interfaces", "sinks"},
     "control": {"codec", "gateway", "control"},
     "sinks": {"codec", "gateway.items", "sinks"},
-    "device": {"codec", "device"},
+    "device": {"catalogue", "codec", "device"},
     "load": {"codec", "device", "load"},
     "testing": {"codec", "gateway", "sinks", "testing"},
 }

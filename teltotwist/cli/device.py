@@ -47,6 +47,8 @@ def run(arguments: argparse.Namespace) -> int:
         )
         if arguments.answer_delay is not None:
             settings = attrs.evolve(settings, answer_delay=arguments.answer_delay)
+        if arguments.model is not None:
+            settings = attrs.evolve(settings, model=arguments.model)
     except (RouteError, ValueError) as error:
         print(f"teltotwist device: error: {error}", file=sys.stderr)
         return 2

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from teltotwist.cli.arguments import CODECS, positive
+from teltotwist.cli.tracker_model import tracker_model
 
 
 def register(commands: Any) -> None:
@@ -29,6 +30,12 @@ def register(commands: Any) -> None:
     parser.add_argument("--imei", required=True, help="the IMEI to log in with")
     parser.add_argument(
         "--codec", choices=list(CODECS), default="8", help="AVL codec (default 8)"
+    )
+    parser.add_argument(
+        "--model",
+        type=tracker_model,
+        metavar="MODEL",
+        help="send the IO ids of this tracker model (default FMB920)",
     )
     parser.add_argument(
         "--records-per-packet",

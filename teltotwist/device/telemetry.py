@@ -4,17 +4,18 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 
 from twisted.internet.interfaces import IReactorTime
 
-from teltotwist.codec import AvlRecord, Codec, io_elements
+from teltotwist.codec import AvlRecord, Codec
+from teltotwist.device.model_io import ModelIo
 from teltotwist.device.route import Position, RouteWalker
 
-IGNITION = 239
-MOVEMENT = 240
-GSM_SIGNAL = 21
-EXTERNAL_VOLTAGE = 66
-TOTAL_ODOMETER = 16
+DEFAULT_MODEL = "FMB920"
+"""The model the virtual tracker imitates unless told otherwise."""
+ICCID = (8937_0200_00, 12_3456_7890)
+"""The SIM card's ICCID (8937020000 1234567890), as IO ``iccid1`` and ``iccid2``."""
 PERIODICAL = 7
 """Codec 16 generation type of a periodic record."""
 
@@ -23,21 +24,12 @@ def build_record(
     position: Position,
     *,
     timestamp_ms: int,
-    odometer_m: int,
-    gsm_signal: int,
-    voltage_mv: int,
+    readings: Mapping[str, int],
+    model_io: ModelIo,
     codec: Codec,
 ) -> AvlRecord:
-    """A periodic record (event 0) of a car with its ignition on."""
-    io, layout = io_elements(
-        io1={
-            IGNITION: 1,
-            MOVEMENT: 1 if position.speed else 0,
-            GSM_SIGNAL: gsm_signal,
-        },
-        io2={EXTERNAL_VOLTAGE: voltage_mv},
-        io4={TOTAL_ODOMETER: odometer_m},
-    )
+    """A periodic record (event 0) with *readings* as *model_io* sends them."""
+    io, layout = model_io.elements(readings)
     return AvlRecord(
         timestamp_ms=timestamp_ms,
         priority=0,
@@ -55,7 +47,8 @@ def build_record(
 
 
 class TelemetrySource:
-    """Records of a tracker driving *walker*'s route, timed by *clock*."""
+    """Records of a *model* tracker in a car driving *walker*'s route, timed by
+    *clock*: ignition on, external power, the accelerometer at rest."""
 
     def __init__(
         self,
@@ -63,9 +56,11 @@ class TelemetrySource:
         codec: Codec = Codec.CODEC8,
         walker: RouteWalker | None = None,
         rng: random.Random | None = None,
+        model: str = DEFAULT_MODEL,
     ) -> None:
         if not codec.carries_records:
             raise ValueError(f"codec {codec.label} carries no AVL records")
+        self.model_io = ModelIo(model)
         self.codec = codec
         self._clock = clock
         self._rng = rng or random.Random()
@@ -80,8 +75,30 @@ class TelemetrySource:
         return build_record(
             position,
             timestamp_ms=round(now * 1000),
-            odometer_m=int(self.walker.odometer_m) & 0xFFFFFFFF,
-            gsm_signal=self._rng.randint(3, 5),
-            voltage_mv=self._rng.randint(12_000, 14_000),
+            readings=self._readings(position),
+            model_io=self.model_io,
             codec=self.codec,
         )
+
+    def _readings(self, position: Position) -> dict[str, int]:
+        draw = self._rng.randint
+        moving = 1 if position.speed else 0
+        odometer_m = int(self.walker.odometer_m) & 0xFFFFFFFF
+        readings = {
+            "ignition": 1,
+            "movement": moving,
+            "gsm_signal": draw(3, 5),
+            "external_voltage": draw(12_000, 14_000),
+            "total_odometer": odometer_m,
+            "trip_odometer": odometer_m,
+            "data_mode": moving,  # 0 home on stop, 1 home on moving
+            "battery_voltage": draw(4_000, 4_200),
+            "axis_x": draw(-60, 60),
+            "axis_y": draw(-60, 60),
+            "axis_z": draw(-1_040, -960),
+            "iccid1": ICCID[0],
+            "iccid2": ICCID[1],
+        }
+        if self.model_io.gnss_fix is not None:
+            readings["gnss_status"] = self.model_io.gnss_fix
+        return readings

@@ -30,6 +30,7 @@ from twisted.internet.protocol import Protocol
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
+from teltotwist.catalogue import load_catalogue
 from teltotwist.codec import (
     AvlPacket,
     AvlRecord,
@@ -45,7 +46,7 @@ from teltotwist.device.answers import ANSWERED_CODECS, Answer, answer_commands
 from teltotwist.device.commands import CommandResponder
 from teltotwist.device.replies import Ack, LoginReply, ReplyReader
 from teltotwist.device.route import BUILT_IN_ROUTE, RoutePoint, RouteWalker
-from teltotwist.device.telemetry import TelemetrySource
+from teltotwist.device.telemetry import DEFAULT_MODEL, TelemetrySource
 
 PING = b"\xff"
 
@@ -96,6 +97,8 @@ class TrackerSettings:
 
     imei: str
     codec: Codec = Codec.CODEC8
+    model: str = DEFAULT_MODEL
+    """The tracker model whose IO ids it sends (see :class:`ModelIo`)."""
     records_per_packet: int = 1
     interval: float = 10.0
     """A packet is due every *interval*: one record every
@@ -116,6 +119,7 @@ class TrackerSettings:
             raise ValueError(f"IMEI must be up to 32 digits, not {self.imei!r}")
         if not self.codec.carries_records:
             raise ValueError(f"codec {self.codec.label} carries no AVL records")
+        load_catalogue().model_named(self.model)  # UnknownModelError: a ValueError
         if not 1 <= self.records_per_packet <= 255:
             raise ValueError(
                 f"records per packet must be 1..255, not {self.records_per_packet}"
@@ -193,7 +197,7 @@ class VirtualTracker:
         rng = rng or random.Random()
         self._rng = rng
         self.telemetry = TelemetrySource(
-            clock, settings.codec, RouteWalker(route, rng), rng
+            clock, settings.codec, RouteWalker(route, rng), rng, settings.model
         )
         self.responder = CommandResponder(settings.imei, clock.seconds())
         self.flash: deque[AvlRecord] = deque()
