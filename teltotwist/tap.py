@@ -19,6 +19,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.failure import Failure
 
+from teltotwist.catalogue import load_catalogue
 from teltotwist.codec import ImeiPolicy
 from teltotwist.control.api import ApiResource, ApiSite
 from teltotwist.control.auth import ApiToken, TokenError, configured_token
@@ -27,6 +28,7 @@ from teltotwist.control.metrics import GatewayMetrics
 from teltotwist.control.service import ApiService
 from teltotwist.gateway.allowlist import AllowlistError, ImeiAllowlist, parse_allowlist
 from teltotwist.gateway.limits import DuplicateLogin, Limits
+from teltotwist.gateway.models import ModelsError, TrackerModels
 from teltotwist.gateway.service import (
     DEFAULT_DRAIN_TIMEOUT,
     DEFAULT_SINK_READY_TIMEOUT,
@@ -117,6 +119,20 @@ class Options(usage.Options):
             None,
             "File of IMEIs allowed to log in, one per line; others are refused. "
             "Re-read when it changes or on SIGHUP. Default: all may log in.",
+        ],
+        [
+            "models",
+            None,
+            None,
+            "CSV file of imei,model lines naming each tracker's model, for the "
+            "records' attributes. Re-read when it changes or on SIGHUP.",
+        ],
+        [
+            "default-model",
+            None,
+            None,
+            "Model of the trackers not in --models. Default: unknown (only the "
+            "IO ids every model reads alike are named).",
         ],
         [
             "imei-length",
@@ -231,6 +247,14 @@ class Options(usage.Options):
         ],
     ]
 
+    optFlags: ClassVar[list[list[str | None]]] = [
+        [
+            "no-attributes",
+            None,
+            "Leave the records without attributes (their raw io only).",
+        ],
+    ]
+
     def __init__(self) -> None:
         usage.Options.__init__(self)
         self["sinks"] = []
@@ -272,6 +296,7 @@ class Options(usage.Options):
         except Exception as error:
             raise usage.UsageError(f"--port {port}: {error}") from None
         self._api_options(reactor)
+        self._naming_options(reactor)
         if self["allow-imeis"] is not None:
             path = Path(self["allow-imeis"])
             if not path.is_file():
@@ -280,6 +305,23 @@ class Options(usage.Options):
                 parse_allowlist(path.read_text(encoding="utf-8"), str(path))
             except (AllowlistError, OSError, UnicodeDecodeError) as error:
                 raise usage.UsageError(f"--allow-imeis: {error}") from None
+
+    def _naming_options(self, reactor: Any) -> None:
+        """``naming``: the :class:`TrackerModels` of --models and
+        --default-model, or None for --no-attributes."""
+        self["naming"] = None
+        chosen = [f"--{name}" for name in ("models", "default-model") if self[name]]
+        if self["no-attributes"]:
+            if chosen:
+                raise usage.UsageError(f"--no-attributes contradicts {chosen[0]}")
+            return
+        path = None if self["models"] is None else Path(self["models"])
+        try:
+            self["naming"] = TrackerModels(
+                load_catalogue(), reactor, path, self["default-model"]
+            )
+        except ModelsError as error:
+            raise usage.UsageError(str(error)) from None
 
     def _api_options(self, reactor: Any) -> None:
         """``api-endpoint`` (None for ``--api none``) and ``api-token`` (None
@@ -326,8 +368,17 @@ def _everyone(imei: str) -> bool:
     return True
 
 
-def _nothing_to_reload() -> None:
-    _log.info("SIGHUP: nothing to reload (no --allow-imeis)")
+def _reload_all(reloads: list[Callable[[], None]]) -> Callable[[], None]:
+    """What SIGHUP does: call every one of *reloads*, or log that there is
+    nothing to reload."""
+
+    def reload() -> None:
+        if not reloads:
+            _log.info("SIGHUP: nothing to reload (no --allow-imeis, no --models)")
+        for each in reloads:
+            each()
+
+    return reload
 
 
 def _exit_unable_to_listen(failure: Failure) -> None:
@@ -353,7 +404,7 @@ def makeService(options: Options) -> IService:
 
     root = MultiService()
     allow: Callable[[str], bool] = _everyone
-    reload: Callable[[], None] = _nothing_to_reload
+    reloads: list[Callable[[], None]] = []
     allowlist: ImeiAllowlist | None = None
     if options["allow-imeis"] is not None:
         try:
@@ -361,8 +412,14 @@ def makeService(options: Options) -> IService:
         except AllowlistError as error:
             raise usage.UsageError(str(error)) from None
         root.addService(allowlist)
-        allow, reload = allowlist, allowlist.reload
-    root.addService(ReloadOnHangup(reload))
+        allow = allowlist
+        reloads.append(allowlist.reload)
+    naming: TrackerModels | None = options["naming"]
+    if naming is not None:
+        root.addService(naming)
+        if naming.path is not None:
+            reloads.append(naming.reload)
+    root.addService(ReloadOnHangup(_reload_all(reloads)))
     limits = Limits(
         login_timeout=options["login-timeout"],
         idle_timeout=options["idle-timeout"],
@@ -390,6 +447,7 @@ def makeService(options: Options) -> IService:
         drain_timeout=options["drain-timeout"],
         sink_ready_timeout=options["sink-ready-timeout"],
         state_dir=Path(options["state-dir"]),
+        naming=(lambda imei: None) if naming is None else naming,
     )
     if allowlist is not None:
         allowlist.on_reload(gateway.factory.close_disallowed)

@@ -6,6 +6,7 @@ import json
 
 import attrs
 
+from teltotwist.catalogue import load_catalogue
 from teltotwist.codec import Codec
 from teltotwist.gateway.items import TrackerRecord, UnparsedFrame, json_line, record_id
 from tests.vectors import WIKI_CODEC8_JSON, build_record, by_id
@@ -37,6 +38,25 @@ def test_record_json_is_the_contract_with_server_fields_first() -> None:
     assert document["id"].startswith(f"{IMEI}:1560161086000:")
     body = {key: document[key] for key in list(document)[3:]}
     assert body == WIKI_CODEC8_JSON["records"][0]
+
+
+def test_named_records_carry_attributes_after_the_raw_io() -> None:
+    record = build_record(io1={1: 1}, io2={66: 24079})
+    naming = load_catalogue().naming("FMB920")
+
+    document = TrackerRecord.named(
+        IMEI, Codec.CODEC8, record, RECEIVED_AT, naming
+    ).to_json()
+
+    assert list(document)[-2:] == ["io", "attributes"]
+    assert document["io"] == {"1": 1, "66": 24079}
+    assert document["attributes"] == {"digital_input_1": 1, "external_voltage": 24.079}
+
+
+def test_without_naming_records_have_no_attributes_key() -> None:
+    item = TrackerRecord.named(IMEI, Codec.CODEC8, build_record(), RECEIVED_AT, None)
+
+    assert "attributes" not in item.to_json()
 
 
 def test_id_is_the_same_for_a_resent_record_whatever_the_codec() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -11,11 +12,13 @@ import pytest
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogEvent, LogLevel, capturedLogs, formatEvent
 
+from teltotwist.catalogue import load_catalogue
 from teltotwist.codec import Codec, tcp_ack
 from teltotwist.gateway.dispatch import Dispatcher
 from teltotwist.gateway.events import DataPathEvents, LoginResult, Rejection, Transport
 from teltotwist.gateway.items import TrackerRecord
 from teltotwist.gateway.limits import DuplicateLogin, Limits
+from teltotwist.gateway.models import TrackerModels
 from teltotwist.gateway.tcp import TeltonikaTcpFactory
 from teltotwist.testing import FakeTracker, RecordingSink
 from tests.observer import RecordingObserver
@@ -63,6 +66,30 @@ def test_records_reach_the_sink_and_the_tracker_gets_its_ack(
 
     assert [item.imei for item in sink.items] == [tracker.imei] * 2
     assert all(isinstance(item, TrackerRecord) for item in sink.items)
+
+
+def test_records_are_named_by_the_model_their_imei_has_now(
+    clock: MemoryReactorClock, sink: RecordingSink, tmp_path: Path
+) -> None:
+    models_file = tmp_path / "models.csv"
+    models_file.write_text("356307042441013,FMB640\n")
+    models = TrackerModels(load_catalogue(), clock, models_file, "FMB920")
+    dispatcher = Dispatcher([sink], LIMITS.sink_timeout, clock)
+    factory = TeltonikaTcpFactory(dispatcher, clock, limits=LIMITS, naming=models)
+    tracker = FakeTracker(factory, imei="356307042441013")
+    other = FakeTracker(factory, imei="352093081452251")
+    tracker.login()
+    other.login()
+
+    tracker.send(CODEC8)
+    other.send(CODEC8)
+    models_file.write_text("# all FMB920 now\n")
+    models.reload()
+    tracker.send(CODEC8)
+
+    voltages = [item.to_json()["attributes"]["external_voltage"] for item in sink.items]
+    assert voltages == [24079, 24.079, 24.079]
+    assert [item.to_json()["io"]["66"] for item in sink.items] == [24079] * 3
 
 
 def test_no_ack_and_no_reading_until_the_sink_accepts(

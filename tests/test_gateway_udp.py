@@ -25,6 +25,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogEvent, LogLevel, capturedLogs, formatEvent
 from zope.interface import implementer
 
+from teltotwist.catalogue import load_catalogue
 from teltotwist.codec import (
     AvlPacket,
     Codec,
@@ -38,6 +39,7 @@ from teltotwist.gateway.dispatch import Dispatcher
 from teltotwist.gateway.events import DataPathEvents, LoginResult, Rejection, Transport
 from teltotwist.gateway.faultlog import DEFAULT_BURST
 from teltotwist.gateway.limits import Limits
+from teltotwist.gateway.models import NamingFor, TrackerModels
 from teltotwist.gateway.udp import TeltonikaUdpProtocol
 from teltotwist.testing import RecordingSink
 from tests.observer import RecordingObserver
@@ -100,7 +102,9 @@ def delivered_ids(gateway: Gateway) -> list[str]:
 
 
 def make_gateway(
-    allow: Callable[[str], bool] = lambda imei: True, limits: Limits = Limits()
+    allow: Callable[[str], bool] = lambda imei: True,
+    limits: Limits = Limits(),
+    naming: NamingFor = lambda imei: None,
 ) -> Gateway:
     clock = MemoryReactorClock()
     sink = RecordingSink()
@@ -115,6 +119,7 @@ def make_gateway(
         dedupe_window=WINDOW,
         now_ms=lambda: RECEIVED_AT_MS,
         events=events,
+        naming=naming,
     )
     transport = RecordingTransport()
     protocol.makeConnection(transport)
@@ -208,6 +213,22 @@ def test_sinks_get_the_record_json(gateway: Gateway) -> None:
         "speed": 0,
         "event_id": 1,
         "io": {"21": 3, "1": 1, "66": 23996},
+    }
+
+
+def test_records_are_named_by_the_model_of_their_imei() -> None:
+    models = TrackerModels(load_catalogue(), MemoryReactorClock(), None, "FMB920")
+    gateway = make_gateway(naming=models)
+
+    gateway.receive(C8)
+
+    [[item]] = gateway.sink.deliveries
+    record = item.to_json()
+    assert record["io"] == {"21": 3, "1": 1, "66": 23996}
+    assert record["attributes"] == {
+        "gsm_signal": 3,
+        "digital_input_1": 1,
+        "external_voltage": 23.996,
     }
 
 

@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "teltotwist"
 MAY_IMPORT = {
     "catalogue": {"catalogue"},
     "codec": {"codec"},
-    "gateway": {"codec", "gateway", "sinks.interfaces", "sinks"},
+    "gateway": {"catalogue", "codec", "gateway", "sinks.interfaces", "sinks"},
     "control": {"codec", "gateway", "control"},
     "sinks": {"codec", "gateway.items", "sinks"},
     "device": {"catalogue", "codec", "device"},

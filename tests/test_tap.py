@@ -17,6 +17,7 @@ from twisted.python import usage
 from teltotwist.codec import ImeiPolicy
 from teltotwist.gateway.allowlist import ImeiAllowlist
 from teltotwist.gateway.limits import DuplicateLogin
+from teltotwist.gateway.models import TrackerModels
 from teltotwist.gateway.service import GatewayService
 from teltotwist.sinks.file import FileSink
 from teltotwist.sinks.log import LogSink
@@ -284,3 +285,98 @@ def test_state_dir_is_created_at_the_first_command_and_kept_across_starts(
 
 def test_state_dir_defaults_to_teltotwist_state() -> None:
     assert parse()["state-dir"] == "teltotwist-state"
+
+
+def gateway_of(options: Options) -> GatewayService:
+    root = makeService(options)
+    [gateway] = [s for s in IServiceCollection(root) if isinstance(s, GatewayService)]
+    return gateway
+
+
+def attributes(options: Options, imei: str, io: dict[int, int]) -> object:
+    """What the gateway of *options* would name *io* from *imei*."""
+    naming = gateway_of(options).factory.naming(imei)
+    assert naming is not None
+    return naming.attributes(io)
+
+
+def test_records_are_named_by_default_without_guessing_a_model() -> None:
+    options = parse("--port", "tcp:0:interface=127.0.0.1")
+
+    assert attributes(options, "356307042441013", {66: 24079, 1: 1}) == {
+        "digital_input_1": 1
+    }
+
+
+def test_models_file_and_default_model_name_each_tracker(tmp_path: Path) -> None:
+    models = tmp_path / "models.csv"
+    models.write_text("356307042441013,FMB640\n")
+    options = parse(
+        "--models",
+        str(models),
+        "--default-model",
+        "fmb920",
+        "--port",
+        "tcp:0:interface=127.0.0.1",
+    )
+
+    voltages = [
+        attributes(options, imei, {66: 24079})
+        for imei in ("356307042441013", "352093081452251")
+    ]
+    assert voltages == [{"external_voltage": 24079}, {"external_voltage": 24.079}]
+
+
+def test_no_attributes_turns_naming_off() -> None:
+    options = parse("--no-attributes", "--port", "tcp:0:interface=127.0.0.1")
+
+    assert gateway_of(options).factory.naming("356307042441013") is None
+
+
+@pytest.mark.parametrize(
+    ("arguments", "problem"),
+    [
+        (["--default-model", "FMB9200"], r"--default-model: .*near matches: .*FMB920"),
+        (["--models", "{dir}/models.csv"], r"models\.csv:2: .*near matches"),
+        (["--models", "{dir}/missing.csv"], "cannot read the models file"),
+        (["--no-attributes", "--default-model", "FMB920"], "contradicts"),
+    ],
+)
+def test_naming_usage_errors(
+    tmp_path: Path, arguments: list[str], problem: str
+) -> None:
+    (tmp_path / "models.csv").write_text("356307042441013,FMB640\n1,FMB6400\n")
+    with pytest.raises(usage.UsageError, match=problem):
+        parse(*(argument.format(dir=tmp_path) for argument in arguments))
+
+
+@pytest_twisted.ensureDeferred
+async def test_sighup_reloads_the_allowlist_and_the_models(tmp_path: Path) -> None:
+    allowlist, models = tmp_path / "imeis.txt", tmp_path / "models.csv"
+    allowlist.write_text("356307042441013\n")
+    models.write_text("356307042441013,FMB640\n")
+    root = makeService(
+        parse(
+            "--allow-imeis",
+            str(allowlist),
+            "--models",
+            str(models),
+            "--port",
+            "tcp:0:interface=127.0.0.1",
+        )
+    )
+    services = list(IServiceCollection(root))
+    [hangup] = [s for s in services if isinstance(s, ReloadOnHangup)]
+    [naming] = [s for s in services if isinstance(s, TrackerModels)]
+    [gateway] = [s for s in services if isinstance(s, GatewayService)]
+    hangup.startService()
+    try:
+        allowlist.write_text("352093081452251\n")
+        models.write_text("356307042441013,FMB920\n")
+        os.kill(os.getpid(), signal.SIGHUP)
+        await deferLater(reactor, 0.05, lambda: None)
+    finally:
+        hangup.stopService()
+
+    assert gateway.factory.allow("352093081452251")
+    assert naming("356307042441013").model == "FMB920"

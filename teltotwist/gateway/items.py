@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import attrs
 
+from teltotwist.catalogue import Naming
 from teltotwist.codec import AvlRecord, Codec, format_timestamp_ms, record_to_json
 
 JsonObject = dict[str, Any]
@@ -56,7 +57,12 @@ def record_id(imei: str, record: AvlRecord) -> str:
 
 @attrs.frozen
 class TrackerRecord:
-    """A decoded AVL record from one tracker, as delivered to the sinks."""
+    """A decoded AVL record from one tracker, as delivered to the sinks.
+
+    *attributes* is the record's IO named for its tracker's model, computed
+    once when the item is built (every sink shares the item); ``None`` with
+    naming off.
+    """
 
     kind: ClassVar[str] = "records"
     """The item's kind in topic and routing-key templates (``{kind}``)."""
@@ -66,20 +72,39 @@ class TrackerRecord:
     record: AvlRecord
     received_at_ms: int
     id: str = attrs.field()
+    attributes: JsonObject | None = attrs.field(default=None, kw_only=True, eq=False)
 
     @id.default
     def _id(self) -> str:
         return record_id(self.imei, self.record)
 
+    @classmethod
+    def named(
+        cls,
+        imei: str,
+        codec: Codec,
+        record: AvlRecord,
+        received_at_ms: int,
+        naming: Naming | None,
+    ) -> TrackerRecord:
+        """The item for *record*, with its attributes by *naming* (none for
+        ``None``)."""
+        attributes = None if naming is None else naming.attributes(record.io)
+        return cls(imei, codec, record, received_at_ms, attributes=attributes)
+
     def to_json(self) -> JsonObject:
-        """The record object of the record JSON contract."""
+        """The record object of the record JSON contract; ``attributes``
+        after ``io``, only with naming on."""
         body = record_to_json(self.record, self.codec)
-        return {
+        result = {
             "id": self.id,
             "imei": self.imei,
             "received_at": format_timestamp_ms(self.received_at_ms),
             **body,
         }
+        if self.attributes is not None:
+            result["attributes"] = self.attributes
+        return result
 
 
 @attrs.frozen

@@ -29,6 +29,7 @@ from teltotwist.gateway.dispatch import Dispatcher
 from teltotwist.gateway.events import DataPathEvents
 from teltotwist.gateway.items import CommandResult, now_ms
 from teltotwist.gateway.limits import Limits
+from teltotwist.gateway.models import NamingFor
 from teltotwist.gateway.registry import TrackerRegistry
 from teltotwist.gateway.tcp import TeltonikaTcpFactory
 from teltotwist.gateway.udp import TeltonikaUdpProtocol
@@ -313,6 +314,7 @@ def makeService(
     sink_ready_timeout: float = DEFAULT_SINK_READY_TIMEOUT,
     state_dir: Path | None = None,
     command_limits: CommandLimits = CommandLimits(),
+    naming: NamingFor = lambda imei: None,
 ) -> GatewayService:
     """The gateway, ready to add to an application's ``MultiService``.
 
@@ -328,6 +330,9 @@ def makeService(
     :param state_dir: where queued commands are kept across restarts (in
         memory only when None); its ``factory.commands`` takes commands.
     :param command_limits: how long commands wait, and how many are kept.
+    :param naming: the naming of an IMEI's records, for their ``attributes``
+        (a :class:`~teltotwist.gateway.models.TrackerModels`); by default
+        records have none.
     """
     registry = TrackerRegistry(now_ms, limits.idle_timeout)
     events = DataPathEvents()
@@ -348,11 +353,18 @@ def makeService(
         registry=registry,
         events=events,
         commands=commands,
+        naming=naming,
     )
     udp = None
     if udp_port is not None:
         protocol = TeltonikaUdpProtocol(
-            dispatcher, allow, reactor, limits=limits, registry=registry, events=events
+            dispatcher,
+            allow,
+            reactor,
+            limits=limits,
+            registry=registry,
+            events=events,
+            naming=naming,
         )
         udp = (udp_port, udp_interface, protocol)
     return GatewayService(

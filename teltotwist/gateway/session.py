@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
+from teltotwist.catalogue import Naming
 from teltotwist.codec import (
     COMMAND_CODECS,
     AvlPacket,
@@ -158,6 +159,7 @@ class TrackerSession:
     :param imei_policy: which logins are plausible trackers at all.
     :param claim: says why an allowed IMEI may not log in on this connection
         now (another connection holds it), or None.
+    :param naming: the naming of an IMEI's records now (None: no attributes).
     """
 
     def __init__(
@@ -167,8 +169,11 @@ class TrackerSession:
         max_frame_size: int,
         imei_policy: ImeiPolicy = ImeiPolicy(),
         claim: Callable[[str], str | None] = lambda imei: None,
+        *,
+        naming: Callable[[str], Naming | None] = lambda imei: None,
     ) -> None:
         self._allow = allow
+        self._naming = naming
         self._claim = claim
         self._imei_policy = imei_policy
         self._now_ms = now_ms
@@ -395,8 +400,9 @@ class TrackerSession:
     def _items(self, packet: AvlPacket, received_at: int) -> tuple[Item, ...]:
         imei = self.imei
         assert imei is not None
+        naming = self._naming(imei)
         return tuple(
-            TrackerRecord(imei, packet.codec, record, received_at)
+            TrackerRecord.named(imei, packet.codec, record, received_at, naming)
             for record in packet.records
         )
 

@@ -21,6 +21,7 @@ from teltotwist.gateway.events import DataPathEvents, LoginResult, Transport
 from teltotwist.gateway.faultlog import FaultLog
 from teltotwist.gateway.items import Item, TrackerRecord, now_ms
 from teltotwist.gateway.limits import DuplicateLogin, Limits
+from teltotwist.gateway.models import NamingFor
 from teltotwist.gateway.registry import TrackerRegistry
 from teltotwist.gateway.session import (
     Action,
@@ -62,6 +63,7 @@ class TeltonikaTcpProtocol(Protocol):
             factory.limits.max_frame_size,
             factory.limits.imei_policy,
             claim=lambda imei: factory.claim(self, imei),
+            naming=factory.naming,
         )
         self.last_active = factory.clock.seconds()
         """When the tracker last sent a byte (reactor seconds)."""
@@ -386,8 +388,11 @@ class TeltonikaTcpFactory(Factory):
         registry: TrackerRegistry | None = None,
         events: DataPathEvents | None = None,
         commands: CommandCenter | None = None,
+        naming: NamingFor = lambda imei: None,
     ) -> None:
         self.dispatcher = dispatcher
+        self.naming = naming
+        """The naming of an IMEI's records (see :mod:`~teltotwist.gateway.models`)."""
         self.commands = commands
         """Where the trackers' command path reports, if anywhere."""
         if registry is None:

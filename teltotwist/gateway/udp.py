@@ -63,6 +63,7 @@ from teltotwist.gateway.events import (
 from teltotwist.gateway.faultlog import FaultLog
 from teltotwist.gateway.items import TrackerRecord, now_ms
 from teltotwist.gateway.limits import Limits
+from teltotwist.gateway.models import NamingFor
 from teltotwist.gateway.registry import TrackerRegistry
 
 _log = Logger(namespace="teltotwist.udp")
@@ -109,6 +110,7 @@ class TeltonikaUdpProtocol(DatagramProtocol):
     :param now_ms: the ``received_at`` of the records.
     :param registry: learns of each tracker whose datagram was ACKed.
     :param events: where ACKs, IMEI checks and drops are reported.
+    :param naming: the naming of an IMEI's records (None: no attributes).
     """
 
     def __init__(
@@ -123,7 +125,9 @@ class TeltonikaUdpProtocol(DatagramProtocol):
         now_ms: Callable[[], int] = now_ms,
         registry: TrackerRegistry | None = None,
         events: DataPathEvents | None = None,
+        naming: NamingFor = lambda imei: None,
     ) -> None:
+        self._naming = naming
         if registry is None:
             registry = TrackerRegistry(now_ms, limits.idle_timeout)
         self.registry = registry
@@ -277,9 +281,10 @@ class TeltonikaUdpProtocol(DatagramProtocol):
         now = self._clock.seconds()
         in_flight: dict[_Delivery, None] = {}
         new: dict[str, TrackerRecord] = {}
+        naming = self._naming(datagram.imei)
         for record in datagram.packet.records:
-            item = TrackerRecord(
-                datagram.imei, datagram.packet.codec, record, received_at_ms
+            item = TrackerRecord.named(
+                datagram.imei, datagram.packet.codec, record, received_at_ms, naming
             )
             if self._delivered.seen(item.id, now):
                 continue
