@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -50,9 +51,10 @@ class Twistd:
         self.log: list[str] = []
 
 
-@pytest.fixture
-def twistd(tmp_path: Path) -> Iterator[Twistd]:
-    records = tmp_path / "records.jsonl"
+@contextmanager
+def running_twistd(directory: Path, *options: str) -> Iterator[Twistd]:
+    """``twistd -n teltonika`` with *options*, filing records in
+    ``records.jsonl`` in *directory*, killed at the end if still running."""
     process = subprocess.Popen(
         [
             str(TWISTD),
@@ -62,20 +64,29 @@ def twistd(tmp_path: Path) -> Iterator[Twistd]:
             "--port",
             "tcp:0:interface=127.0.0.1",
             "--sink",
-            f"file:{records}",
+            f"file:{directory / 'records.jsonl'}",
+            *options,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        cwd=tmp_path,
+        cwd=directory,
     )
-    port, log = listening_port(process)
-    if port is None:
-        process.kill()
-        pytest.fail("twistd did not start listening:\n" + "".join(log))
-    running = Twistd(process, port)
-    running.log = log
-    yield running
-    if process.poll() is None:
-        process.kill()
-        process.wait()
+    try:
+        port, log = listening_port(process)
+        if port is None:
+            process.kill()
+            pytest.fail("twistd did not start listening:\n" + "".join(log))
+        running = Twistd(process, port)
+        running.log = log
+        yield running
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def twistd(tmp_path: Path) -> Iterator[Twistd]:
+    with running_twistd(tmp_path) as running:
+        yield running

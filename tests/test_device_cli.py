@@ -11,7 +11,7 @@ import pytest
 
 from teltotwist.cli import main
 from teltotwist.cli.device_options import seconds_range
-from tests.conftest import Twistd
+from tests.conftest import Twistd, running_twistd
 
 DEVICE = [sys.executable, "-m", "teltotwist", "device"]
 IMEI = "356307042441013"
@@ -68,6 +68,49 @@ def test_two_packets_reach_twistd_then_the_device_exits(
     assert all(record["io"]["239"] == 1 for record in records)
     odometer = [record["io"]["216"] for record in records]  # FMB640's total odometer
     assert odometer == sorted(odometer)
+
+
+def test_a_gateway_told_the_model_names_the_virtual_trackers_io(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "models.csv").write_text(f"{IMEI},FMB640\n")
+    with running_twistd(tmp_path, "--models", "models.csv") as twistd:
+        finished = subprocess.run(
+            [
+                *DEVICE,
+                "--server",
+                f"tcp:127.0.0.1:{twistd.port}",
+                "--imei",
+                IMEI,
+                "--model",
+                "FMB640",
+                "--interval",
+                "0.2",
+                "--count",
+                "2",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert finished.returncode == 0, finished.stderr
+        twistd.process.terminate()
+        twistd.process.communicate(timeout=30)
+
+    records = [
+        json.loads(line)
+        for line in (tmp_path / "records.jsonl").read_text().splitlines()
+    ]
+    assert records
+    for record in records:
+        attributes, io = record["attributes"], record["io"]
+        # FMB640's own ids, named and scaled as its catalogue rows say.
+        assert attributes["ignition"] == io["239"] == 1
+        assert attributes["total_odometer"] == io["216"]
+        assert attributes["external_voltage"] == io["66"]  # mV: no multiplier
+        assert 11_000 <= attributes["external_voltage"] <= 15_000
+        assert attributes["gnss_status"] == io["71"]
 
 
 @pytest.mark.parametrize(
