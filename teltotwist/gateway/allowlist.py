@@ -3,16 +3,15 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 from twisted.application.service import Service
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from teltotwist.codec.imei import MAX_LOGIN_LENGTH, is_digits
+from teltotwist.gateway.filewatch import FileWatch
 
 
 class AllowlistError(ValueError):
@@ -48,11 +47,8 @@ class ImeiAllowlist(Service):
         self, path: Path, clock: IReactorTime, check_interval: float = 5.0
     ) -> None:
         self.path = path
-        self.check_interval = check_interval
-        self._clock = clock
+        self._watch = FileWatch(path, clock, check_interval, self.reload, self._lost)
         self._imeis: frozenset[str] = frozenset()
-        self._stamp: tuple[int, int] | None = None
-        self._poll: LoopingCall | None = None
         self._reloaded: list[Callable[[], None]] = []
         self._load()
 
@@ -69,14 +65,14 @@ class ImeiAllowlist(Service):
 
     def _load(self) -> None:
         try:
-            status = os.stat(self.path)
-            text = self.path.read_text(encoding="utf-8")
+            self._imeis = self._watch.read(self._parse)
         except (OSError, UnicodeDecodeError) as error:
             raise AllowlistError(
                 f"cannot read the allowlist {self.path}: {error}"
             ) from None
-        self._imeis = parse_allowlist(text, str(self.path))
-        self._stamp = (status.st_mtime_ns, status.st_size)
+
+    def _parse(self, text: str) -> frozenset[str]:
+        return parse_allowlist(text, str(self.path))
 
     def reload(self) -> None:
         """Re-read the file now; on failure log why and keep the current list."""
@@ -93,24 +89,15 @@ class ImeiAllowlist(Service):
         for callback in self._reloaded:
             callback()
 
-    def _reload_if_changed(self) -> None:
-        try:
-            status = os.stat(self.path)
-        except OSError as error:
-            self.log.error(
-                "Allowlist {path} unreadable: {error}", path=self.path, error=error
-            )
-            return
-        if (status.st_mtime_ns, status.st_size) != self._stamp:
-            self.reload()
+    def _lost(self, error: OSError) -> None:
+        self.log.error(
+            "Allowlist {path} unreadable: {error}", path=self.path, error=error
+        )
 
     def startService(self) -> None:
         Service.startService(self)
-        self._poll = LoopingCall(self._reload_if_changed)
-        self._poll.clock = self._clock
-        self._poll.start(self.check_interval, now=False)
+        self._watch.start()
 
     def stopService(self) -> None:
-        if self._poll is not None and self._poll.running:
-            self._poll.stop()
+        self._watch.stop()
         Service.stopService(self)

@@ -5,17 +5,16 @@
 from __future__ import annotations
 
 import csv
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 from twisted.application.service import Service
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from teltotwist.catalogue import Catalogue, Naming, UnknownModelError
 from teltotwist.codec.imei import MAX_LOGIN_LENGTH, is_digits
+from teltotwist.gateway.filewatch import FileWatch
 
 NamingFor = Callable[[str], Naming | None]
 """The naming of an IMEI's records; ``None``: no attributes."""
@@ -77,19 +76,19 @@ class TrackerModels(Service):
         check_interval: float = 5.0,
     ) -> None:
         self.path = path
-        self.check_interval = check_interval
         self._catalogue = catalogue
-        self._clock = clock
         self._default = catalogue.naming(
             None
             if default_model is None
             else catalogue_model(catalogue, default_model, "--default-model")
         )
         self._namings: dict[str, Naming] = {}
-        self._stamp: tuple[int, int] | None = None
-        self._poll: LoopingCall | None = None
+        self._watch: FileWatch | None = None
         if path is not None:
-            self._load(path)
+            self._watch = FileWatch(
+                path, clock, check_interval, self.reload, self._lost
+            )
+            self._load(self._watch)
 
     def __call__(self, imei: str) -> Naming:
         """The naming of *imei*'s records now."""
@@ -98,24 +97,26 @@ class TrackerModels(Service):
     def __len__(self) -> int:
         return len(self._namings)
 
-    def _load(self, path: Path) -> None:
+    def _load(self, watch: FileWatch) -> None:
         try:
-            status = os.stat(path)
-            text = path.read_text(encoding="utf-8")
+            models = watch.read(self._parse)
         except (OSError, UnicodeDecodeError) as error:
-            raise ModelsError(f"cannot read the models file {path}: {error}") from None
-        models = parse_models(text, str(path), self._catalogue)
+            raise ModelsError(
+                f"cannot read the models file {watch.path}: {error}"
+            ) from None
         self._namings = {
             imei: self._catalogue.naming(model) for imei, model in models.items()
         }
-        self._stamp = (status.st_mtime_ns, status.st_size)
+
+    def _parse(self, text: str) -> dict[str, str]:
+        return parse_models(text, str(self.path), self._catalogue)
 
     def reload(self) -> None:
         """Re-read the file now; on failure log why and keep the current map."""
-        if self.path is None:
+        if self._watch is None:
             return
         try:
-            self._load(self.path)
+            self._load(self._watch)
         except ModelsError as error:
             self.log.error(
                 "Keeping the models of {count} IMEIs: {error}",
@@ -127,27 +128,15 @@ class TrackerModels(Service):
             "Models {path} loaded: {count} IMEIs", path=self.path, count=len(self)
         )
 
-    def _reload_if_changed(self) -> None:
-        assert self.path is not None
-        try:
-            status = os.stat(self.path)
-        except OSError as error:
-            self.log.error(
-                "Models {path} unreadable: {error}", path=self.path, error=error
-            )
-            return
-        if (status.st_mtime_ns, status.st_size) != self._stamp:
-            self.reload()
+    def _lost(self, error: OSError) -> None:
+        self.log.error("Models {path} unreadable: {error}", path=self.path, error=error)
 
     def startService(self) -> None:
         Service.startService(self)
-        if self.path is None:
-            return
-        self._poll = LoopingCall(self._reload_if_changed)
-        self._poll.clock = self._clock
-        self._poll.start(self.check_interval, now=False)
+        if self._watch is not None:
+            self._watch.start()
 
     def stopService(self) -> None:
-        if self._poll is not None and self._poll.running:
-            self._poll.stop()
+        if self._watch is not None:
+            self._watch.stop()
         Service.stopService(self)
