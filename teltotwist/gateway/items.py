@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import time
 import zlib
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import attrs
@@ -34,7 +34,7 @@ _FIXED_FIELDS = struct.Struct(">QBddhHBHH")
 
 def now_ms() -> int:
     """The current UTC time in milliseconds since the epoch."""
-    return int(datetime.now(UTC).timestamp() * 1000)
+    return time.time_ns() // 1_000_000
 
 
 def record_id(imei: str, record: AvlRecord) -> str:
