@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 
 import attrs
+from hypothesis import given
+from hypothesis import strategies as st
 
 from teltotwist.catalogue import load_catalogue
 from teltotwist.codec import Codec
 from teltotwist.gateway.items import TrackerRecord, UnparsedFrame, json_line, record_id
+from tests.strategies import AVL_CODECS, avl_records
 from tests.vectors import WIKI_CODEC8_JSON, build_record, by_id
 
 IMEI = "356307042441013"
@@ -100,5 +103,24 @@ def test_json_line_is_one_compact_line() -> None:
 
     line = json_line(item)
 
-    assert "\n" not in line and ", " not in line
+    assert b"\n" not in line and b", " not in line
     assert json.loads(line) == item.to_json()
+
+
+@st.composite
+def tracker_records(draw: st.DrawFn) -> TrackerRecord:
+    """Items of any record any codec carries, named or not."""
+    codec = draw(st.sampled_from(AVL_CODECS))
+    record = draw(avl_records(codec, io16=codec is Codec.CODEC8))
+    received_at = draw(st.integers(0, 253_402_300_799_999))
+    naming = draw(st.sampled_from([None, load_catalogue().naming("FMB920")]))
+    return TrackerRecord.named(IMEI, codec, record, received_at, naming)
+
+
+@given(tracker_records())
+def test_the_line_sinks_store_says_what_the_record_json_says(
+    item: TrackerRecord,
+) -> None:
+    """The line is encoded straight from the decoded IO (integer keys, bytes),
+    the record JSON converts it first: both must be the contract's."""
+    assert list(json.loads(json_line(item)).items()) == list(item.to_json().items())

@@ -279,9 +279,7 @@ async def test_each_item_is_one_persistent_json_message_with_its_id(
     assert [json.loads(message.body) for message in messages] == [
         item.to_json() for item in items
     ]
-    assert [message.body for message in messages] == [
-        json_line(item).encode() for item in items
-    ]
+    assert [message.body for message in messages] == [json_line(item) for item in items]
     for message, item in zip(messages, items, strict=True):
         assert message.routing_key == f"teltonika.{IMEI}"
         assert message.properties.message_id == item.id

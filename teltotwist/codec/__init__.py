@@ -49,8 +49,10 @@ from teltotwist.codec.model import (
 )
 from teltotwist.codec.recordjson import (
     command_frame_to_json,
+    encode_json,
     format_timestamp_ms,
     packet_to_json,
+    record_fields,
     record_to_json,
 )
 from teltotwist.codec.stream import (
@@ -105,6 +107,7 @@ __all__ = [
     "decode_udp",
     "encode_avl_payload",
     "encode_frame",
+    "encode_json",
     "encode_login",
     "encode_udp",
     "format_timestamp_ms",
@@ -112,6 +115,7 @@ __all__ = [
     "is_digits",
     "login_reply",
     "packet_to_json",
+    "record_fields",
     "record_to_json",
     "tcp_ack",
     "udp_ack",

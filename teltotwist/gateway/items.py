@@ -10,16 +10,22 @@ Every item has a deterministic ``id``: the same record resent by a tracker
 from __future__ import annotations
 
 import hashlib
-import json
 import struct
+import time
 import zlib
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import attrs
 
 from teltotwist.catalogue import Naming
-from teltotwist.codec import AvlRecord, Codec, format_timestamp_ms, record_to_json
+from teltotwist.codec import (
+    AvlRecord,
+    Codec,
+    encode_json,
+    format_timestamp_ms,
+    record_fields,
+    record_to_json,
+)
 
 JsonObject = dict[str, Any]
 
@@ -28,7 +34,7 @@ _FIXED_FIELDS = struct.Struct(">QBddhHBHH")
 
 def now_ms() -> int:
     """The current UTC time in milliseconds since the epoch."""
-    return int(datetime.now(UTC).timestamp() * 1000)
+    return time.time_ns() // 1_000_000
 
 
 def record_id(imei: str, record: AvlRecord) -> str:
@@ -73,6 +79,7 @@ class TrackerRecord:
     received_at_ms: int
     id: str = attrs.field()
     attributes: JsonObject | None = attrs.field(default=None, kw_only=True, eq=False)
+    _line: bytes | None = attrs.field(default=None, init=False, eq=False, repr=False)
 
     @id.default
     def _id(self) -> str:
@@ -95,16 +102,30 @@ class TrackerRecord:
     def to_json(self) -> JsonObject:
         """The record object of the record JSON contract; ``attributes``
         after ``io``, only with naming on."""
-        body = record_to_json(self.record, self.codec)
-        result = {
-            "id": self.id,
-            "imei": self.imei,
-            "received_at": format_timestamp_ms(self.received_at_ms),
-            **body,
-        }
+        result = self._head()
+        result.update(record_to_json(self.record, self.codec))
         if self.attributes is not None:
             result["attributes"] = self.attributes
         return result
+
+    @property
+    def line(self) -> bytes:
+        """:meth:`to_json` as compact JSON, encoded once for all sinks."""
+        line = self._line
+        if line is None:
+            fields = record_fields(self.record, self.codec, into=self._head())
+            if self.attributes is not None:
+                fields["attributes"] = self.attributes
+            line = encode_json(fields)
+            object.__setattr__(self, "_line", line)
+        return line
+
+    def _head(self) -> JsonObject:
+        return {
+            "id": self.id,
+            "imei": self.imei,
+            "received_at": format_timestamp_ms(self.received_at_ms),
+        }
 
 
 @attrs.frozen
@@ -171,7 +192,9 @@ Item = TrackerRecord | UnparsedFrame | CommandResult
 """Anything a sink is asked to keep."""
 
 
-def json_line(item: Item) -> str:
-    """The item's record JSON as one compact line, without the newline: the
-    same text from every sink."""
-    return json.dumps(item.to_json(), separators=(",", ":"))
+def json_line(item: Item) -> bytes:
+    """The item's record JSON as one compact UTF-8 line, without the newline:
+    the same bytes for every sink."""
+    if isinstance(item, TrackerRecord):
+        return item.line
+    return encode_json(item.to_json())

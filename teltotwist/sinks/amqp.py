@@ -164,7 +164,7 @@ class AmqpSink(Service):
         confirmed = channel.publish(
             self.settings.exchange,
             self.settings.routing_key_for(item),
-            json_line(item).encode(),
+            json_line(item),
             content_type="application/json",
             message_id=item.id,
             headers=headers,

@@ -90,7 +90,7 @@ class FileSink(Service):
                 )
             )
         done: Deferred[None] = Deferred(self._withdraw)
-        lines = "".join(json_line(item) + "\n" for item in items).encode()
+        lines = b"".join([json_line(item) + b"\n" for item in items])
         self._queued.append(_Delivery(lines, done))
         if not self._writing:
             self._write_queued()

@@ -28,7 +28,7 @@ class LogSink:
 
     def deliver(self, items: Sequence[Item]) -> Deferred[None]:
         for item in items:
-            records_log.info("{record_json}", record_json=json_line(item))
+            records_log.info("{record_json}", record_json=json_line(item).decode())
         return succeed(None)
 
 

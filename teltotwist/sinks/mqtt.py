@@ -191,7 +191,7 @@ class MqttSink(Service):
             topic = self.settings.topic_for(item)
             message = client.publish(
                 topic,
-                json_line(item).encode(),
+                json_line(item),
                 qos=1,
                 retain=False,
             )

@@ -312,7 +312,7 @@ class WebhookSink(Service):
 
 
 def _json_array(items: Sequence[Item]) -> bytes:
-    return ("[" + ",".join(json_line(item) for item in items) + "]").encode()
+    return b"[" + b",".join([json_line(item) for item in items]) + b"]"
 
 
 def _timed_out(result: object, timeout: float) -> NoReturn:
