@@ -67,7 +67,9 @@ class MemoryEndpoint:
 
 
 class Harness:
-    def __init__(self, imei: str = IMEI, **settings: object) -> None:
+    def __init__(
+        self, imei: str = IMEI, *, recording: bool = True, **settings: object
+    ) -> None:
         self.clock = Clock()
         self.clock.advance(1_795_000_000)
         self.endpoint = MemoryEndpoint(self.clock)
@@ -80,7 +82,7 @@ class Harness:
             observer=self.events.append,
             rng=random.Random(7),
         )
-        self.tracker.start()
+        self.tracker.start(recording=recording)
 
     def kinds(self) -> list[EventKind]:
         return [
@@ -140,6 +142,23 @@ def test_stop_and_wait_then_ack_with_latency() -> None:
     assert first.records[-1].timestamp_ms < second.records[0].timestamp_ms
     acked = [event for event in harness.events if event.kind is EventKind.ACKED]
     assert [(event.records, event.latency) for event in acked] == [(2, 4.75)]
+
+
+def test_a_tracker_started_without_recording_records_only_when_told() -> None:
+    harness = Harness(
+        records_per_packet=2, interval=1.0, ping_interval=None, recording=False
+    )
+    assert harness.log_in() == b""
+    harness.clock.advance(10)
+    assert not harness.tracker.flash
+
+    harness.tracker.record()
+    assert harness.endpoint.written() == b""  # half a packet
+    harness.tracker.record()
+
+    packet = decode_frame(harness.endpoint.written())
+    assert isinstance(packet, AvlPacket)
+    assert len(packet.records) == 2
 
 
 @pytest.mark.parametrize("reply", [None, tcp_ack(3)], ids=["timeout", "wrong count"])

@@ -202,7 +202,7 @@ class VirtualTracker:
         self.responder = CommandResponder(settings.imei, clock.seconds())
         self.flash: deque[AvlRecord] = deque()
         self.last_record: AvlRecord | None = None
-        self._sampler = LoopingCall(self._sample)
+        self._sampler = LoopingCall(self.record)
         self._sampler.clock = clock
         self._link: _Link | None = None
         self._logged_in = False
@@ -217,11 +217,14 @@ class VirtualTracker:
         self._timers: dict[str, IDelayedCall] = {}
         self._stopped = True
 
-    def start(self) -> None:
-        """Start recording positions and connect."""
+    def start(self, *, recording: bool = True) -> None:
+        """Connect, and record a position every ``interval /
+        records_per_packet``; unless *recording* is False: then it records
+        only when :meth:`record` is called (a load generator paces it)."""
         self._stopped = False
-        period = self.settings.interval / self.settings.records_per_packet
-        self._sampler.start(period, now=True)
+        if recording:
+            period = self.settings.interval / self.settings.records_per_packet
+            self._sampler.start(period, now=True)
         self._connect()
 
     def stop(self) -> Deferred[None]:
@@ -243,7 +246,8 @@ class VirtualTracker:
 
     # Recording
 
-    def _sample(self) -> None:
+    def record(self) -> None:
+        """Record a position now; a full packet goes once the link is free."""
         record = self.telemetry.sample()
         self.last_record = record
         if len(self.flash) == self.settings.flash_capacity:
