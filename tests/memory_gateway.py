@@ -115,11 +115,14 @@ class MemoryGateway:
         return [arrival.at for arrival in self.arrivals if arrival.imei == imei]
 
 
-def run_on(clock: Clock, running: Deferred[Any]) -> None:
-    """Advance *clock* from one delayed call to the next until *running*
-    has fired."""
+def run_on(clock: Clock, running: Deferred[Any], until: float | None = None) -> None:
+    """Advance *clock* from one delayed call to the next until *running* has
+    fired, or until clock time *until*."""
     while not running.called:
         calls = clock.getDelayedCalls()
         assert calls, "nothing left to run"
         next_call = min(call.getTime() for call in calls)
+        if until is not None and next_call > until:
+            clock.advance(until - clock.seconds())
+            return
         clock.advance(max(0.0, next_call - clock.seconds()))

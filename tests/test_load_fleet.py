@@ -22,9 +22,8 @@ from teltotwist.codec import (
     tcp_ack,
 )
 from teltotwist.device import DeviceEvent, EventKind
-from teltotwist.load import Fleet, LoadPlan, Summary
+from teltotwist.load import Fleet, LoadPlan, Pace, Summary
 from teltotwist.load.fleet import error_kind
-from teltotwist.load.plan import Pace
 from tests.memory_gateway import MemoryGateway, run_on
 
 

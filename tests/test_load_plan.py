@@ -7,8 +7,7 @@ import pytest
 from teltotwist.cli import build_parser, main
 from teltotwist.cli.load import plan_from
 from teltotwist.codec import Codec
-from teltotwist.load import LoadPlan
-from teltotwist.load.plan import Pace
+from teltotwist.load import LoadPlan, Pace
 from teltotwist.load.workers import worker_command
 
 SERVER = ["load", "--server", "tcp:127.0.0.1:1"]
@@ -65,7 +64,6 @@ def test_bursts_come_one_interval_after_the_ramp_up_then_every_interval() -> Non
     plan = plan_of("--devices", "10", "--burst", "--ramp-up", "2", "--interval", "5")
 
     assert [plan.burst_at(n) for n in (1, 2, 3)] == [7, 12, 17]
-    assert plan.record_at(1) == 2.5  # 10 records a packet: one every 0.5 s
 
 
 def test_the_model_the_trackers_send_the_io_of() -> None:

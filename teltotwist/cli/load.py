@@ -19,8 +19,8 @@ from twisted.internet.task import react
 from teltotwist.cli.arguments import CODECS
 from teltotwist.cli.load_options import CONNECTS_PER_SECOND
 from teltotwist.device.telemetry import DEFAULT_MODEL
-from teltotwist.load import Fleet, LoadPlan, Summary
-from teltotwist.load.plan import Pace, interval_for_rate
+from teltotwist.load import Fleet, LoadPlan, Pace, Summary
+from teltotwist.load.plan import interval_for_rate
 from teltotwist.load.progress import Progress
 from teltotwist.load.workers import (
     Coordinator,

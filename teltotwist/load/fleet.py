@@ -89,11 +89,13 @@ class _Device:
                 summary.errors[error] += 1
 
     def start(self) -> None:
-        """Start the tracker, recording on its own clock only when steady."""
+        """Start the tracker: held in bursts, recording only on demand flat
+        out."""
         pace = self.fleet.plan.pace
         if pace is Pace.FLAT_OUT:
             self._record_next_packet()
-        self.tracker.start(recording=pace is Pace.STEADY)
+        recording = pace is not Pace.FLAT_OUT
+        self.tracker.start(recording=recording, held=pace is Pace.BURST)
 
     def _record_next_packet(self) -> None:
         """Flat out: record the next packet now, so that it goes the moment

@@ -21,8 +21,8 @@ class Pace(enum.Enum):
     """Each records on its own clock from its start, so the trackers' sends
     are spread over the interval."""
     BURST = "burst"
-    """All record on one clock from the end of the ramp-up and send at the
-    same instants, one interval apart."""
+    """All send at the same instants, one interval apart, from one interval
+    after the ramp-up ends."""
     FLAT_OUT = "flat out"
     """Each sends its next packet the moment the previous one is ACKed."""
 
@@ -84,17 +84,11 @@ class LoadPlan:
         """When tracker *index* starts, after the first."""
         return index * self.ramp_up / self.devices
 
-    def record_at(self, number: int) -> float:
-        """BURST: when every tracker records its *number*-th position (from
-        1), after the first start: one every ``interval / records_per_packet``
-        from the end of the ramp-up."""
-        return self.ramp_up + number * self.interval / self.records_per_packet
-
     def burst_at(self, number: int) -> float:
         """BURST: when every tracker sends its *number*-th packet (from 1),
-        after the first start: the moment it records the packet's last
-        position."""
-        return self.record_at(number * self.records_per_packet)
+        after the first start: one interval after the ramp-up ends, then
+        every interval."""
+        return self.ramp_up + number * self.interval
 
     def split(self, parts: int) -> list[LoadPlan]:
         """*parts* plans sharing the trackers (and IMEIs) of this one.
