@@ -18,8 +18,8 @@ class Pace(enum.Enum):
     """When the trackers of a load send their packets."""
 
     STEADY = "steady"
-    """Each records on its own clock from its start, so the trackers' sends
-    are spread over the interval."""
+    """Each sends a packet as soon as it has recorded one: as the trackers
+    start one after another, their sends are spread over the interval."""
     BURST = "burst"
     """All send at the same instants, one interval apart, from one interval
     after the ramp-up ends."""
