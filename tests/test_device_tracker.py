@@ -67,7 +67,14 @@ class MemoryEndpoint:
 
 
 class Harness:
-    def __init__(self, imei: str = IMEI, **settings: object) -> None:
+    def __init__(
+        self,
+        imei: str = IMEI,
+        *,
+        recording: bool = True,
+        held: bool = False,
+        **settings: object,
+    ) -> None:
         self.clock = Clock()
         self.clock.advance(1_795_000_000)
         self.endpoint = MemoryEndpoint(self.clock)
@@ -80,7 +87,7 @@ class Harness:
             observer=self.events.append,
             rng=random.Random(7),
         )
-        self.tracker.start()
+        self.tracker.start(recording=recording, held=held)
 
     def kinds(self) -> list[EventKind]:
         return [
@@ -140,6 +147,49 @@ def test_stop_and_wait_then_ack_with_latency() -> None:
     assert first.records[-1].timestamp_ms < second.records[0].timestamp_ms
     acked = [event for event in harness.events if event.kind is EventKind.ACKED]
     assert [(event.records, event.latency) for event in acked] == [(2, 4.75)]
+
+
+def test_a_tracker_started_without_recording_records_only_when_told() -> None:
+    harness = Harness(
+        records_per_packet=2, interval=1.0, ping_interval=None, recording=False
+    )
+    assert harness.log_in() == b""
+    harness.clock.advance(10)
+    assert not harness.tracker.flash
+
+    harness.tracker.record()
+    assert harness.endpoint.written() == b""  # half a packet
+    harness.tracker.record()
+
+    packet = decode_frame(harness.endpoint.written())
+    assert isinstance(packet, AvlPacket)
+    assert len(packet.records) == 2
+
+
+def test_a_late_reactor_does_not_thin_out_the_records() -> None:
+    harness = Harness(records_per_packet=8, interval=4.0, ping_interval=None)
+
+    harness.clock.advance(4.0)  # in one step, as a busy reactor would
+
+    assert len(harness.tracker.flash) == 9  # the first at the start, then 8
+
+
+def test_a_held_tracker_sends_a_packet_each_time_it_is_released() -> None:
+    harness = Harness(records_per_packet=2, interval=1.0, ping_interval=None, held=True)
+    assert harness.log_in() == b""
+    harness.clock.pump([0.5, 0.5])  # three records: a packet is full
+    assert harness.endpoint.written() == b""
+
+    harness.tracker.release()
+    first = decode_frame(harness.endpoint.written())
+    harness.endpoint.protocol.dataReceived(tcp_ack(2))
+    harness.tracker.release()  # before the next packet's records are in
+    assert harness.endpoint.written() == b""
+    harness.clock.advance(0.5)  # the record that fills it
+    second = decode_frame(harness.endpoint.written())
+
+    assert isinstance(first, AvlPacket) and isinstance(second, AvlPacket)
+    assert [len(first.records), len(second.records)] == [2, 2]
 
 
 @pytest.mark.parametrize("reply", [None, tcp_ack(3)], ids=["timeout", "wrong count"])

@@ -7,6 +7,7 @@ import json
 import socket
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,62 @@ def test_the_records_acked_are_the_records_twistd_stored(
     latency = summary["latency_ms"]
     assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"] <= latency["max"]
     assert 3 <= summary["duration"] < 5
+
+
+def bursts(lines: list[str], gap: float) -> list[list[tuple[float, str]]]:
+    """The packets the gateway filed, as (time received, IMEI), in groups
+    separated by more than *gap* seconds."""
+    packets = set()
+    for line in lines:
+        record = json.loads(line)
+        received = datetime.fromisoformat(record["received_at"]).timestamp()
+        packets.add((received, record["imei"]))
+    groups: list[list[tuple[float, str]]] = []
+    for packet in sorted(packets):
+        if not groups or packet[0] - groups[-1][-1][0] > gap:
+            groups.append([])
+        groups[-1].append(packet)
+    return groups
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_in_bursts_every_tracker_reaches_the_gateway_at_once(
+    twistd: Twistd, tmp_path: Path, processes: str
+) -> None:
+    # Started over one interval, the trackers would send spread over it;
+    # in bursts they send at 2 s and 3 s after the first start.
+    finished = subprocess.run(
+        [
+            *LOAD,
+            "--server",
+            f"tcp:127.0.0.1:{twistd.port}",
+            "--devices",
+            "20",
+            "--ramp-up",
+            "1",
+            "--duration",
+            "3.5",
+            "--burst",
+            "--processes",
+            processes,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert finished.returncode == 0, finished.stderr
+    summary = json.loads(finished.stdout)
+    twistd.process.terminate()
+    twistd.process.communicate(timeout=30)
+    lines = (tmp_path / "records.jsonl").read_text().splitlines()
+    assert summary["records_acked"] == len(lines) == 2 * 20 * 10
+    groups = bursts(lines, gap=0.5)
+    assert [len({imei for _, imei in group}) for group in groups] == [20, 20]
+    for group in groups:
+        assert group[-1][0] - group[0][0] < 0.25
 
 
 def test_without_a_server_it_counts_the_failures_and_exits_1() -> None:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.defer import maybeDeferred
+from twisted.internet.defer import ensureDeferred, maybeDeferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, serverFromString
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock
 
 from teltotwist.codec import (
     AvlPacket,
@@ -21,8 +22,9 @@ from teltotwist.codec import (
     tcp_ack,
 )
 from teltotwist.device import DeviceEvent, EventKind
-from teltotwist.load import Fleet, LoadPlan, Summary
+from teltotwist.load import Fleet, LoadPlan, Pace, Summary
 from teltotwist.load.fleet import error_kind
+from tests.memory_gateway import MemoryGateway, run_on
 
 
 class SlowServer(Protocol):
@@ -88,6 +90,26 @@ async def test_packets_never_acked_are_given_up_after_the_ack_timeout() -> None:
     assert summary.unacked == 2
     assert summary.errors == {"ACK timeout": 2}
     assert 0.8 <= summary.duration < 1.2
+
+
+def test_flat_out_trackers_send_the_next_packet_the_moment_the_ack_comes() -> None:
+    clock = Clock()
+    clock.advance(1_795_000_000)
+    start = clock.seconds()
+    gateway = MemoryGateway(clock, ack_delay=lambda imei, number: 0.3)
+    plan = LoadPlan(devices=2, duration=1.0, records_per_packet=3, pace=Pace.FLAT_OUT)
+    running = ensureDeferred(Fleet(plan, gateway, clock).run())
+
+    run_on(clock, running)
+
+    sends = [start, start + 0.3, start + 0.6, start + 0.9]
+    assert gateway.sends(plan.imei(0)) == pytest.approx(sends)
+    assert gateway.sends(plan.imei(1)) == pytest.approx(sends)
+    assert {arrival.records for arrival in gateway.arrivals} == {3}
+    summary = running.result
+    assert isinstance(summary, Summary)
+    assert summary.packets_acked == summary.packets_sent == 8
+    assert summary.unacked == summary.resends == 0
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from teltotwist.cli.arguments import CODECS, positive
-from teltotwist.cli.tracker_model import tracker_model
+from teltotwist.cli.tracker_model import add_sent_model_option
 
 
 def register(commands: Any) -> None:
@@ -31,12 +31,7 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--codec", choices=list(CODECS), default="8", help="AVL codec (default 8)"
     )
-    parser.add_argument(
-        "--model",
-        type=tracker_model,
-        metavar="MODEL",
-        help="send the IO ids of this tracker model (default FMB920)",
-    )
+    add_sent_model_option(parser)
     parser.add_argument(
         "--records-per-packet",
         type=positive(int),

@@ -18,10 +18,16 @@ from twisted.internet.task import react
 
 from teltotwist.cli.arguments import CODECS
 from teltotwist.cli.load_options import CONNECTS_PER_SECOND
-from teltotwist.load import Fleet, LoadPlan
+from teltotwist.device.telemetry import DEFAULT_MODEL
+from teltotwist.load import Fleet, LoadPlan, Pace, Summary
 from teltotwist.load.plan import interval_for_rate
 from teltotwist.load.progress import Progress
-from teltotwist.load.workers import Coordinator, JsonProgress, WorkerError
+from teltotwist.load.workers import (
+    Coordinator,
+    JsonProgress,
+    WorkerError,
+    run_worker,
+)
 
 
 def plan_from(arguments: argparse.Namespace) -> LoadPlan:
@@ -33,6 +39,13 @@ def plan_from(arguments: argparse.Namespace) -> LoadPlan:
     ramp_up = arguments.ramp_up
     if ramp_up is None:
         ramp_up = min(devices / CONNECTS_PER_SECOND, arguments.duration / 2)
+    pace = Pace.STEADY
+    if arguments.flat_out:
+        if arguments.burst:
+            raise ValueError("--burst needs an interval: not with --flat-out")
+        pace = Pace.FLAT_OUT
+    elif arguments.burst:
+        pace = Pace.BURST
     return LoadPlan(
         devices=devices,
         duration=arguments.duration,
@@ -42,6 +55,8 @@ def plan_from(arguments: argparse.Namespace) -> LoadPlan:
         ramp_up=ramp_up,
         ack_timeout=arguments.ack_timeout,
         codec=CODECS[arguments.codec],
+        model=arguments.model or DEFAULT_MODEL,
+        pace=pace,
     )
 
 
@@ -64,19 +79,7 @@ def run(arguments: argparse.Namespace) -> int:
 
 
 async def _run(reactor: Any, arguments: argparse.Namespace, plan: LoadPlan) -> None:
-    try:
-        endpoint = clientFromString(reactor, arguments.server)
-    except (ValueError, TypeError) as error:
-        print(
-            f"teltotwist load: error: --server {arguments.server!r}: {error}",
-            file=sys.stderr,
-        )
-        raise SystemExit(2) from None
-    load: Fleet | Coordinator
-    if arguments.processes > 1:
-        load = Coordinator(plan, arguments.processes, arguments.server, reactor)
-    else:
-        load = Fleet(plan, endpoint, reactor)
+    load = _load(reactor, arguments, plan)
     progress: Progress | JsonProgress
     if arguments.worker:
         progress = JsonProgress(load.snapshot, reactor, sys.stdout)
@@ -91,14 +94,12 @@ async def _run(reactor: Any, arguments: argparse.Namespace, plan: LoadPlan) -> N
     reactor.addSystemEventTrigger("before", "shutdown", interrupted)
     progress.start()
     try:
-        summary = await load.run()
-        progress.stop()
-        if arguments.worker:
-            print(json.dumps({"summary": summary.to_json(histogram=True)}), flush=True)
-        elif arguments.json:
-            print(json.dumps(summary.to_json()), flush=True)
+        if isinstance(load, Fleet) and arguments.worker:
+            summary = await run_worker(load, sys.stdin, sys.stdout)
         else:
-            print(summary.render(), flush=True)
+            summary = await load.run()
+        progress.stop()
+        _print(summary, arguments)
     except WorkerError as error:
         progress.stop()
         print(f"teltotwist load: error: {error}", file=sys.stderr)
@@ -107,3 +108,30 @@ async def _run(reactor: Any, arguments: argparse.Namespace, plan: LoadPlan) -> N
         printed.callback(None)
     if not summary.records_acked:
         raise SystemExit(1)
+
+
+def _load(
+    reactor: Any, arguments: argparse.Namespace, plan: LoadPlan
+) -> Fleet | Coordinator:
+    """The fleet, or with ``--processes`` the coordinator of its workers."""
+    try:
+        endpoint = clientFromString(reactor, arguments.server)
+    except (ValueError, TypeError) as error:
+        print(
+            f"teltotwist load: error: --server {arguments.server!r}: {error}",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None
+    if arguments.processes > 1:
+        server = arguments.server
+        return Coordinator(plan, arguments.processes, server, reactor, reactor)
+    return Fleet(plan, endpoint, reactor)
+
+
+def _print(summary: Summary, arguments: argparse.Namespace) -> None:
+    if arguments.worker:
+        print(json.dumps({"summary": summary.to_json(histogram=True)}), flush=True)
+    elif arguments.json:
+        print(json.dumps(summary.to_json()), flush=True)
+    else:
+        print(summary.render(), flush=True)

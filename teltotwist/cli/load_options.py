@@ -7,6 +7,7 @@ import argparse
 from typing import Any
 
 from teltotwist.cli.arguments import CODECS, positive
+from teltotwist.cli.tracker_model import add_sent_model_option
 
 CONNECTS_PER_SECOND = 500
 """The default ramp-up starts this many trackers a second."""
@@ -56,6 +57,22 @@ def register(commands: Any) -> None:
         metavar="RECORDS",
         help="instead of --interval: RECORDS per second from all trackers",
     )
+    pace.add_argument(
+        "--flat-out",
+        action="store_true",
+        help=(
+            "instead of --interval: each tracker sends its next packet as soon "
+            "as the previous one is ACKed"
+        ),
+    )
+    parser.add_argument(
+        "--burst",
+        action="store_true",
+        help=(
+            "all trackers send at the same instants: one interval after the "
+            "ramp-up ends, then every interval"
+        ),
+    )
     parser.add_argument(
         "--records-per-packet",
         type=positive(int),
@@ -92,6 +109,7 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--codec", choices=list(CODECS), default="8", help="AVL codec (default 8)"
     )
+    add_sent_model_option(parser)
     parser.add_argument(
         "--processes",
         type=positive(int),

@@ -7,7 +7,8 @@ wrong count close the link, reconnect and resend the same bytes; after a
 rejected login or a lost link, reconnect with a growing delay; ping when idle;
 answer Codec 12 and 14 commands after a delay, never ACKing them and never
 while a packet waits for its ACK. Everything it does is reported to an
-observer as a :class:`DeviceEvent`.
+observer as a :class:`DeviceEvent`. A load generator can pace it: make it
+record only on demand, or hold each packet until released.
 """
 
 from __future__ import annotations
@@ -202,12 +203,17 @@ class VirtualTracker:
         self.responder = CommandResponder(settings.imei, clock.seconds())
         self.flash: deque[AvlRecord] = deque()
         self.last_record: AvlRecord | None = None
-        self._sampler = LoopingCall(self._sample)
+        self._sampler = LoopingCall.withCount(self._record_due)
         self._sampler.clock = clock
         self._link: _Link | None = None
         self._logged_in = False
         self._connecting: Deferred[_Link] | None = None
         self._in_flight: _Packet | None = None
+        self._packed: _Packet | None = None
+        """The next packet, packed while it waits for its release."""
+        self._held = False
+        self._releases = 0
+        """Held: packets released and not sent yet."""
         self._commands: deque[CommandFrame] = deque()
         """Received, waiting for their answer delay."""
         self._answers: deque[Answer] = deque()
@@ -217,11 +223,16 @@ class VirtualTracker:
         self._timers: dict[str, IDelayedCall] = {}
         self._stopped = True
 
-    def start(self) -> None:
-        """Start recording positions and connect."""
+    def start(self, *, recording: bool = True, held: bool = False) -> None:
+        """Connect, and record a position every ``interval /
+        records_per_packet``; unless *recording* is False: then it records
+        only when :meth:`record` is called. A *held* tracker sends a packet
+        only once :meth:`release` lets it go (a load generator paces it)."""
         self._stopped = False
-        period = self.settings.interval / self.settings.records_per_packet
-        self._sampler.start(period, now=True)
+        self._held = held
+        if recording:
+            period = self.settings.interval / self.settings.records_per_packet
+            self._sampler.start(period, now=True)
         self._connect()
 
     def stop(self) -> Deferred[None]:
@@ -243,13 +254,27 @@ class VirtualTracker:
 
     # Recording
 
-    def _sample(self) -> None:
+    def record(self) -> None:
+        """Record a position now; a full packet goes once the link is free."""
         record = self.telemetry.sample()
         self.last_record = record
         if len(self.flash) == self.settings.flash_capacity:
             self.flash.popleft()
             self._emit(EventKind.FLASH_FULL, "flash full: oldest record overwritten")
         self.flash.append(record)
+        self._send_next()
+
+    def _record_due(self, count: int) -> None:
+        """Record the positions due: more than one when the reactor was late,
+        so that a busy load generator does not thin out the records."""
+        for _ in range(count):
+            self.record()
+
+    def release(self) -> None:
+        """Held: let the next packet go, now if its records are in and the
+        link is free, else as soon as they are (stop-and-wait: after the ACK
+        of the packet in flight)."""
+        self._releases += 1
         self._send_next()
 
     # The link
@@ -349,13 +374,23 @@ class VirtualTracker:
             self._send_next()
 
     def _send_next(self) -> None:
-        size = self.settings.records_per_packet
-        if not self._logged_in or self._in_flight is not None or len(self.flash) < size:
+        """Pack the next packet once its records are in and the link is free;
+        send it then, or once released when held."""
+        if not self._logged_in or self._in_flight is not None:
             return
-        records = tuple(self.flash.popleft() for _ in range(size))
-        self._packets += 1
-        data = encode_frame(AvlPacket(self.settings.codec, records))
-        self._in_flight = _Packet(self._packets, data, size)
+        if self._packed is None:
+            size = self.settings.records_per_packet
+            if len(self.flash) < size:
+                return
+            records = tuple(self.flash.popleft() for _ in range(size))
+            self._packets += 1
+            data = encode_frame(AvlPacket(self.settings.codec, records))
+            self._packed = _Packet(self._packets, data, size)
+        if self._held:
+            if not self._releases:
+                return
+            self._releases -= 1
+        self._in_flight, self._packed = self._packed, None
         self._transmit(self._in_flight)
 
     def _transmit(self, packet: _Packet) -> None:

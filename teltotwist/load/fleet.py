@@ -1,7 +1,9 @@
-# -*- test-case-name: tests.test_load_fleet -*-
+# -*- test-case-name: tests.test_load_fleet,tests.test_load_burst -*-
 """Many virtual trackers run to a :class:`~teltotwist.load.plan.LoadPlan`."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import (
@@ -11,7 +13,8 @@ from twisted.internet.interfaces import (
 )
 
 from teltotwist.device import DeviceEvent, EventKind, TrackerSettings, VirtualTracker
-from teltotwist.load.plan import LoadPlan
+from teltotwist.load.burst import BurstClock
+from teltotwist.load.plan import LoadPlan, Pace
 from teltotwist.load.progress import Snapshot
 from teltotwist.load.summary import Summary
 
@@ -69,6 +72,8 @@ class _Device:
         elif kind is EventKind.SENT:
             self.in_flight = True
             summary.packets_sent += 1
+            if self.fleet.plan.pace is Pace.FLAT_OUT:
+                self._record_next_packet()
         elif kind is EventKind.RESEND:
             summary.resends += 1
         elif kind is EventKind.LOGGED_IN:
@@ -82,6 +87,21 @@ class _Device:
             error = error_kind(event)
             if error:
                 summary.errors[error] += 1
+
+    def start(self) -> None:
+        """Start the tracker: held in bursts, recording only on demand flat
+        out."""
+        pace = self.fleet.plan.pace
+        if pace is Pace.FLAT_OUT:
+            self._record_next_packet()
+        recording = pace is not Pace.FLAT_OUT
+        self.tracker.start(recording=recording, held=pace is Pace.BURST)
+
+    def _record_next_packet(self) -> None:
+        """Flat out: record the next packet now, so that it goes the moment
+        the link is free (after the login, or the ACK of the packet sent)."""
+        while len(self.tracker.flash) < self.fleet.plan.records_per_packet:
+            self.tracker.record()
 
     def finish(self, bound: float) -> Deferred[None]:
         """Stop once the packet in flight is ACKed, or after *bound* seconds."""
@@ -134,30 +154,45 @@ class Fleet:
             records_per_packet=plan.records_per_packet,
             interval=plan.interval,
             ack_timeout=plan.ack_timeout,
+            model=plan.model,
         )
 
-    async def run(self) -> Summary:
+    async def run(self, start_at: float | None = None) -> Summary:
         """Start the trackers over the ramp-up, stop them after the duration.
 
-        Each tracker stops once its packet in flight is ACKed (waiting at most
-        the ACK timeout); the summary's duration runs from the first start to
-        the last stop.
+        The first starts at clock time *start_at* (default: now; workers
+        sharing a load share it, so that their bursts coincide). Each tracker
+        stops once its packet in flight is ACKed (waiting at most the ACK
+        timeout); the summary's duration runs from the first start to the
+        last stop.
         """
-        clock = self.clock
-        started_at = clock.seconds()
-        starts = [
-            clock.callLater(self.plan.start_delay(index), device.tracker.start)
+        clock, plan = self.clock, self.plan
+        started_at = clock.seconds() if start_at is None else start_at
+
+        def at(offset: float, call: Callable[[], None]) -> IDelayedCall:
+            delay = started_at + offset - clock.seconds()
+            return clock.callLater(max(0.0, delay), call)
+
+        calls = [
+            at(plan.start_delay(index), device.start)
             for index, device in enumerate(self._devices)
         ]
-        ending = clock.callLater(self.plan.duration, self.end)
+        calls.append(at(plan.duration, self.end))
+        bursts = None
+        if plan.pace is Pace.BURST:
+            trackers = [device.tracker for device in self._devices]
+            bursts = BurstClock(trackers, plan, clock, started_at)
+            bursts.start()
         await self._end
-        for call in [ending, *starts]:
+        if bursts is not None:
+            bursts.stop()
+        for call in calls:
             if call.active():
                 call.cancel()
         await DeferredList(
             [device.finish(self.plan.ack_timeout) for device in self._devices]
         )
-        self.summary.duration = clock.seconds() - started_at
+        self.summary.duration = max(0.0, clock.seconds() - started_at)
         return self.summary
 
     def snapshot(self) -> Snapshot:

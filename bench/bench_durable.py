@@ -1,0 +1,672 @@
+"""Durable throughput against the yardstick server, in one run.
+
+It starts, each on a free loopback port and afresh for every run, the
+yardstick server (``../shared/bench/yardserver.py``: plain asyncio, records
+appended to a JSON Lines file with an fsync per packet, then the ACK) and
+the gateway (``python -m twisted teltonika`` with ``--sink file:``), and
+drives each in turn with ``teltotwist load --codec 8E`` in a subprocess:
+stop-and-wait trackers sending FMB920 IO, 1,065 bytes a 10-record packet.
+The scenarios:
+
+flat
+    100 trackers flat out: each sends its next packet as soon as the
+    previous one is ACKed (``--flat-out``); 10-record packets; 15 s.
+burst10
+    1,000 trackers, a 10-record packet each a second, all at the same
+    instant (``--burst``); 20 s.
+burst1
+    The same with 1-record packets.
+
+Runs alternate between the two servers, scenario by scenario, for
+``--repeat`` rounds. Each run checks that the records the load ACKed are
+the lines the server's file holds. The report gives, per scenario and
+server, the median records/s ACKed (and the range), the median ACK latency
+percentiles and the errors, and the ratio teltotwist / yardstick of the
+median records/s. Targets (issue 11): flat at least 2.5x the yardstick's
+records/s; burst10 p99 under 50 ms for teltotwist; every run's records
+check out. Exit status 0 when all are met, 1 when not (a target whose
+scenario did not run is not met), 2 on error.
+
+Run from a checkout::
+
+    python bench/bench_durable.py                  # one round, all scenarios
+    python bench/bench_durable.py --repeat 3 --json
+    python bench/bench_durable.py --scenarios flat --flat-duration 5 \\
+        --profile /tmp/profiles                    # py-spy on the gateway
+
+Every process it starts is ended on the way out, error or not, and its
+temporary files are removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import ctypes.util
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import BenchError, ensure_descriptors, global_timeout
+
+HOST = "127.0.0.1"
+CHECKOUT = Path(__file__).resolve().parent.parent
+DEFAULT_YARDSERVER = CHECKOUT.parent / "shared" / "bench" / "yardserver.py"
+SERVERS = ("yardserver", "teltotwist")
+"""In the order of each scenario's runs."""
+RATIO_TARGET = 2.5
+"""flat: teltotwist's records/s over the yardstick's, at least."""
+P99_TARGET_MS = 50.0
+"""burst10: teltotwist's ACK latency p99 below this."""
+ACK_TIMEOUT = 10.0
+"""The load's --ack-timeout: also its longest wait for the last ACKs."""
+SPARE_DESCRIPTORS = 256
+PROFILE_SUFFIXES = {"speedscope": "speedscope.json", "raw": "txt"}
+"""py-spy's output formats, and the file name suffix of each."""
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A load: how many trackers, for how long, paced how."""
+
+    name: str
+    devices: int
+    duration: float
+    pace: tuple[str, ...]
+    """``teltotwist load`` options besides the server, trackers, duration."""
+
+
+SCENARIOS = {
+    scenario.name: scenario
+    for scenario in [
+        Scenario("flat", 100, 15.0, ("--flat-out", "--records-per-packet", "10")),
+        Scenario(
+            "burst10",
+            1000,
+            20.0,
+            ("--burst", "--interval", "1", "--records-per-packet", "10"),
+        ),
+        Scenario(
+            "burst1",
+            1000,
+            20.0,
+            ("--burst", "--interval", "1", "--records-per-packet", "1"),
+        ),
+    ]
+}
+
+
+# Processes ---------------------------------------------------------------------
+
+
+def _child_setup() -> None:
+    """In a child: all the descriptors allowed, and SIGTERM if we die."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    name = ctypes.util.find_library("c")
+    if name is not None:
+        ctypes.CDLL(name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _environment() -> dict[str, str]:
+    """Children import the same teltotwist as this checkout."""
+    path = [str(CHECKOUT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+
+
+def free_port() -> int:
+    """A TCP port on the loopback address that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _stop(process: subprocess.Popen[bytes], signal_number: int) -> None:
+    """*signal_number*, a grace period, then SIGKILL."""
+    if process.poll() is None:
+        process.send_signal(signal_number)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class Server:
+    """One server process, listening on a free port, filing records in
+    *records* (one JSON line each)."""
+
+    def __init__(self, command: Sequence[str], records: Path, log: Path) -> None:
+        self.records = records
+        self.log = log
+        with log.open("wb") as output:
+            self.process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                cwd=records.parent,
+                env=_environment(),
+                preexec_fn=_child_setup,  # noqa: PLW1509
+            )
+
+    def wait_until_listening(self, port: int, deadline: float) -> None:
+        """Connect until the port answers; fail if the server exits."""
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise BenchError(
+                    f"the server exited with {self.process.returncode} before "
+                    f"listening:\n{self.log.read_text(errors='replace')[-2000:]}"
+                )
+            try:
+                socket.create_connection((HOST, port), timeout=1).close()
+            except OSError:
+                time.sleep(0.1)
+            else:
+                return
+        raise BenchError(f"the server did not listen on port {port} in time")
+
+    def stop(self) -> None:
+        """SIGTERM (the gateway drains and closes its sinks), then SIGKILL."""
+        _stop(self.process, signal.SIGTERM)
+
+    def lines(self) -> int:
+        """The lines of its records file."""
+        count = 0
+        with self.records.open("rb") as records:
+            while chunk := records.read(1 << 20):
+                count += chunk.count(b"\n")
+        return count
+
+
+def yardserver_command(path: Path, port: int, records: Path) -> list[str]:
+    return [sys.executable, str(path), str(port), str(records)]
+
+
+def gateway_command(options: Sequence[str], port: int, records: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "twisted",
+        "teltonika",
+        "--port",
+        f"tcp:{port}:interface={HOST}",
+        "--sink",
+        f"file:{records}",
+        "--api",
+        "none",
+        *options,
+    ]
+
+
+def load_command(scenario: Scenario, port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "teltotwist",
+        "load",
+        "--server",
+        f"tcp:{HOST}:{port}",
+        "--devices",
+        str(scenario.devices),
+        "--duration",
+        f"{scenario.duration:g}",
+        "--ack-timeout",
+        f"{ACK_TIMEOUT:g}",
+        "--codec",
+        "8E",
+        *scenario.pace,
+        "--json",
+    ]
+
+
+def run_load(scenario: Scenario, port: int, deadline: float) -> dict[str, Any]:
+    """Drive the server on *port*; the load's JSON summary."""
+    timeout = min(deadline - time.monotonic(), scenario.duration + ACK_TIMEOUT + 60)
+    try:
+        finished = subprocess.run(
+            load_command(scenario, port),
+            capture_output=True,
+            env=_environment(),
+            timeout=max(timeout, 1.0),
+            check=False,
+            preexec_fn=_child_setup,
+        )
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"the {scenario.name} load did not end in time") from None
+    if finished.returncode not in (0, 1) or not finished.stdout.strip():
+        errors = finished.stderr.decode(errors="replace")[-2000:]
+        raise BenchError(
+            f"the {scenario.name} load exited with {finished.returncode}:\n{errors}"
+        )
+    summary: dict[str, Any] = json.loads(finished.stdout)
+    return summary
+
+
+class Profiler:
+    """``py-spy record`` of one process until stopped, into *output*."""
+
+    def __init__(self, executable: str, pid: int, output: Path, form: str) -> None:
+        self.output = output
+        self.log = output.with_suffix(".log")
+        with self.log.open("wb") as log:
+            command = [executable, "record", "-p", str(pid), "-f", form]
+            self.process = subprocess.Popen(
+                [*command, "-o", str(output)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_child_setup,  # noqa: PLW1509
+            )
+
+    def stop(self) -> None:
+        """Stop sampling (SIGINT: py-spy then writes its file)."""
+        _stop(self.process, signal.SIGINT)
+        if not self.output.exists():
+            text = self.log.read_text(errors="replace").strip()
+            raise BenchError(f"py-spy wrote no profile:\n{text}")
+        self.log.unlink()
+
+
+def find_py_spy() -> str:
+    """py-spy beside this Python, or on the PATH."""
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
+    found = shutil.which("py-spy", path=path)
+    if found is None:
+        raise BenchError("--profile needs py-spy: pip install py-spy")
+    return found
+
+
+# Runs ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    """One load against one fresh server."""
+
+    scenario: str
+    server: str
+    round: int
+    records_acked: int
+    file_lines: int
+    records_per_second: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    errors: int
+    unacked: int
+    resends: int
+    profile: str | None = None
+
+    @property
+    def consistent(self) -> bool:
+        """The records ACKed are the records the server filed."""
+        return self.records_acked == self.file_lines
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the runs share."""
+
+    workdir: Path
+    yardserver: Path
+    gateway_options: tuple[str, ...]
+    profile: Path | None
+    profile_format: str
+    py_spy: str | None
+
+
+def run_once(
+    scenario: Scenario, server: str, round_: int, settings: Settings, deadline: float
+) -> Run:
+    """Start *server* afresh, drive it with *scenario*, count its lines."""
+    port = free_port()
+    name = f"{scenario.name}-{server}-{round_}"
+    records = settings.workdir / f"{name}.jsonl"
+    if server == "yardserver":
+        command = yardserver_command(settings.yardserver, port, records)
+    else:
+        command = gateway_command(settings.gateway_options, port, records)
+    process = Server(command, records, settings.workdir / f"{name}.log")
+    profiler: Profiler | None = None
+    try:
+        process.wait_until_listening(port, min(deadline, time.monotonic() + 60))
+        if settings.py_spy is not None and server == "teltotwist":
+            assert settings.profile is not None
+            suffix = PROFILE_SUFFIXES[settings.profile_format]
+            output = settings.profile / f"{name}.{suffix}"
+            profiler = Profiler(
+                settings.py_spy, process.process.pid, output, settings.profile_format
+            )
+        summary = run_load(scenario, port, deadline)
+        if profiler is not None:
+            profiler.stop()
+        process.stop()
+        lines = process.lines() if records.exists() else 0
+    finally:
+        if profiler is not None:
+            _stop(profiler.process, signal.SIGINT)
+        process.stop()
+        records.unlink(missing_ok=True)
+    latency = summary["latency_ms"]
+    return Run(
+        scenario=scenario.name,
+        server=server,
+        round=round_,
+        records_acked=summary["records_acked"],
+        file_lines=lines,
+        records_per_second=summary["records_per_second"],
+        p50_ms=latency["p50"],
+        p99_ms=latency["p99"],
+        max_ms=latency["max"],
+        errors=sum(summary["errors"].values()),
+        unacked=summary["unacked"],
+        resends=summary["resends"],
+        profile=None if profiler is None else str(profiler.output),
+    )
+
+
+def describe(run: Run) -> str:
+    check = "records ok" if run.consistent else f"{run.file_lines:,} lines filed"
+    return (
+        f"round {run.round} {run.scenario:<8} {run.server:<10} "
+        f"{run.records_per_second:>9,.0f} records/s  p50 {run.p50_ms:,.1f} ms  "
+        f"p99 {run.p99_ms:,.1f} ms  errors {run.errors}  {check}"
+    )
+
+
+# The report --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Medians:
+    """One server's runs of one scenario, summed up."""
+
+    runs: int
+    records_per_second: float
+    records_per_second_min: float
+    records_per_second_max: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    errors: int
+    inconsistent_runs: int
+
+
+def medians(runs: Sequence[Run]) -> Medians:
+    rates = [run.records_per_second for run in runs]
+    return Medians(
+        runs=len(runs),
+        records_per_second=statistics.median(rates),
+        records_per_second_min=min(rates),
+        records_per_second_max=max(rates),
+        p50_ms=statistics.median(run.p50_ms for run in runs),
+        p99_ms=statistics.median(run.p99_ms for run in runs),
+        max_ms=statistics.median(run.max_ms for run in runs),
+        errors=sum(run.errors for run in runs),
+        inconsistent_runs=sum(not run.consistent for run in runs),
+    )
+
+
+@dataclass(frozen=True)
+class Report:
+    """Every run, and what they say about the targets."""
+
+    runs: list[Run]
+    scenarios: list[Scenario]
+
+    def medians(self) -> dict[str, dict[str, Medians]]:
+        """Per scenario, per server."""
+        return {
+            scenario.name: {
+                server: medians(
+                    [
+                        run
+                        for run in self.runs
+                        if (run.scenario, run.server) == (scenario.name, server)
+                    ]
+                )
+                for server in SERVERS
+            }
+            for scenario in self.scenarios
+        }
+
+    def ratios(self) -> dict[str, float]:
+        """teltotwist's median records/s over the yardstick's, per scenario."""
+        return {
+            name: servers["teltotwist"].records_per_second
+            / servers["yardserver"].records_per_second
+            for name, servers in self.medians().items()
+            if servers["yardserver"].records_per_second
+        }
+
+    def targets(self) -> dict[str, bool]:
+        """Each target: met or not (not measured counts as not met)."""
+        medians, ratios = self.medians(), self.ratios()
+        burst10 = medians.get("burst10", {}).get("teltotwist")
+        return {
+            "flat_ratio": ratios.get("flat", 0.0) >= RATIO_TARGET,
+            "burst10_p99": burst10 is not None and burst10.p99_ms < P99_TARGET_MS,
+            "records_check": all(run.consistent for run in self.runs),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "targets": {
+                "flat_ratio_at_least": RATIO_TARGET,
+                "burst10_p99_ms_below": P99_TARGET_MS,
+                "met": self.targets(),
+            },
+            "scenarios": [asdict(scenario) for scenario in self.scenarios],
+            "runs": [
+                {**asdict(run), "consistent": run.consistent} for run in self.runs
+            ],
+            "medians": {
+                name: {server: asdict(figures) for server, figures in servers.items()}
+                for name, servers in self.medians().items()
+            },
+            "ratios": {name: round(ratio, 3) for name, ratio in self.ratios().items()},
+        }
+
+    def table(self) -> str:
+        rounds = max((run.round for run in self.runs), default=0)
+        lines = [
+            f"Medians of {rounds} round(s); records/s: median (range). Targets: "
+            f"flat >= {RATIO_TARGET:g}x the yardstick's records/s; burst10 p99 < "
+            f"{P99_TARGET_MS:g} ms for teltotwist; records ACKed = lines filed.",
+            "",
+            f"{'scenario':<9} {'server':<11} {'records/s':>10} {'range':>17} "
+            f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>6}  records",
+        ]
+        ratios = self.ratios()
+        for name, servers in self.medians().items():
+            for server, figures in servers.items():
+                low, high = (
+                    figures.records_per_second_min,
+                    figures.records_per_second_max,
+                )
+                check = (
+                    "ok"
+                    if not figures.inconsistent_runs
+                    else f"{figures.inconsistent_runs} run(s) differ"
+                )
+                lines.append(
+                    f"{name:<9} {server:<11} {figures.records_per_second:>10,.0f} "
+                    f"{f'({low:,.0f}-{high:,.0f})':>17} {figures.p50_ms:>8,.1f} "
+                    f"{figures.p99_ms:>8,.1f} {figures.max_ms:>8,.1f} "
+                    f"{figures.errors:>6}  {check}"
+                )
+            if name in ratios:
+                lines.append(f"{name:<9} {'ratio':<11} {ratios[name]:>9.2f}x")
+        met = self.targets()
+        lines += [
+            "",
+            "targets: "
+            + ", ".join(
+                f"{target} {'met' if ok else 'NOT met'}" for target, ok in met.items()
+            ),
+        ]
+        return "\n".join(lines)
+
+
+# The command line ------------------------------------------------------------------
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+    def convert(text: str) -> float:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text} is not positive")
+        return value
+
+    return convert
+
+
+def _scenario_names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = sorted(set(names) - SCENARIOS.keys())
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"scenarios are some of {','.join(SCENARIOS)}, not {text!r}"
+        )
+    return names
+
+
+def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument(
+        "--scenarios",
+        type=_scenario_names,
+        default=list(SCENARIOS),
+        help=f"comma-separated, of {','.join(SCENARIOS)} (default: all)",
+    )
+    for scenario in SCENARIOS.values():
+        parser.add_argument(
+            f"--{scenario.name}-devices",
+            type=_positive(int),
+            default=scenario.devices,
+            metavar="N",
+            help=f"trackers in {scenario.name} (default {scenario.devices:,})",
+        )
+        parser.add_argument(
+            f"--{scenario.name}-duration",
+            type=_positive(float),
+            default=scenario.duration,
+            metavar="SECONDS",
+            help=f"seconds of {scenario.name} (default {scenario.duration:g})",
+        )
+    parser.add_argument(
+        "--repeat", type=_positive(int), default=1, metavar="N", help="rounds"
+    )
+    parser.add_argument(
+        "--yardserver",
+        type=Path,
+        default=DEFAULT_YARDSERVER,
+        metavar="PATH",
+        help="the yardstick server (default: ../shared/bench/yardserver.py)",
+    )
+    parser.add_argument(
+        "--gateway-option",
+        action="append",
+        default=[],
+        metavar="OPTION",
+        help="one more argument for the gateway, e.g. --gateway-option=--sink=log",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="record the gateway with py-spy during each of its runs, into DIR",
+    )
+    parser.add_argument(
+        "--profile-format",
+        choices=list(PROFILE_SUFFIXES),
+        default="speedscope",
+        help="py-spy's output format (default speedscope)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON, not a table")
+    parser.add_argument(
+        "--timeout",
+        type=_positive(float),
+        metavar="SECONDS",
+        help="for the whole run (default: twice the time the runs should take)",
+    )
+    return parser.parse_args(argv)
+
+
+def chosen_scenarios(arguments: argparse.Namespace) -> list[Scenario]:
+    """The scenarios to run, with the devices and durations asked for."""
+    return [
+        Scenario(
+            name,
+            getattr(arguments, f"{name}_devices"),
+            getattr(arguments, f"{name}_duration"),
+            SCENARIOS[name].pace,
+        )
+        for name in arguments.scenarios
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the rounds; 0 if every target is met, 1 if not, 2 on error."""
+    arguments = parse_arguments(argv)
+    scenarios = chosen_scenarios(arguments)
+    expected = arguments.repeat * sum(
+        len(SERVERS) * (scenario.duration + ACK_TIMEOUT + 10) for scenario in scenarios
+    )
+    runs: list[Run] = []
+    workdir = Path(tempfile.mkdtemp(prefix="bench-durable-"))
+    try:
+        if not arguments.yardserver.is_file():
+            raise BenchError(
+                f"no yardstick server at {arguments.yardserver}: "
+                "give its path with --yardserver PATH"
+            )
+        py_spy = None
+        if arguments.profile is not None:
+            py_spy = find_py_spy()
+            arguments.profile.mkdir(parents=True, exist_ok=True)
+        settings = Settings(
+            workdir=workdir,
+            yardserver=arguments.yardserver.resolve(),
+            gateway_options=tuple(arguments.gateway_option),
+            profile=arguments.profile,
+            profile_format=arguments.profile_format,
+            py_spy=py_spy,
+        )
+        ensure_descriptors(
+            SPARE_DESCRIPTORS + max(scenario.devices for scenario in scenarios)
+        )
+        with global_timeout(arguments.timeout or 2 * expected, grace=60) as deadline:
+            for round_ in range(1, arguments.repeat + 1):
+                for scenario in scenarios:
+                    for server in SERVERS:
+                        run = run_once(scenario, server, round_, settings, deadline)
+                        print(describe(run), file=sys.stderr, flush=True)
+                        runs.append(run)
+    except (BenchError, OSError) as error:
+        print(f"bench_durable: {error}", file=sys.stderr)
+        return 2
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    report = Report(runs, scenarios)
+    print(json.dumps(report.to_json(), indent=2) if arguments.json else report.table())
+    return 0 if all(report.targets().values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
