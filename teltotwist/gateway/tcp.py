@@ -97,6 +97,8 @@ class TeltonikaTcpProtocol(Protocol):
         self._packets = self._records = 0
         self._acked_packets = self._acked_records = 0
         self._in_flight: tuple[Item, ...] = ()
+        """The packet with the sinks; let go once they answer, or an idle
+        tracker would keep its last packet in memory."""
         self._frame_complete_at = 0.0
         """When the read completing the packet in flight came (reactor s)."""
 
@@ -314,6 +316,7 @@ class TeltonikaTcpProtocol(Protocol):
         delivery.addErrback(self._crashed)
 
     def _delivered(self, _: None) -> None:
+        acked, self._in_flight = self._in_flight, ()
         if self.factory.stopping:
             self._perform(
                 self.session.delivery_failed("the gateway is shutting down"),
@@ -327,7 +330,7 @@ class TeltonikaTcpProtocol(Protocol):
                 label=self.label,
             )
             return
-        acked, complete_at = self._in_flight, self._frame_complete_at
+        complete_at = self._frame_complete_at
         self._acked_packets += 1
         self._acked_records += len(acked)
         self.transport.resumeProducing()  # type: ignore[union-attr]
@@ -349,6 +352,7 @@ class TeltonikaTcpProtocol(Protocol):
         )
 
     def _not_delivered(self, failure: Failure) -> None:
+        self._in_flight = ()
         self._perform(
             self.session.delivery_failed(failure.getErrorMessage()), _NOT_DELIVERED
         )
