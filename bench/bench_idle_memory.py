@@ -20,8 +20,9 @@ the probe ACKed within 10 ms. The exit status is 0 when both are met, 1 when
 one is not, 2 when the benchmark could not run.
 
 Resident memory is VmRSS from ``/proc/PID/status`` and, where the kernel has
-it, PSS from ``/proc/PID/smaps_rollup``. Socket buffers are kernel memory and
-are not part of either figure.
+it, PSS from ``/proc/PID/smaps_rollup``. Sockets are kernel memory, not part
+of either figure: the growth of the kernel's slab memory (system-wide, both
+ends of every loopback connection) is reported beside them.
 
 Run from the repository root:
 
@@ -163,6 +164,16 @@ def settled_memory(pid: int, settle: float, deadline: float) -> Memory:
             return current
         previous = current
     return previous
+
+
+def kernel_slab() -> int:
+    """The kernel's slab memory, system-wide (``Slab`` in ``/proc/meminfo``),
+    in bytes: where socket structures live, outside any process's RSS."""
+    meminfo = Path("/proc/meminfo").read_text(encoding="ascii")
+    found = re.search(r"^Slab:\s+(\d+) kB", meminfo, re.MULTILINE)
+    if found is None:
+        raise BenchError("no Slab in /proc/meminfo")
+    return int(found.group(1)) * 1024
 
 
 def descriptor_limit(pid: int) -> int:
@@ -559,6 +570,9 @@ class Outcome:
     baseline: Memory
     samples: list[Sample]
     ack_latencies: list[float]
+    kernel_slab_growth: int
+    """Bytes of kernel slab memory the trackers added (system-wide: both ends
+    of each loopback connection, and whatever else ran meanwhile)."""
 
     @property
     def bytes_per_tracker(self) -> float:
@@ -626,6 +640,9 @@ def report_table(outcome: Outcome) -> str:
         f"{per_tracker:,.0f} bytes ({per_tracker / 1024:.2f} KiB) per tracker; "
         f"target < {TARGET_BYTES // 1024} KiB: "
         f"{'MET' if outcome.memory_met else 'NOT MET'}",
+        f"kernel slab memory, system-wide, both ends of each connection: "
+        f"{outcome.kernel_slab_growth / 1024 / 1024:+,.1f} MiB, "
+        f"{outcome.kernel_slab_growth / last.connections:,.0f} bytes per connection",
         f"a tracker among them: {len(latencies)} packets ACKed, median "
         f"{_ms(statistics.median(latencies))}, max {_ms(max(latencies))}; "
         f"target every ACK within {_ms(TARGET_ACK_SECONDS)}: "
@@ -664,6 +681,7 @@ def run(arguments: argparse.Namespace, say: Any) -> Outcome:
             say("server:", " ".join(server.command))
             port = server.wait_for_port(deadline)
             baseline = settled_memory(server.pid, arguments.settle, deadline)
+            slab = kernel_slab()
             limit = descriptor_limit(server.pid)
             held = open_descriptors(server.pid)
             total = arguments.connections or fill_count(limit, held)
@@ -692,6 +710,7 @@ def run(arguments: argparse.Namespace, say: Any) -> Outcome:
                     f"all still open; RSS {_kib(memory.rss)} KiB"
                 )
                 samples.append(Sample(point, memory))
+            slab_growth = kernel_slab() - slab
             latencies = probe(
                 port,
                 arguments.probe_packets,
@@ -699,7 +718,9 @@ def run(arguments: argparse.Namespace, say: Any) -> Outcome:
                 arguments.probe_timeout,
             )
             server.check_running()
-            return Outcome(total, workers.count, limit, baseline, samples, latencies)
+            return Outcome(
+                total, workers.count, limit, baseline, samples, latencies, slab_growth
+            )
         finally:
             if workers is not None:
                 workers.close()
