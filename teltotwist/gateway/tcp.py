@@ -433,15 +433,21 @@ class TeltonikaTcpFactory(Factory):
         self.unfinished: UnfinishedBytes[TeltonikaTcpProtocol] = UnfinishedBytes(
             limits.max_buffered_bytes
         )
+        # The connections' timeouts: one reactor timer each, for them all.
         protocol = TeltonikaTcpProtocol
         self.login_deadlines = Timeout(
             clock, limits.login_timeout, protocol.login_expired
         )
+        """From connecting to the login."""
         self.idle_deadlines = Timeout(clock, limits.idle_timeout, protocol.idle_expired)
+        """From the login, the last byte or the last ACK, while no packet is
+        with the sinks."""
         self.frame_deadlines = Timeout(
             clock, limits.frame_timeout, protocol.frame_expired
         )
+        """From the start of an unfinished frame."""
         self.quiet_spells = Timeout(clock, limits.command_quiet, protocol.quiet_spell)
+        """From the login or the last byte, until commands may go."""
 
     def buildProtocol(self, addr: IAddress) -> TeltonikaTcpProtocol | None:  # type: ignore[override]
         if self.stopping:
