@@ -1,8 +1,10 @@
 """Shared pytest configuration: the Hypothesis profiles ("ci" when CI is set),
-and the real ``twistd -n teltonika`` as a fixture."""
+the real ``twistd -n teltonika`` as a fixture, and no object left frozen
+between tests."""
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import subprocess
@@ -23,6 +25,16 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
 TWISTD = Path(sys.executable).with_name("twistd")
+
+
+@pytest.fixture(autouse=True)
+def _collectable_between_tests() -> Iterator[None]:
+    """A gateway from ``teltotwist.tap`` freezes what exists once it listens:
+    in a test process, the tests' objects too. Hand them back to the garbage
+    collector after each test."""
+    yield
+    if gc.get_freeze_count():
+        gc.unfreeze()
 
 
 def listening_port(process: subprocess.Popen[str]) -> tuple[int | None, list[str]]:

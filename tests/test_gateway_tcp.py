@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -66,6 +68,22 @@ def test_records_reach_the_sink_and_the_tracker_gets_its_ack(
 
     assert [item.imei for item in sink.items] == [tracker.imei] * 2
     assert all(isinstance(item, TrackerRecord) for item in sink.items)
+
+
+def test_once_acked_a_packet_is_not_kept_by_its_connection(
+    factory: TeltonikaTcpFactory, sink: RecordingSink
+) -> None:
+    """An idle tracker costs its connection, not its last packet too."""
+    tracker = FakeTracker(factory)
+    tracker.login()
+    assert tracker.send(CODEC8E) == tcp_ack(2)
+    delivered = [weakref.ref(item) for item in sink.items]
+    sink.items.clear()
+    sink.deliveries.clear()
+    gc.collect()
+
+    assert tracker.connected
+    assert [item() for item in delivered] == [None, None]
 
 
 def test_records_are_named_by_the_model_their_imei_has_now(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -380,3 +383,27 @@ async def test_sighup_reloads_the_allowlist_and_the_models(tmp_path: Path) -> No
 
     assert gateway.factory.allow("352093081452251")
     assert naming("356307042441013").model == "FMB920"
+
+
+def test_once_listening_startup_objects_are_frozen_and_closed_connections_freed(
+    tmp_path: Path,
+) -> None:
+    """A full collection (which stops the reactor) walks no startup object,
+    yet the connections made since are walked, and freed once closed."""
+    checkout = Path(__file__).resolve().parent.parent
+    finished = subprocess.run(
+        [sys.executable, "-m", "tests.startup_freeze", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=checkout,
+        env={**os.environ, "PYTHONPATH": str(checkout)},
+        timeout=60,
+        check=False,
+    )
+
+    assert finished.returncode == 0, finished.stderr
+    seen = json.loads(finished.stdout)
+    assert seen["frozen"] > 10_000  # the modules and the IO catalogue, at least
+    assert not seen["factory_walked"]
+    assert seen["connections_walked"] == 20
+    assert seen["connections_left"] == 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import attrs
 
@@ -30,6 +30,33 @@ class TrackerLink(Protocol):
         """Close the connection; *reason* goes to the log."""
 
 
+class Position(NamedTuple):
+    """Where a record put its tracker: all the registry keeps of the newest
+    record. Not the record itself: its IO would stay in memory per tracker,
+    and a tuple of numbers is no work for the garbage collector."""
+
+    timestamp_ms: int
+    latitude: float
+    longitude: float
+    speed: int
+    altitude: int
+    angle: int
+    satellites: int
+
+    @classmethod
+    def of(cls, record: AvlRecord) -> Position:
+        """The position *record* gives."""
+        return cls(
+            record.timestamp_ms,
+            record.latitude,
+            record.longitude,
+            record.speed,
+            record.altitude,
+            record.angle,
+            record.satellites,
+        )
+
+
 @attrs.define
 class TrackerState:
     """What the gateway knows of one tracker now."""
@@ -41,7 +68,8 @@ class TrackerState:
     last_seen_ms: int
     packets: int = 0
     records: int = 0
-    last_record: AvlRecord | None = None
+    last_record: Position | None = None
+    """The position of the newest record by device time."""
 
     def to_json(self) -> dict[str, Any]:
         """The tracker object of the HTTP API."""
@@ -57,17 +85,17 @@ class TrackerState:
         }
 
 
-def _position(record: AvlRecord | None) -> dict[str, Any] | None:
-    if record is None:
+def _position(position: Position | None) -> dict[str, Any] | None:
+    if position is None:
         return None
     return {
-        "timestamp": format_timestamp_ms(record.timestamp_ms),
-        "latitude": record.latitude,
-        "longitude": record.longitude,
-        "speed": record.speed,
-        "altitude": record.altitude,
-        "angle": record.angle,
-        "satellites": record.satellites,
+        "timestamp": format_timestamp_ms(position.timestamp_ms),
+        "latitude": position.latitude,
+        "longitude": position.longitude,
+        "speed": position.speed,
+        "altitude": position.altitude,
+        "angle": position.angle,
+        "satellites": position.satellites,
     }
 
 
@@ -181,7 +209,7 @@ def _count(state: TrackerState, records: Iterable[AvlRecord], now: int) -> None:
         state.last_record is None
         or newest.timestamp_ms >= state.last_record.timestamp_ms
     ):
-        state.last_record = newest
+        state.last_record = Position.of(newest)
 
 
 def _device_time(record: AvlRecord) -> int:

@@ -162,6 +162,23 @@ class TrackerSession:
     :param naming: the naming of an IMEI's records now (None: no attributes).
     """
 
+    # A gateway holds one per connected tracker: slots keep each small.
+    __slots__ = (
+        "_ack",
+        "_allow",
+        "_claim",
+        "_command",
+        "_framer",
+        "_imei_policy",
+        "_naming",
+        "_now_ms",
+        "_outstanding",
+        "_waiting",
+        "commands_ready",
+        "imei",
+        "state",
+    )
+
     def __init__(
         self,
         allow: Callable[[str], bool],

@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IAddress, IReactorTime
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -37,6 +37,7 @@ from teltotwist.gateway.session import (
     State,
     TrackerSession,
 )
+from teltotwist.gateway.timeouts import Timeout
 from teltotwist.gateway.unfinished import UnfinishedBytes
 
 # FaultLog kinds: why a connection closed, or how it ended.
@@ -50,34 +51,54 @@ _CLOSED_BY_GATEWAY = "closed by the gateway"
 
 
 class TeltonikaTcpProtocol(Protocol):
-    """One tracker's TCP connection."""
+    """One tracker's TCP connection.
+
+    Slotted, and its timeouts are the factory's (:class:`Timeout`): tens of
+    thousands of idle trackers each cost only what they must hold.
+    """
+
+    __slots__ = (
+        "_acked_packets",
+        "_acked_records",
+        "_actions",
+        "_connected_at",
+        "_frame_complete_at",
+        "_in_flight",
+        "_packets",
+        "_records",
+        "connected",
+        "factory",
+        "last_active",
+        "peer",
+        "session",
+        "transport",
+    )
 
     log = Logger()
 
     def __init__(self, factory: TeltonikaTcpFactory, peer: str) -> None:
-        self.factory = factory
+        self.factory: TeltonikaTcpFactory = factory
         self.peer = peer
+        self.transport = None
+        self.connected = 0
         self.session = TrackerSession(
             factory.allow,
             factory.now_ms,
             factory.limits.max_frame_size,
             factory.limits.imei_policy,
-            claim=lambda imei: factory.claim(self, imei),
+            claim=self._claim,
             naming=factory.naming,
         )
         self.last_active = factory.clock.seconds()
         """When the tracker last sent a byte (reactor seconds)."""
-        self._timer = _Deadline(factory.clock, self._expired)
-        """The login timeout, then the idle timeout."""
-        self._frame_deadline = _Deadline(factory.clock, self._expired)
-        self._quiet = _Deadline(factory.clock, self._quiet_spell)
-        """After the login, until commands may go: a spell without data."""
-        self._actions: deque[tuple[Action, str]] = deque()
-        self._performing = False
-        self._connected_at = factory.clock.seconds()
+        self._actions: deque[tuple[Action, str]] | None = None
+        """The actions still to carry out, while carrying them out."""
+        self._connected_at = self.last_active
         self._packets = self._records = 0
         self._acked_packets = self._acked_records = 0
         self._in_flight: tuple[Item, ...] = ()
+        """The packet with the sinks; let go once they answer, or an idle
+        tracker would keep its last packet in memory."""
         self._frame_complete_at = 0.0
         """When the read completing the packet in flight came (reactor s)."""
 
@@ -89,14 +110,14 @@ class TeltonikaTcpProtocol(Protocol):
     def connectionMade(self) -> None:
         self._connected_at = self.factory.clock.seconds()
         self.factory.events.connection_opened(Transport.TCP)
-        self._timer.arm(self.factory.limits.login_timeout, "no IMEI login")
+        self.factory.login_deadlines.start(self)
 
     def dataReceived(self, data: bytes) -> None:
         self.last_active = self.factory.clock.seconds()
         if self.session.imei is not None:
-            self._timer.arm(self.factory.limits.idle_timeout, "idle")
-        if self.session.imei is not None and not self.session.commands_ready:
-            self._quiet.arm(self.factory.limits.command_quiet, "quiet")
+            self.factory.idle_deadlines.start(self)
+            if not self.session.commands_ready:
+                self.factory.quiet_spells.start(self)
         held_before = self.session.buffered
         self._perform(self.session.data_received(data))
         held = self.session.buffered
@@ -106,8 +127,10 @@ class TeltonikaTcpProtocol(Protocol):
         self._track_unfinished(started)
 
     def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:  # noqa: B008
-        self._timer.disarm()
-        self._quiet.disarm()
+        factory = self.factory
+        factory.login_deadlines.cancel(self)
+        factory.idle_deadlines.cancel(self)
+        factory.quiet_spells.cancel(self)
         self.session.connection_lost()
         self._track_unfinished(started=False)
         self.factory.forget(self)
@@ -165,15 +188,15 @@ class TeltonikaTcpProtocol(Protocol):
         instead of performing them from inside this call, so any number of
         frames in one read is handled in a loop, never by recursion.
         """
-        self._actions.extend((action, fault) for action in actions)
-        if self._performing:
+        if self._actions is not None:
+            self._actions.extend((action, fault) for action in actions)
             return
-        self._performing = True
+        queue = self._actions = deque((action, fault) for action in actions)
         try:
-            while self._actions:
-                self._carry_out(*self._actions.popleft())
+            while queue:
+                self._carry_out(*queue.popleft())
         finally:
-            self._performing = False
+            self._actions = None
 
     def _carry_out(self, action: Action, fault: str) -> None:
         transport = self.transport
@@ -183,7 +206,8 @@ class TeltonikaTcpProtocol(Protocol):
                 transport.write(data)
             case LoggedIn(imei=imei):
                 self.log.info("{label}: logged in", label=self.label)
-                self._timer.arm(self.factory.limits.idle_timeout, "idle")
+                self.factory.login_deadlines.cancel(self)
+                self.factory.idle_deadlines.start(self)
                 self.factory.logged_in(self, imei)
                 self.factory.registry.tcp_logged_in(imei, self.peer, self)
                 self.factory.events.login(Transport.TCP, LoginResult.ACCEPTED)
@@ -214,7 +238,7 @@ class TeltonikaTcpProtocol(Protocol):
 
     def _commands_logged_in(self, imei: str) -> None:
         """Commands wait for the first ACK or a quiet spell."""
-        self._quiet.arm(self.factory.limits.command_quiet, "quiet")
+        self.factory.quiet_spells.start(self)
         if self.factory.commands is not None:
             self.factory.commands.tracker_logged_in(imei, self)
 
@@ -226,7 +250,7 @@ class TeltonikaTcpProtocol(Protocol):
         commands = self.factory.commands
         match action:
             case CommandsReady():
-                self._quiet.disarm()
+                self.factory.quiet_spells.cancel(self)
                 if commands is not None:
                     commands.tracker_ready(imei, self)
             case SendCommand(data=data):
@@ -237,8 +261,30 @@ class TeltonikaTcpProtocol(Protocol):
                 if commands is not None:
                     commands.command_answered(imei, self, message, executed)
 
-    def _quiet_spell(self, _: str) -> None:
+    def login_expired(self) -> None:
+        """No login within ``Limits.login_timeout``: close."""
+        self._timed_out("no IMEI login", self.factory.limits.login_timeout)
+
+    def idle_expired(self) -> None:
+        """No byte within ``Limits.idle_timeout`` since the last (or the last
+        ACK): close."""
+        self._timed_out("idle", self.factory.limits.idle_timeout)
+
+    def frame_expired(self) -> None:
+        """The unfinished frame did not complete within
+        ``Limits.frame_timeout`` of its start: close."""
+        self._timed_out("an unfinished frame", self.factory.limits.frame_timeout)
+
+    def quiet_spell(self) -> None:
+        """No data within ``Limits.command_quiet`` of the login: the
+        tracker holds no stored records, commands may go."""
         self._perform(self.session.quiet())
+
+    def _timed_out(self, what: str, seconds: float) -> None:
+        self._perform(self.session.timed_out(f"{what} for {seconds:g} s"), _TIMEOUT)
+
+    def _claim(self, imei: str) -> str | None:
+        return self.factory.claim(self, imei)
 
     def _commands_gone(self) -> None:
         imei = self.session.imei
@@ -250,17 +296,16 @@ class TeltonikaTcpProtocol(Protocol):
         sinks: the tracker waits for its ACK), and count it against the
         budget of all connections."""
         held = self.session.buffered
+        frames = self.factory.frame_deadlines
         if not held or self.session.state is State.DELIVERING:
-            self._frame_deadline.disarm()
-        elif started or not self._frame_deadline.armed:
-            self._frame_deadline.arm(
-                self.factory.limits.frame_timeout, "an unfinished frame"
-            )
+            frames.cancel(self)
+        elif started or self not in frames:
+            frames.start(self)
         self.factory.holding(self, held, started)
 
     def _deliver(self, items: tuple[Item, ...]) -> None:
-        self._timer.disarm()
-        self._frame_deadline.disarm()
+        self.factory.idle_deadlines.cancel(self)
+        self.factory.frame_deadlines.cancel(self)
         self._packets += 1
         self._records += len(items)
         self._in_flight = items
@@ -271,6 +316,7 @@ class TeltonikaTcpProtocol(Protocol):
         delivery.addErrback(self._crashed)
 
     def _delivered(self, _: None) -> None:
+        acked, self._in_flight = self._in_flight, ()
         if self.factory.stopping:
             self._perform(
                 self.session.delivery_failed("the gateway is shutting down"),
@@ -284,11 +330,11 @@ class TeltonikaTcpProtocol(Protocol):
                 label=self.label,
             )
             return
-        acked, complete_at = self._in_flight, self._frame_complete_at
+        complete_at = self._frame_complete_at
         self._acked_packets += 1
         self._acked_records += len(acked)
         self.transport.resumeProducing()  # type: ignore[union-attr]
-        self._timer.arm(self.factory.limits.idle_timeout, "idle")
+        self.factory.idle_deadlines.start(self)
         self._perform(actions)
         self._track_unfinished(started=False)
         self._report_ack(acked, self.factory.clock.seconds() - complete_at)
@@ -306,6 +352,7 @@ class TeltonikaTcpProtocol(Protocol):
         )
 
     def _not_delivered(self, failure: Failure) -> None:
+        self._in_flight = ()
         self._perform(
             self.session.delivery_failed(failure.getErrorMessage()), _NOT_DELIVERED
         )
@@ -314,9 +361,6 @@ class TeltonikaTcpProtocol(Protocol):
         self.log.failure("{label}: unexpected error", failure, label=self.label)
         if self.transport is not None:
             self.transport.loseConnection()
-
-    def _expired(self, what: str) -> None:
-        self._perform(self.session.timed_out(what), _TIMEOUT)
 
     def _log_disconnect(self) -> None:
         seconds = self.factory.clock.seconds() - self._connected_at
@@ -339,33 +383,6 @@ class TeltonikaTcpProtocol(Protocol):
             acked_packets=self._acked_packets,
             acked_records=self._acked_records,
         )
-
-
-class _Deadline:
-    """A timer that calls *expired* with what ran out, such as ``idle for
-    600 s``, unless disarmed or armed again first."""
-
-    def __init__(self, clock: IReactorTime, expired: Callable[[str], None]) -> None:
-        self._clock = clock
-        self._expired = expired
-        self._call: IDelayedCall | None = None
-
-    @property
-    def armed(self) -> bool:
-        return self._call is not None and self._call.active()
-
-    def arm(self, seconds: float, what: str) -> None:
-        """Expire in *seconds*, forgetting any earlier deadline."""
-        self.disarm()
-        self._call = self._clock.callLater(
-            seconds, self._expired, f"{what} for {seconds:g} s"
-        )
-
-    def disarm(self) -> None:
-        if self.armed:
-            assert self._call is not None
-            self._call.cancel()
-        self._call = None
 
 
 class TeltonikaTcpFactory(Factory):
@@ -416,6 +433,21 @@ class TeltonikaTcpFactory(Factory):
         self.unfinished: UnfinishedBytes[TeltonikaTcpProtocol] = UnfinishedBytes(
             limits.max_buffered_bytes
         )
+        # The connections' timeouts: one reactor timer each, for them all.
+        protocol = TeltonikaTcpProtocol
+        self.login_deadlines = Timeout(
+            clock, limits.login_timeout, protocol.login_expired
+        )
+        """From connecting to the login."""
+        self.idle_deadlines = Timeout(clock, limits.idle_timeout, protocol.idle_expired)
+        """From the login, the last byte or the last ACK, while no packet is
+        with the sinks."""
+        self.frame_deadlines = Timeout(
+            clock, limits.frame_timeout, protocol.frame_expired
+        )
+        """From the start of an unfinished frame."""
+        self.quiet_spells = Timeout(clock, limits.command_quiet, protocol.quiet_spell)
+        """From the login or the last byte, until commands may go."""
 
     def buildProtocol(self, addr: IAddress) -> TeltonikaTcpProtocol | None:  # type: ignore[override]
         if self.stopping:
