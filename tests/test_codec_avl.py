@@ -122,6 +122,37 @@ def test_io_merges_groups_in_wire_order() -> None:
     ]
 
 
+def test_decoded_values_cannot_be_changed() -> None:
+    packet = decode_packet(by_id("wiki-c8-tcp-1").data)
+    (record,) = packet.records
+
+    with pytest.raises(AttributeError):
+        record.speed = 1  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        packet.records = ()  # type: ignore[misc]
+
+
+def test_records_and_packets_equal_only_their_own_kind() -> None:
+    packet = decode_packet(by_id("wiki-c8-tcp-1").data)
+    (record,) = packet.records
+
+    assert record == build_record()._replace(**record._asdict())
+    assert packet == AvlPacket(Codec.CODEC8, (record,))
+    assert record != tuple(record)
+    assert packet != tuple(packet)
+    assert tuple(packet) != packet
+
+
+def test_records_and_packets_have_no_order() -> None:
+    first = decode_packet(by_id("wiki-c8-tcp-1").data)
+    second = decode_packet(by_id("wiki-c8-tcp-2").data)
+
+    with pytest.raises(TypeError):
+        assert first.records[0] < second.records[0]
+    with pytest.raises(TypeError):
+        assert first >= second
+
+
 @pytest.mark.parametrize(
     ("name", "field"),
     [
