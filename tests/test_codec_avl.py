@@ -16,6 +16,7 @@ from teltotwist.codec import (
     CountMismatchError,
     TruncatedError,
     ValueRangeError,
+    decode_avl_payload,
     encode_frame,
 )
 from tests.vectors import (
@@ -203,6 +204,28 @@ def test_io_value_cut_short_is_rejected() -> None:
     with pytest.raises(TruncatedError) as caught:
         teltotwist.decode(frame)
     assert_names_offset(caught.value, frame)
+
+
+def test_a_group_count_past_the_data_field_is_named() -> None:
+    """c8-tcp-1 cut after its 1-byte group: the data field ends where the
+    2-byte group's count would be, at payload offset 33."""
+    payload = payload_of(by_id("wiki-c8-tcp-1").data)
+    cut = payload[:33] + payload[-1:]
+
+    with pytest.raises(TruncatedError, match="IO group count") as caught:
+        decode_avl_payload(cut, 0, len(cut))
+    assert caught.value.offset == 33
+
+
+def test_a_group_count_past_the_whole_buffer_is_named() -> None:
+    """c8-tcp-1 with 200 1-byte elements announced: the next count would be
+    at payload offset 429, far past the buffer (as in a UDP datagram)."""
+    payload = bytearray(payload_of(by_id("wiki-c8-tcp-1").data))
+    payload[28] = 200
+
+    with pytest.raises(TruncatedError, match="IO group count") as caught:
+        decode_avl_payload(bytes(payload), 0, len(payload))
+    assert caught.value.offset == 429
 
 
 def test_timestamp_past_year_9999_is_rejected() -> None:
