@@ -17,6 +17,7 @@ from teltotwist.codec import (
     TruncatedError,
     ValueRangeError,
     decode_avl_payload,
+    encode_avl_payload,
     encode_frame,
 )
 from tests.vectors import (
@@ -111,6 +112,32 @@ def test_nx_value_keeps_its_bytes() -> None:
     expected = vector.reference["records"][0]["io"]["256"]["value"]
     assert io_by_width(record)["X"] == {256: expected}
     assert record.io[256] == bytes.fromhex(expected)
+
+
+@pytest.mark.parametrize("vector", TCP_AVL_VALID, ids=vector_id)
+def test_records_carry_the_bytes_they_were_decoded_from(vector: Vector) -> None:
+    packet = decode_packet(vector.data)
+
+    assert b"".join(r.wire for r in packet.records) == payload_of(vector.data)[2:-1]
+    for record in packet.records:
+        alone = encode_avl_payload(AvlPacket(packet.codec, (record,), packet.io16))
+        assert record.wire == alone[2:-1]
+    assert len({record.wire for record in packet.records}) == len(packet.records)
+
+
+def test_wire_bytes_leave_equality_and_repr_alone() -> None:
+    record = build_record(io1={239: 1}, io2={66: 12_850})
+    (as_codec8,) = decode_packet(
+        encode_frame(AvlPacket(Codec.CODEC8, (record,)))
+    ).records
+    (as_codec8e,) = decode_packet(
+        encode_frame(AvlPacket(Codec.CODEC8E, (record,)))
+    ).records
+
+    assert as_codec8 == as_codec8e == record
+    assert as_codec8.wire != as_codec8e.wire
+    assert record.wire == b""
+    assert repr(as_codec8) == repr(record)
 
 
 def test_io_merges_groups_in_wire_order() -> None:

@@ -412,6 +412,7 @@ def decode_avl_payload(  # noqa: PLR0912, PLR0915
                     io,
                     io_layout,
                     values[9] if has_generation_type else None,
+                    buffer[offset:position],
                 ),
             )
         )

@@ -106,7 +106,9 @@ class AvlRecord(NamedTuple):
     scale and names depend on the device model and belong to a naming layer.
     Build ``io`` and ``io_layout`` with :func:`io_elements`.
 
-    Immutable; equal to another record with equal fields. Not ordered.
+    Immutable. Equality, hashing and ``repr`` cover every field but
+    :attr:`wire`, so a record equals the same record carried by another codec,
+    or built in code. Records are not ordered.
     """
 
     # A named tuple, not a frozen attrs class: the decoder builds one per
@@ -138,6 +140,11 @@ class AvlRecord(NamedTuple):
     """How many of the elements of :attr:`io`, in order, each group holds."""
     generation_type: int | None = None
     """Codec 16 only: why the record was generated (7 = periodical, ...)."""
+    wire: bytes = b""
+    """The exact bytes the record was decoded from: its slice of the AVL
+    payload, from the timestamp to its last IO byte (Codec 16's generation
+    type included), the same in a TCP frame and a UDP datagram. Empty for a
+    record built in code, unless given."""
 
     def io_groups(self) -> list[dict[int, IoValue]]:
         """The IO elements split by group, in the order of :data:`IoLayout`."""
@@ -147,13 +154,17 @@ class AvlRecord(NamedTuple):
     def __eq__(self, other: object) -> bool:
         if type(other) is not AvlRecord:
             return _unlike(other)
-        return tuple.__eq__(self, other)
+        return self[:_MEANING] == other[:_MEANING]
 
     def __ne__(self, other: object) -> bool:
         return _negated(self.__eq__(other))
 
     def __hash__(self) -> int:
-        return tuple.__hash__(self)
+        return hash(self[:_MEANING])
+
+    def __repr__(self) -> str:
+        fields = zip(self._fields[:_MEANING], self, strict=False)
+        return f"AvlRecord({', '.join(f'{name}={value!r}' for name, value in fields)})"
 
     # No order: a tuple's would compare IO dicts.
     def __lt__(self, other: object) -> bool:
@@ -167,6 +178,10 @@ class AvlRecord(NamedTuple):
 
     def __ge__(self, other: object) -> bool:
         return NotImplemented
+
+
+_MEANING = len(AvlRecord._fields) - 1
+"""The fields of :class:`AvlRecord` that equality covers: all but ``wire``."""
 
 
 class AvlPacket(NamedTuple):
