@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import attrs
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -74,9 +73,9 @@ def test_id_is_the_same_for_a_resent_record_whatever_the_codec() -> None:
 def test_id_changes_with_any_field_imei_or_io_value() -> None:
     record = build_record(io1={239: 1})
     variants = [
-        attrs.evolve(record, latitude=record.latitude + 1e-7),
-        attrs.evolve(record, speed=1),
-        attrs.evolve(record, priority=2),
+        record._replace(latitude=record.latitude + 1e-7),
+        record._replace(speed=1),
+        record._replace(priority=2),
         build_record(io1={239: 0}),
         build_record(io1={240: 1}),
     ]
