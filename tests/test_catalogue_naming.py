@@ -184,3 +184,14 @@ def test_every_model_names_and_scales_real_frames_as_its_rows_say(model: str) ->
                         model,
                         io_id,
                     )
+
+
+def test_a_plain_number_sent_as_bytes_is_named_as_hex() -> None:
+    """A value too wide for its catalogue row (from the variable-length group)
+    stays bytes in the decoded IO; named, it is hex, never the bytes object."""
+    naming = load_catalogue().naming("FMB920")
+
+    assert naming.attributes({239: 1, 240: b"\x00\x01"}) == {
+        "ignition": 1,
+        "movement": "0001",
+    }

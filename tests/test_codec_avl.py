@@ -16,6 +16,8 @@ from teltotwist.codec import (
     CountMismatchError,
     TruncatedError,
     ValueRangeError,
+    decode_avl_payload,
+    encode_avl_payload,
     encode_frame,
 )
 from tests.vectors import (
@@ -112,6 +114,32 @@ def test_nx_value_keeps_its_bytes() -> None:
     assert record.io[256] == bytes.fromhex(expected)
 
 
+@pytest.mark.parametrize("vector", TCP_AVL_VALID, ids=vector_id)
+def test_records_carry_the_bytes_they_were_decoded_from(vector: Vector) -> None:
+    packet = decode_packet(vector.data)
+
+    assert b"".join(r.wire for r in packet.records) == payload_of(vector.data)[2:-1]
+    for record in packet.records:
+        alone = encode_avl_payload(AvlPacket(packet.codec, (record,), packet.io16))
+        assert record.wire == alone[2:-1]
+    assert len({record.wire for record in packet.records}) == len(packet.records)
+
+
+def test_wire_bytes_leave_equality_and_repr_alone() -> None:
+    record = build_record(io1={239: 1}, io2={66: 12_850})
+    (as_codec8,) = decode_packet(
+        encode_frame(AvlPacket(Codec.CODEC8, (record,)))
+    ).records
+    (as_codec8e,) = decode_packet(
+        encode_frame(AvlPacket(Codec.CODEC8E, (record,)))
+    ).records
+
+    assert as_codec8 == as_codec8e == record
+    assert as_codec8.wire != as_codec8e.wire
+    assert record.wire == b""
+    assert repr(as_codec8) == repr(record)
+
+
 def test_io_merges_groups_in_wire_order() -> None:
     vector = by_id("wiki-c8-tcp-1")
     (record,) = decode_packet(vector.data).records
@@ -120,6 +148,37 @@ def test_io_merges_groups_in_wire_order() -> None:
     assert list(record.io.items()) == [
         (int(io_id), element["value"]) for io_id, element in reference_io.items()
     ]
+
+
+def test_decoded_values_cannot_be_changed() -> None:
+    packet = decode_packet(by_id("wiki-c8-tcp-1").data)
+    (record,) = packet.records
+
+    with pytest.raises(AttributeError):
+        record.speed = 1  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        packet.records = ()  # type: ignore[misc]
+
+
+def test_records_and_packets_equal_only_their_own_kind() -> None:
+    packet = decode_packet(by_id("wiki-c8-tcp-1").data)
+    (record,) = packet.records
+
+    assert record == build_record()._replace(**record._asdict())
+    assert packet == AvlPacket(Codec.CODEC8, (record,))
+    assert record != tuple(record)
+    assert packet != tuple(packet)
+    assert tuple(packet) != packet
+
+
+def test_records_and_packets_have_no_order() -> None:
+    first = decode_packet(by_id("wiki-c8-tcp-1").data)
+    second = decode_packet(by_id("wiki-c8-tcp-2").data)
+
+    with pytest.raises(TypeError):
+        assert first.records[0] < second.records[0]
+    with pytest.raises(TypeError):
+        assert first >= second
 
 
 @pytest.mark.parametrize(
@@ -172,6 +231,28 @@ def test_io_value_cut_short_is_rejected() -> None:
     with pytest.raises(TruncatedError) as caught:
         teltotwist.decode(frame)
     assert_names_offset(caught.value, frame)
+
+
+def test_a_group_count_past_the_data_field_is_named() -> None:
+    """c8-tcp-1 cut after its 1-byte group: the data field ends where the
+    2-byte group's count would be, at payload offset 33."""
+    payload = payload_of(by_id("wiki-c8-tcp-1").data)
+    cut = payload[:33] + payload[-1:]
+
+    with pytest.raises(TruncatedError, match="IO group count") as caught:
+        decode_avl_payload(cut, 0, len(cut))
+    assert caught.value.offset == 33
+
+
+def test_a_group_count_past_the_whole_buffer_is_named() -> None:
+    """c8-tcp-1 with 200 1-byte elements announced: the next count would be
+    at payload offset 429, far past the buffer (as in a UDP datagram)."""
+    payload = bytearray(payload_of(by_id("wiki-c8-tcp-1").data))
+    payload[28] = 200
+
+    with pytest.raises(TruncatedError, match="IO group count") as caught:
+        decode_avl_payload(bytes(payload), 0, len(payload))
+    assert caught.value.offset == 429
 
 
 def test_timestamp_past_year_9999_is_rejected() -> None:

@@ -50,6 +50,15 @@ def test_encoder_reproduces_vector(vector: Vector) -> None:
     assert encode_udp(decode_udp(vector.data)) == vector.data
 
 
+@pytest.mark.parametrize("vector", UDP_VALID, ids=vector_id)
+def test_records_carry_the_bytes_they_were_decoded_from(vector: Vector) -> None:
+    records = decode_udp(vector.data).packet.records
+    records_start = decode_udp_header(vector.data).payload_start + 2
+
+    assert b"".join(r.wire for r in records) == vector.data[records_start:-1]
+    assert len({record.wire for record in records}) == len(records)
+
+
 def test_published_codec16_example_is_a_length_mismatch() -> None:
     """Its length field says 0x015B bytes follow; 72 do."""
     vector = by_id("wiki-c16-udp-published")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import attrs
 import pytest
 
 from teltotwist.catalogue import UnknownModelError, load_catalogue
@@ -24,7 +23,7 @@ READINGS = {
 
 def named(model: str, readings: dict[str, int]) -> dict[str, object]:
     io, layout = ModelIo(model).elements(readings)
-    record = attrs.evolve(build_record(), io=io, io_layout=layout)
+    record = build_record()._replace(io=io, io_layout=layout)
     frame = encode_frame(AvlPacket(Codec.CODEC8, (record,)))
     [record] = decode_frame(frame).records  # type: ignore[union-attr]
     return load_catalogue().naming(model).attributes(record.io)

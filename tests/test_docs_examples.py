@@ -62,7 +62,7 @@ def test_the_embedded_gateway_example_acks_and_prints_record_ids() -> None:
     assert process.returncode == 0, log
     packet = teltotwist.decode(CODEC8)
     assert isinstance(packet, AvlPacket)
-    assert f"\n{record_id(IMEI, packet.records[0])}\n" in log
+    assert f"\n{record_id(IMEI, packet.codec, packet.records[0])}\n" in log
     assert "Received SIGTERM, shutting down." in log
 
 

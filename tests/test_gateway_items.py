@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import json
 
-import attrs
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import teltotwist
 from teltotwist.catalogue import load_catalogue
-from teltotwist.codec import Codec
+from teltotwist.codec import AvlPacket, Codec
 from teltotwist.gateway.items import TrackerRecord, UnparsedFrame, json_line, record_id
 from tests.strategies import AVL_CODECS, avl_records
-from tests.vectors import WIKI_CODEC8_JSON, build_record, by_id
+from tests.vectors import (
+    TCP_AVL,
+    WIKI_CODEC8_JSON,
+    Vector,
+    build_record,
+    by_id,
+    vector_id,
+)
 
 IMEI = "356307042441013"
 RECEIVED_AT = 1_795_251_600_123  # 2026-11-21T09:00:00.123Z
@@ -62,28 +70,63 @@ def test_without_naming_records_have_no_attributes_key() -> None:
     assert "attributes" not in item.to_json()
 
 
-def test_id_is_the_same_for_a_resent_record_whatever_the_codec() -> None:
-    record = build_record(io1={239: 1})
+def test_id_is_the_same_for_a_resent_record() -> None:
+    frame = by_id("wiki-c8e-tcp-1").data
+    first, resent = (teltotwist.decode(frame) for _ in range(2))
+    assert isinstance(first, AvlPacket) and isinstance(resent, AvlPacket)
 
-    first = TrackerRecord(IMEI, Codec.CODEC8, record, RECEIVED_AT)
-    resent = TrackerRecord(IMEI, Codec.CODEC8E, record, RECEIVED_AT + 60_000)
+    ids = [
+        TrackerRecord(IMEI, packet.codec, packet.records[0], received_at).id
+        for packet, received_at in (
+            (first, RECEIVED_AT),
+            (resent, RECEIVED_AT + 60_000),
+        )
+    ]
 
-    assert first.id == resent.id == record_id(IMEI, record)
+    assert ids[0] == ids[1]
+    assert ids[0].startswith(f"{IMEI}:{first.records[0].timestamp_ms}:")
 
 
-def test_id_changes_with_any_field_imei_or_io_value() -> None:
+VALID_TCP_AVL = [vector for vector in TCP_AVL if vector.valid]
+
+
+@pytest.mark.parametrize("vector", VALID_TCP_AVL, ids=vector_id)
+def test_a_record_built_in_code_gets_the_id_of_the_same_record_decoded(
+    vector: Vector,
+) -> None:
+    """The id hashes the bytes the codec carries a record as: those it came
+    in, or for a record built in code, those it is encoded as (the same, but
+    for an empty 16-byte group, which a record built in code cannot have)."""
+    packet = teltotwist.decode(vector.data)
+    assert isinstance(packet, AvlPacket)
+
+    for record in packet.records:
+        if packet.io16 and not record.io_layout[4]:
+            continue
+        built = record._replace(wire=b"")
+        assert record_id(IMEI, packet.codec, built) == record_id(
+            IMEI, packet.codec, record
+        )
+
+
+def test_id_changes_with_any_field_imei_codec_or_io_value() -> None:
     record = build_record(io1={239: 1})
     variants = [
-        attrs.evolve(record, latitude=record.latitude + 1e-7),
-        attrs.evolve(record, speed=1),
-        attrs.evolve(record, priority=2),
+        record._replace(latitude=record.latitude + 1e-7),
+        record._replace(speed=1),
+        record._replace(priority=2),
         build_record(io1={239: 0}),
         build_record(io1={240: 1}),
     ]
-    ids = {record_id(IMEI, variant) for variant in variants}
+    ids = {record_id(IMEI, Codec.CODEC8, variant) for variant in variants}
 
-    assert len(ids | {record_id(IMEI, record)}) == len(variants) + 1
-    assert record_id("352093081452251", record) != record_id(IMEI, record)
+    assert len(ids | {record_id(IMEI, Codec.CODEC8, record)}) == len(variants) + 1
+    assert record_id("352093081452251", Codec.CODEC8, record) != record_id(
+        IMEI, Codec.CODEC8, record
+    )
+    assert record_id(IMEI, Codec.CODEC8E, record) != record_id(
+        IMEI, Codec.CODEC8, record
+    )
 
 
 def test_unparsed_frame_keeps_every_byte() -> None:

@@ -110,7 +110,7 @@ def test_records_are_named_by_the_model_their_imei_has_now(
     assert [item.to_json()["io"]["66"] for item in sink.items] == [24079] * 3
 
 
-def test_no_ack_and_no_reading_until_the_sink_accepts(
+def test_no_ack_and_no_further_reading_until_the_sink_accepts(
     factory: TeltonikaTcpFactory, sink: RecordingSink
 ) -> None:
     tracker = FakeTracker(factory)
@@ -118,11 +118,29 @@ def test_no_ack_and_no_reading_until_the_sink_accepts(
     sink.hold()
 
     assert tracker.send(CODEC8) == b""
+    assert tracker.send(CODEC8) == b""  # not waiting for its ACK
     assert tracker.transport.producerState == "paused"
+    assert len(sink.pending) == 1
 
     sink.release()
     assert tracker.replies() == tcp_ack(1)
     assert tracker.transport.producerState == "producing"
+    assert len(sink.pending) == 1  # the second packet, now read
+    sink.release()
+    assert tracker.replies() == tcp_ack(1)
+
+
+def test_a_tracker_that_waits_for_its_ack_is_never_paused(
+    factory: TeltonikaTcpFactory, sink: RecordingSink
+) -> None:
+    tracker = FakeTracker(factory)
+    tracker.login()
+    sink.hold()
+
+    assert tracker.send(CODEC8) == b""
+    assert tracker.transport.producerState == "producing"
+    sink.release()
+    assert tracker.replies() == tcp_ack(1)
 
 
 def test_failing_sink_means_no_ack_and_a_closed_connection(

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from teltotwist.catalogue.definition import Definition
-from teltotwist.catalogue.values import Converter, IoValue, converter
+from teltotwist.catalogue.values import Converter, IoValue, converter, is_plain
 
 
 def unique_names(definitions: Iterable[Definition]) -> dict[int, str]:
@@ -37,8 +37,8 @@ class Naming:
         """The row that decides, for each id this naming names."""
         self.names = names
         """Each id's attribute name (see :func:`unique_names`)."""
-        self._table: dict[int, tuple[str, Converter]] = {
-            io_id: (self.names[io_id], converter(definition))
+        self._table: dict[int, tuple[str, Converter, bool]] = {
+            io_id: (self.names[io_id], converter(definition), is_plain(definition))
             for io_id, definition in definitions.items()
         }
 
@@ -50,6 +50,8 @@ class Naming:
         for io_id, value in io.items():
             entry = table.get(io_id)
             if entry is not None:
-                name, convert = entry
-                result[name] = convert(value)
+                name, convert, plain = entry
+                # Records are named by the thousand per second: a plain
+                # integer is taken as it is, without a call.
+                result[name] = value if plain and type(value) is int else convert(value)
         return result

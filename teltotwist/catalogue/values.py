@@ -34,6 +34,12 @@ def converter(definition: Definition) -> Converter:
     return lambda value: value.hex() if isinstance(value, bytes) else number(value)
 
 
+def is_plain(definition: Definition) -> bool:
+    """Whether an integer value of *definition* is its own attribute value:
+    unsigned and not scaled (most IO elements are)."""
+    return definition.type == "Unsigned" and scale_of(definition.multiplier) is None
+
+
 def _as_bytes(value: IoValue, size: int | None) -> bytes:
     if isinstance(value, bytes):
         return value

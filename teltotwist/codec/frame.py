@@ -26,6 +26,8 @@ from teltotwist.codec.model import (
 
 HEADER = struct.Struct(">II")
 """Preamble (zero) and data field length."""
+PAYLOAD_START = HEADER.size
+"""Where the data field (codec id .. second count) starts."""
 _CRC_FIELD = struct.Struct(">I")
 FRAME_OVERHEAD = HEADER.size + _CRC_FIELD.size
 MIN_DATA_LENGTH = 3
@@ -43,15 +45,16 @@ def check_envelope(frame: bytes) -> int:
     :returns: the end offset of the data field (where the CRC starts).
     :raises CodecError: (a subclass saying what is wrong, and where).
     """
-    if len(frame) < FRAME_OVERHEAD:
-        raise TruncatedError(f"a frame has at least 12 bytes, this one {len(frame)}")
+    size = len(frame)
+    if size < FRAME_OVERHEAD:
+        raise TruncatedError(f"a frame has at least 12 bytes, this one {size}")
     preamble, length = HEADER.unpack_from(frame)
     if preamble:
         raise FramingError(f"preamble is {preamble:08x}, not 00000000", 0)
-    if len(frame) != length + FRAME_OVERHEAD:
+    if size != length + FRAME_OVERHEAD:
         raise LengthMismatchError(
             f"data field length {length} needs a {length + FRAME_OVERHEAD}-byte frame, "
-            f"got {len(frame)} bytes",
+            f"got {size} bytes",
             4,
         )
     if length < MIN_DATA_LENGTH:
@@ -59,9 +62,9 @@ def check_envelope(frame: bytes) -> int:
             f"a data field of {length} bytes cannot hold a codec id and two counts",
             4,
         )
-    end: int = HEADER.size + length
+    end: int = PAYLOAD_START + length
     carried = _CRC_FIELD.unpack_from(frame, end)[0]
-    computed = crc16_ibm(frame[HEADER.size : end])
+    computed = crc16_ibm(frame[PAYLOAD_START:end])
     if carried != computed:
         raise CRCMismatchError(
             f"CRC field is {carried:08x}, the data's CRC-16/IBM is {computed:04x}",
@@ -89,30 +92,24 @@ def decode_checked_frame(frame: bytes, end: int) -> AvlPacket | CommandFrame:
 
     :raises CodecError: (a subclass saying what is wrong, and where).
     """
-    codec_id = frame[HEADER.size]
+    codec_id = frame[PAYLOAD_START]
     if codec_id in AVL_CODECS:
-        return _decode_avl(frame, end)
-    if codec_id in COMMAND_CODECS:
-        return decode_command_payload(frame, HEADER.size, end)
-    raise UnknownCodecError(f"unknown codec 0x{codec_id:02x}", HEADER.size)
-
-
-def _decode_avl(frame: bytes, end: int) -> AvlPacket:
-    """Standard layout first; for Codec 8, then the 16-byte IO group variant.
-
-    Some FM devices add a group of 16-byte values after the 8-byte group. A
-    CRC-valid frame that parses exactly only that way is one of theirs; when
-    neither layout fits, the standard layout's error is the one reported.
-    """
-    try:
-        return decode_avl_payload(frame, HEADER.size, end)
-    except CodecError as standard_error:
-        if frame[HEADER.size] != Codec.CODEC8:
-            raise
         try:
-            return decode_avl_payload(frame, HEADER.size, end, io16=True)
-        except CodecError:
-            raise standard_error from None
+            return decode_avl_payload(frame, PAYLOAD_START, end)
+        except CodecError as standard_error:
+            # Some FM devices add a group of 16-byte values after the 8-byte
+            # group of Codec 8. A CRC-valid frame that parses exactly only that
+            # way is one of theirs; when neither layout fits, the standard
+            # layout's error is the one reported.
+            if codec_id != Codec.CODEC8:
+                raise
+            try:
+                return decode_avl_payload(frame, PAYLOAD_START, end, io16=True)
+            except CodecError:
+                raise standard_error from None
+    if codec_id in COMMAND_CODECS:
+        return decode_command_payload(frame, PAYLOAD_START, end)
+    raise UnknownCodecError(f"unknown codec 0x{codec_id:02x}", PAYLOAD_START)
 
 
 def wrap_payload(payload: bytes) -> bytes:

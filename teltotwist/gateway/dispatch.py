@@ -12,6 +12,7 @@ from twisted.python.failure import Failure
 
 from teltotwist.gateway.events import DataPathEvents
 from teltotwist.gateway.items import Item
+from teltotwist.gateway.timeouts import Timeout
 from teltotwist.sinks import IRecordSink
 
 
@@ -49,7 +50,8 @@ class Dispatcher:
         self._clock = clock
         self._unsettled = 0
         self._drain_waiters: list[Deferred[None]] = []
-        self._undecided: set[_Fanout] = set()
+        self._undecided: Timeout[_Fanout] = Timeout(clock, timeout, _Fanout.timed_out)
+        """The deliveries not yet decided, each with its deadline."""
 
     def deliver(self, items: Sequence[Item]) -> Deferred[None]:
         """Fires with None once every sink accepted *items*; fails with a
@@ -69,7 +71,7 @@ class Dispatcher:
     def cancel(self) -> None:
         """Fail every delivery not yet decided and cancel its sinks' attempts
         (at shutdown, once the drain timeout is over)."""
-        for fanout in list(self._undecided):
+        for fanout in self._undecided.members():
             fanout.give_up("the gateway is shutting down")
 
     def _attempt_started(self) -> None:
@@ -92,8 +94,7 @@ class _Fanout:
         self._waiting_for = len(dispatcher.sinks)
         self._attempts: dict[Deferred[None], str] = {}
         self._started = dispatcher._clock.seconds()
-        self._timer = dispatcher._clock.callLater(dispatcher.timeout, self._timed_out)
-        dispatcher._undecided.add(self)
+        dispatcher._undecided.start(self)
         self.verdict.addBoth(self._decided)
         for sink in dispatcher.sinks:
             if self.verdict.called:  # an earlier sink failed at once
@@ -118,7 +119,6 @@ class _Fanout:
         else:
             self._waiting_for -= 1
             if not self._waiting_for and not self.verdict.called:
-                self._timer.cancel()
                 self.verdict.callback(None)
         dispatcher._attempt_ended()
 
@@ -126,18 +126,17 @@ class _Fanout:
         """Fail the delivery now, naming a sink still working on it."""
         self._fail(DeliveryError(next(iter(self._attempts.values())), reason))
 
-    def _decided(self, result: object) -> object:
-        self._dispatcher._undecided.discard(self)
-        return result
-
-    def _timed_out(self) -> None:
+    def timed_out(self) -> None:
+        """The sinks did not all answer within the dispatcher's timeout."""
         self.give_up(f"no answer within {self._dispatcher.timeout:g} s")
+
+    def _decided(self, result: object) -> object:
+        self._dispatcher._undecided.cancel(self)
+        return result
 
     def _fail(self, error: DeliveryError) -> None:
         if self.verdict.called:  # a cancelled attempt ending
             return
-        if self._timer.active():
-            self._timer.cancel()
         self.verdict.errback(error)
         for attempt in list(self._attempts):
             attempt.cancel()

@@ -10,7 +10,6 @@ Every item has a deterministic ``id``: the same record resent by a tracker
 from __future__ import annotations
 
 import hashlib
-import struct
 import time
 import zlib
 from typing import Any, ClassVar
@@ -19,8 +18,10 @@ import attrs
 
 from teltotwist.catalogue import Naming
 from teltotwist.codec import (
+    AvlPacket,
     AvlRecord,
     Codec,
+    encode_avl_payload,
     encode_json,
     format_timestamp_ms,
     record_fields,
@@ -29,36 +30,29 @@ from teltotwist.codec import (
 
 JsonObject = dict[str, Any]
 
-_FIXED_FIELDS = struct.Struct(">QBddhHBHH")
-
 
 def now_ms() -> int:
     """The current UTC time in milliseconds since the epoch."""
     return time.time_ns() // 1_000_000
 
 
-def record_id(imei: str, record: AvlRecord) -> str:
+def record_id(imei: str, codec: Codec, record: AvlRecord) -> str:
     """``IMEI:TIMESTAMP_MS:HASH``, identical for a resent record.
 
-    The 64-bit hash covers every field of the record, independent of the
-    codec that carried it.
+    The 64-bit hash covers the record's bytes in *codec*: its
+    :attr:`~teltotwist.codec.AvlRecord.wire` bytes, or for a record built in
+    code the bytes *codec* encodes it as (the same, for a tracker's record).
     """
-    content = hashlib.blake2b(
-        _FIXED_FIELDS.pack(
-            record.timestamp_ms,
-            record.priority,
-            record.longitude,
-            record.latitude,
-            record.altitude,
-            record.angle,
-            record.satellites,
-            record.speed,
-            record.event_id,
-        ),
-        digest_size=8,
-    )
-    content.update(repr((record.generation_type, sorted(record.io.items()))).encode())
-    return f"{imei}:{record.timestamp_ms}:{content.hexdigest()}"
+    wire = record.wire or _encoded(codec, record)
+    digest = hashlib.blake2b(wire, digest_size=8).hexdigest()
+    return f"{imei}:{record.timestamp_ms}:{digest}"
+
+
+def _encoded(codec: Codec, record: AvlRecord) -> bytes:
+    """*record* as *codec* carries it: its payload without the codec id and
+    the record counts around it."""
+    packet = AvlPacket(codec, (record,), io16=record.io_layout[4] > 0)
+    return encode_avl_payload(packet)[2:-1]
 
 
 @attrs.frozen
@@ -83,7 +77,7 @@ class TrackerRecord:
 
     @id.default
     def _id(self) -> str:
-        return record_id(self.imei, self.record)
+        return record_id(self.imei, self.codec, self.record)
 
     @classmethod
     def named(

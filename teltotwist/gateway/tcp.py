@@ -65,6 +65,7 @@ class TeltonikaTcpProtocol(Protocol):
         "_frame_complete_at",
         "_in_flight",
         "_packets",
+        "_reading_paused",
         "_records",
         "connected",
         "factory",
@@ -101,6 +102,8 @@ class TeltonikaTcpProtocol(Protocol):
         tracker would keep its last packet in memory."""
         self._frame_complete_at = 0.0
         """When the read completing the packet in flight came (reactor s)."""
+        self._reading_paused = False
+        """Reading waits for the ACK of the packet in flight."""
 
     @property
     def label(self) -> str:
@@ -113,6 +116,14 @@ class TeltonikaTcpProtocol(Protocol):
         self.factory.login_deadlines.start(self)
 
     def dataReceived(self, data: bytes) -> None:
+        if self.session.state is State.DELIVERING and not self._reading_paused:
+            # A tracker waits for its ACK before it sends more; one that does
+            # not is read no further until the ACK, so at most this read
+            # waits in memory. Pausing only now spares a tracker that waits,
+            # as they do, two system calls per packet.
+            assert self.transport is not None
+            self.transport.pauseProducing()  # type: ignore[attr-defined]
+            self._reading_paused = True
         self.last_active = self.factory.clock.seconds()
         if self.session.imei is not None:
             self.factory.idle_deadlines.start(self)
@@ -310,7 +321,6 @@ class TeltonikaTcpProtocol(Protocol):
         self._records += len(items)
         self._in_flight = items
         self._frame_complete_at = self.last_active
-        self.transport.pauseProducing()  # type: ignore[union-attr]
         delivery = self.factory.dispatcher.deliver(items)
         delivery.addCallbacks(self._delivered, self._not_delivered)
         delivery.addErrback(self._crashed)
@@ -333,7 +343,9 @@ class TeltonikaTcpProtocol(Protocol):
         complete_at = self._frame_complete_at
         self._acked_packets += 1
         self._acked_records += len(acked)
-        self.transport.resumeProducing()  # type: ignore[union-attr]
+        if self._reading_paused:
+            self._reading_paused = False
+            self.transport.resumeProducing()  # type: ignore[union-attr]
         self.factory.idle_deadlines.start(self)
         self._perform(actions)
         self._track_unfinished(started=False)

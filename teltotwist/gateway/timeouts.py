@@ -48,6 +48,10 @@ class Timeout(Generic[Member]):
         """True while *member* waits for its deadline."""
         return member in self._deadlines
 
+    def members(self) -> list[Member]:
+        """The members waiting for their deadline, the earliest first."""
+        return list(self._deadlines)
+
     def start(self, member: Member) -> None:
         """Expire *member* in :attr:`seconds`, forgetting its earlier deadline."""
         deadlines = self._deadlines
