@@ -23,8 +23,6 @@ import struct
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, NoReturn, Protocol, TypeVar
 
-import attrs
-
 from teltotwist.codec.errors import (
     CountMismatchError,
     LengthMismatchError,
@@ -124,13 +122,15 @@ def _io_from_pairs(first: int, values: tuple[Any, ...]) -> dict[int, IoValue]:
     return dict(zip(pairs, pairs))  # noqa: B905 - even by design
 
 
-@attrs.define
 class _ShapeCache(Generic[_Compiled]):
     """Compiled structs by shape, within :data:`SHAPE_CACHE_BUDGET`; the oldest
     go first. Reads go straight to :attr:`entries`, the hot path's dict."""
 
-    entries: dict[_Shape, _Compiled] = attrs.field(factory=dict)
-    weight: int = 0
+    __slots__ = ("entries", "weight")
+
+    def __init__(self) -> None:
+        self.entries: dict[_Shape, _Compiled] = {}
+        self.weight = 0
 
     def add(self, shape: _Shape, compiled: _Compiled) -> None:
         """Keep *compiled* for *shape*, dropping the oldest shapes to make room."""
@@ -142,48 +142,68 @@ class _ShapeCache(Generic[_Compiled]):
             self.weight -= sum(oldest) + _SHAPE_OVERHEAD
 
 
-@attrs.define
 class _Layout:
-    """Where Codec 8, 8E and 16 differ, and the structs compiled per shape."""
+    """Where Codec 8, 8E and 16 differ, and the structs compiled per shape.
 
-    codec: Codec
-    event_format: str
-    """Event id, generation type (Codec 16) and N total."""
-    id_format: str
-    count_format: str
-    has_generation_type: bool
-    has_variable_group: bool
-    decoders: _ShapeCache[_Decoder] = attrs.field(factory=_ShapeCache)
-    encoders: _ShapeCache[_Packer] = attrs.field(factory=_ShapeCache)
-    head: struct.Struct = attrs.field(init=False)
-    head_fields: int = attrs.field(init=False)
-    loop_constants: tuple[int, bool, int, int, bool, bool, int, int, int, int] = (
-        attrs.field(init=False)
+    *event_format* covers the event id, the generation type (Codec 16) and
+    N total.
+    """
+
+    __slots__ = (
+        "codec",
+        "count",
+        "count_format",
+        "decoders",
+        "encoders",
+        "event_format",
+        "has_generation_type",
+        "has_variable_group",
+        "head",
+        "head_fields",
+        "id_format",
+        "loop_constants",
+        "pair_sizes",
+        "pairs",
     )
-    """What the decoding loop reads from its layout, in one tuple: head size,
-    whether counts are two bytes wide, where N total is from a record's start,
-    the width of the NX group's count, the two codec features, pair sizes."""
-    count: struct.Struct = attrs.field(init=False)
-    pairs: tuple[struct.Struct, ...] = attrs.field(init=False)
-    pair_sizes: tuple[int, ...] = attrs.field(init=False)
 
-    def __attrs_post_init__(self) -> None:
-        self.head = struct.Struct(">" + _GPS_FORMAT + self.event_format)
+    def __init__(
+        self,
+        codec: Codec,
+        event_format: str,
+        id_format: str,
+        count_format: str,
+        *,
+        has_generation_type: bool,
+        has_variable_group: bool,
+    ) -> None:
+        self.codec = codec
+        self.event_format = event_format
+        self.id_format = id_format
+        self.count_format = count_format
+        self.has_generation_type = has_generation_type
+        self.has_variable_group = has_variable_group
+        self.decoders: _ShapeCache[_Decoder] = _ShapeCache()
+        self.encoders: _ShapeCache[_Packer] = _ShapeCache()
+        self.head = struct.Struct(">" + _GPS_FORMAT + event_format)
         self.head_fields = len(self.head.unpack(bytes(self.head.size)))
-        self.count = struct.Struct(">" + self.count_format)
+        self.count = struct.Struct(">" + count_format)
         self.pairs = tuple(
-            struct.Struct(">" + self.id_format + value)
-            for value in _FIXED_VALUE_FORMATS
+            struct.Struct(">" + id_format + value) for value in _FIXED_VALUE_FORMATS
         )
         self.pair_sizes = tuple(pair.size for pair in self.pairs)
         size1, size2, size4, size8 = self.pair_sizes
+        # What the decoding loop reads from its layout, in one tuple: head
+        # size, whether counts are two bytes wide, where N total is from a
+        # record's start, the width of the NX group's count, the two codec
+        # features, pair sizes.
+        self.loop_constants: tuple[int, bool, int, int, bool, bool, int, int, int, int]
         self.loop_constants = (
             self.head.size,
             self.count.size == 2,
             self.head.size - self.count.size,
-            2 if self.has_variable_group else 0,
-            self.has_generation_type,
-            self.has_variable_group,
+            2 if has_variable_group else 0,
+            has_generation_type,
+            has_variable_group,
             size1,
             size2,
             size4,
@@ -237,13 +257,15 @@ class _Layout:
         return compiled
 
 
-@attrs.frozen
 class _GroupUnpacker:
     """Unpacks a record's fixed part group by group, compiling nothing: the
     same values as the shape's compiled struct."""
 
-    layout: _Layout
-    shape: _Shape
+    __slots__ = ("layout", "shape")
+
+    def __init__(self, layout: _Layout, shape: _Shape) -> None:
+        self.layout = layout
+        self.shape = shape
 
     def unpack_from(self, buffer: bytes, offset: int = 0) -> tuple[Any, ...]:
         layout = self.layout
@@ -259,13 +281,15 @@ class _GroupUnpacker:
         return tuple(values)
 
 
-@attrs.frozen
 class _GroupPacker:
     """Packs a record's fixed part group by group, compiling nothing: the same
     bytes as the shape's compiled struct."""
 
-    layout: _Layout
-    shape: _Shape
+    __slots__ = ("layout", "shape")
+
+    def __init__(self, layout: _Layout, shape: _Shape) -> None:
+        self.layout = layout
+        self.shape = shape
 
     def pack(self, *values: Any) -> bytes:
         layout = self.layout
@@ -281,9 +305,30 @@ class _GroupPacker:
 
 
 _LAYOUTS = {
-    Codec.CODEC8: _Layout(Codec.CODEC8, "BB", "B", "B", False, False),
-    Codec.CODEC8E: _Layout(Codec.CODEC8E, "HH", "H", "H", False, True),
-    Codec.CODEC16: _Layout(Codec.CODEC16, "HBB", "H", "B", True, False),
+    Codec.CODEC8: _Layout(
+        Codec.CODEC8,
+        "BB",
+        "B",
+        "B",
+        has_generation_type=False,
+        has_variable_group=False,
+    ),
+    Codec.CODEC8E: _Layout(
+        Codec.CODEC8E,
+        "HH",
+        "H",
+        "H",
+        has_generation_type=False,
+        has_variable_group=True,
+    ),
+    Codec.CODEC16: _Layout(
+        Codec.CODEC16,
+        "HBB",
+        "H",
+        "B",
+        has_generation_type=True,
+        has_variable_group=False,
+    ),
 }
 _AVL_CODEC_IDS = {int(codec): layout for codec, layout in _LAYOUTS.items()}
 _LAYOUTS_BY_ID = tuple(map(_AVL_CODEC_IDS.get, range(256)))
