@@ -27,10 +27,11 @@ from tests.vectors import ALL, CRC_FIELD_SIZE, FRAME_HEADER_SIZE, Vector, vector
 COMPILED = Path(avl.__file__ or "").suffix != ".py"
 """Whether ``teltotwist.codec.avl`` was imported from a compiled extension."""
 
-pytestmark = pytest.mark.skipif(
-    not COMPILED and os.environ.get("TELTOTWIST_COMPILE") != "1",
-    reason="the AVL decoder is pure Python here; build it with TELTOTWIST_COMPILE=1",
-)
+if not COMPILED and os.environ.get("TELTOTWIST_COMPILE") != "1":
+    pytest.skip(
+        "the AVL decoder is pure Python here; build it with TELTOTWIST_COMPILE=1",
+        allow_module_level=True,
+    )
 
 Outcome = tuple[AvlPacket, list[bytes]] | tuple[type[CodecError], str, int | None]
 PayloadDecoder = Callable[..., AvlPacket]
