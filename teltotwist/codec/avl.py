@@ -14,6 +14,10 @@ shapes are cached only once the whole packet decoded; shapes of more than
 :data:`MAX_COMPILED_ELEMENTS` elements are unpacked group by group, compiling
 nothing; and each codec's cache holds at most :data:`SHAPE_CACHE_BUDGET`,
 dropping its oldest shapes first.
+
+Built with ``TELTOTWIST_COMPILE=1``, this module is compiled with mypyc (see
+``setup.py``), so it keeps to what mypyc compiles: plain classes, not attrs
+ones. ``tests/test_codec_compiled.py`` checks that both decode alike.
 """
 
 from __future__ import annotations
@@ -104,10 +108,10 @@ def _io_display(first: int, elements: int) -> _IoBuilder:
     v[first + 1], ...}``: it builds the dict in half the time of
     ``dict(zip(...))``.
 
-    Its code is made from the two integers alone. Input cannot make many: a
-    codec has one *first*, and :func:`_io_builder` asks for at most
-    :data:`IO_DISPLAY_ELEMENTS` elements, so at most 65 per codec are ever
-    compiled: 40 ms and 220 KB for all of them.
+    Its code is made from the two integers alone. Input cannot make many:
+    *first* is 10, or 11 for Codec 16, and :func:`_io_builder` asks for at
+    most :data:`IO_DISPLAY_ELEMENTS` elements, so at most 65 for each *first*
+    are ever compiled, taking 40 ms and 220 KB for all 65.
     """
     pairs = ", ".join(
         f"v[{index}]: v[{index + 1}]" for index in range(first, first + 2 * elements, 2)
@@ -233,17 +237,19 @@ class _Layout:
         """
         io16 = shape[4] if len(shape) > len(_FIXED_VALUE_FORMATS) else 0
         io_layout: IoLayout = (shape[0], shape[1], shape[2], shape[3], io16, 0)
-        build_io = _io_builder(self.head_fields, sum(shape))
+        build_io = functools.partial(_io_from_pairs, self.head_fields)
         if not _worth_compiling(shape):
             return _GroupUnpacker(self, shape), io_layout, build_io
         skip = "x" * self.count.size
         return struct.Struct(self._format(shape, skip)), io_layout, build_io
 
     def learn(self, decoders: dict[_Shape, _Decoder]) -> None:
-        """Cache the structs compiled for new shapes of a packet that decoded."""
-        for shape, decoder in decoders.items():
-            if isinstance(decoder[0], struct.Struct):
-                self.decoders.add(shape, decoder)
+        """Cache the structs compiled for new shapes of a packet that decoded,
+        each with its faster IO builder (:func:`_io_builder`)."""
+        for shape, (unpacker, io_layout, _) in decoders.items():
+            if isinstance(unpacker, struct.Struct):
+                build_io = _io_builder(self.head_fields, sum(shape))
+                self.decoders.add(shape, (unpacker, io_layout, build_io))
 
     def encoder(self, shape: _Shape) -> _Packer:
         """Packs a record's fixed part, group counts included."""
