@@ -5,6 +5,10 @@ of several rounds; the ratio is teltotwist's records/s over the yardstick's
 (higher is faster; the target is at least 2.0).
 
 Run from the repository root:  python bench/bench_decode.py [--rounds 7]
+
+It times whichever teltotwist Python imports, and says whether its AVL decoder
+is the pure-Python one or the optional mypyc build (``TELTOTWIST_COMPILE=1``,
+see docs/performance.rst).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 from types import ModuleType
 
 import teltotwist
+from teltotwist.codec import avl
 
 SHARED_BENCH = Path(__file__).resolve().parent.parent.parent / "shared" / "bench"
 
@@ -75,7 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     big = bytes.fromhex(
         (arguments.shared_bench / "c8-14records.hex").read_text().strip()
     )
-    print(f"Python {sys.version.split()[0]}, best of {arguments.rounds} rounds")
+    decoder = "pure Python" if avl.__file__.endswith(".py") else "compiled (mypyc)"
+    print(
+        f"Python {sys.version.split()[0]}, best of {arguments.rounds} rounds, "
+        f"AVL decoder {decoder}"
+    )
     ratios = [
         measure(
             "wiki Codec 8, 1 record, 66 B", yardstick.WIKI, yardstick, arguments.rounds

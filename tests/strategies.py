@@ -157,3 +157,21 @@ stream_events: st.SearchStrategy[list[StreamEvent]] = st.lists(
     ),
     max_size=8,
 )
+
+
+@st.composite
+def mutated(draw: st.DrawFn, originals: st.SearchStrategy[bytes]) -> bytes:
+    """*originals* with one to three byte flips, truncations, insertions, deletions."""
+    data = bytearray(draw(originals))
+    for _ in range(draw(st.integers(1, 3))):
+        position = draw(st.integers(0, len(data)))
+        edit = draw(st.sampled_from(["flip", "truncate", "insert", "delete"]))
+        if edit == "flip" and position < len(data):
+            data[position] ^= draw(st.integers(1, 255))
+        elif edit == "truncate":
+            del data[position:]
+        elif edit == "insert":
+            data[position:position] = draw(st.binary(min_size=1, max_size=8))
+        else:
+            del data[position : position + draw(st.integers(1, 8))]
+    return bytes(data)

@@ -102,24 +102,6 @@ def each_decoder_raises_only_codec_errors(data: bytes) -> None:
         raises_only_codec_errors(decoder, data)
 
 
-@st.composite
-def mutated(draw: st.DrawFn, originals: st.SearchStrategy[bytes]) -> bytes:
-    """*originals* with one to three byte flips, truncations, insertions, deletions."""
-    data = bytearray(draw(originals))
-    for _ in range(draw(st.integers(1, 3))):
-        position = draw(st.integers(0, len(data)))
-        edit = draw(st.sampled_from(["flip", "truncate", "insert", "delete"]))
-        if edit == "flip" and position < len(data):
-            data[position] ^= draw(st.integers(1, 255))
-        elif edit == "truncate":
-            del data[position:]
-        elif edit == "insert":
-            data[position:position] = draw(st.binary(min_size=1, max_size=8))
-        else:
-            del data[position : position + draw(st.integers(1, 8))]
-    return bytes(data)
-
-
 @FUZZ
 @given(st.binary(max_size=512))
 def test_random_bytes_raise_only_codec_errors(data: bytes) -> None:
@@ -127,13 +109,15 @@ def test_random_bytes_raise_only_codec_errors(data: bytes) -> None:
 
 
 @FUZZ
-@given(mutated(st.one_of(VALID_FRAMES, strategies.frames, VALID_DATAGRAMS)))
+@given(strategies.mutated(st.one_of(VALID_FRAMES, strategies.frames, VALID_DATAGRAMS)))
 def test_mutated_input_raises_only_codec_errors(data: bytes) -> None:
     each_decoder_raises_only_codec_errors(data)
 
 
 @FUZZ
-@given(mutated(VALID_FRAMES.map(payload_of) | strategies.frames.map(payload_of)))
+@given(
+    strategies.mutated(VALID_FRAMES.map(payload_of) | strategies.frames.map(payload_of))
+)
 def test_mutated_payload_with_a_valid_crc_raises_only_codec_errors(
     payload: bytes,
 ) -> None:
@@ -142,7 +126,7 @@ def test_mutated_payload_with_a_valid_crc_raises_only_codec_errors(
 
 
 @FUZZ
-@given(mutated(VALID_DATAGRAMS | strategies.udp_datagrams().map(encode_udp)))
+@given(strategies.mutated(VALID_DATAGRAMS | strategies.udp_datagrams().map(encode_udp)))
 def test_mutated_datagram_with_a_valid_length_raises_only_codec_errors(
     datagram: bytes,
 ) -> None:

@@ -14,6 +14,10 @@ shapes are cached only once the whole packet decoded; shapes of more than
 :data:`MAX_COMPILED_ELEMENTS` elements are unpacked group by group, compiling
 nothing; and each codec's cache holds at most :data:`SHAPE_CACHE_BUDGET`,
 dropping its oldest shapes first.
+
+Built with ``TELTOTWIST_COMPILE=1``, this module is compiled with mypyc (see
+``setup.py``), so it keeps to what mypyc compiles: plain classes, not attrs
+ones. ``tests/test_codec_compiled.py`` checks that both decode alike.
 """
 
 from __future__ import annotations
@@ -22,8 +26,6 @@ import functools
 import struct
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, NoReturn, Protocol, TypeVar
-
-import attrs
 
 from teltotwist.codec.errors import (
     CountMismatchError,
@@ -106,10 +108,10 @@ def _io_display(first: int, elements: int) -> _IoBuilder:
     v[first + 1], ...}``: it builds the dict in half the time of
     ``dict(zip(...))``.
 
-    Its code is made from the two integers alone. Input cannot make many: a
-    codec has one *first*, and :func:`_io_builder` asks for at most
-    :data:`IO_DISPLAY_ELEMENTS` elements, so at most 65 per codec are ever
-    compiled: 40 ms and 220 KB for all of them.
+    Its code is made from the two integers alone. Input cannot make many:
+    *first* is 10, or 11 for Codec 16, and :func:`_io_builder` asks for at
+    most :data:`IO_DISPLAY_ELEMENTS` elements, so at most 65 for each *first*
+    are ever compiled, taking 40 ms and 220 KB for all 65.
     """
     pairs = ", ".join(
         f"v[{index}]: v[{index + 1}]" for index in range(first, first + 2 * elements, 2)
@@ -124,13 +126,15 @@ def _io_from_pairs(first: int, values: tuple[Any, ...]) -> dict[int, IoValue]:
     return dict(zip(pairs, pairs))  # noqa: B905 - even by design
 
 
-@attrs.define
 class _ShapeCache(Generic[_Compiled]):
     """Compiled structs by shape, within :data:`SHAPE_CACHE_BUDGET`; the oldest
     go first. Reads go straight to :attr:`entries`, the hot path's dict."""
 
-    entries: dict[_Shape, _Compiled] = attrs.field(factory=dict)
-    weight: int = 0
+    __slots__ = ("entries", "weight")
+
+    def __init__(self) -> None:
+        self.entries: dict[_Shape, _Compiled] = {}
+        self.weight = 0
 
     def add(self, shape: _Shape, compiled: _Compiled) -> None:
         """Keep *compiled* for *shape*, dropping the oldest shapes to make room."""
@@ -142,48 +146,68 @@ class _ShapeCache(Generic[_Compiled]):
             self.weight -= sum(oldest) + _SHAPE_OVERHEAD
 
 
-@attrs.define
 class _Layout:
-    """Where Codec 8, 8E and 16 differ, and the structs compiled per shape."""
+    """Where Codec 8, 8E and 16 differ, and the structs compiled per shape.
 
-    codec: Codec
-    event_format: str
-    """Event id, generation type (Codec 16) and N total."""
-    id_format: str
-    count_format: str
-    has_generation_type: bool
-    has_variable_group: bool
-    decoders: _ShapeCache[_Decoder] = attrs.field(factory=_ShapeCache)
-    encoders: _ShapeCache[_Packer] = attrs.field(factory=_ShapeCache)
-    head: struct.Struct = attrs.field(init=False)
-    head_fields: int = attrs.field(init=False)
-    loop_constants: tuple[int, bool, int, int, bool, bool, int, int, int, int] = (
-        attrs.field(init=False)
+    *event_format* covers the event id, the generation type (Codec 16) and
+    N total.
+    """
+
+    __slots__ = (
+        "codec",
+        "count",
+        "count_format",
+        "decoders",
+        "encoders",
+        "event_format",
+        "has_generation_type",
+        "has_variable_group",
+        "head",
+        "head_fields",
+        "id_format",
+        "loop_constants",
+        "pair_sizes",
+        "pairs",
     )
-    """What the decoding loop reads from its layout, in one tuple: head size,
-    whether counts are two bytes wide, where N total is from a record's start,
-    the width of the NX group's count, the two codec features, pair sizes."""
-    count: struct.Struct = attrs.field(init=False)
-    pairs: tuple[struct.Struct, ...] = attrs.field(init=False)
-    pair_sizes: tuple[int, ...] = attrs.field(init=False)
 
-    def __attrs_post_init__(self) -> None:
-        self.head = struct.Struct(">" + _GPS_FORMAT + self.event_format)
+    def __init__(
+        self,
+        codec: Codec,
+        event_format: str,
+        id_format: str,
+        count_format: str,
+        *,
+        has_generation_type: bool,
+        has_variable_group: bool,
+    ) -> None:
+        self.codec = codec
+        self.event_format = event_format
+        self.id_format = id_format
+        self.count_format = count_format
+        self.has_generation_type = has_generation_type
+        self.has_variable_group = has_variable_group
+        self.decoders: _ShapeCache[_Decoder] = _ShapeCache()
+        self.encoders: _ShapeCache[_Packer] = _ShapeCache()
+        self.head = struct.Struct(">" + _GPS_FORMAT + event_format)
         self.head_fields = len(self.head.unpack(bytes(self.head.size)))
-        self.count = struct.Struct(">" + self.count_format)
+        self.count = struct.Struct(">" + count_format)
         self.pairs = tuple(
-            struct.Struct(">" + self.id_format + value)
-            for value in _FIXED_VALUE_FORMATS
+            struct.Struct(">" + id_format + value) for value in _FIXED_VALUE_FORMATS
         )
         self.pair_sizes = tuple(pair.size for pair in self.pairs)
         size1, size2, size4, size8 = self.pair_sizes
+        # What the decoding loop reads from its layout, in one tuple: head
+        # size, whether counts are two bytes wide, where N total is from a
+        # record's start, the width of the NX group's count, the two codec
+        # features, pair sizes.
+        self.loop_constants: tuple[int, bool, int, int, bool, bool, int, int, int, int]
         self.loop_constants = (
             self.head.size,
             self.count.size == 2,
             self.head.size - self.count.size,
-            2 if self.has_variable_group else 0,
-            self.has_generation_type,
-            self.has_variable_group,
+            2 if has_variable_group else 0,
+            has_generation_type,
+            has_variable_group,
             size1,
             size2,
             size4,
@@ -213,17 +237,19 @@ class _Layout:
         """
         io16 = shape[4] if len(shape) > len(_FIXED_VALUE_FORMATS) else 0
         io_layout: IoLayout = (shape[0], shape[1], shape[2], shape[3], io16, 0)
-        build_io = _io_builder(self.head_fields, sum(shape))
+        build_io = functools.partial(_io_from_pairs, self.head_fields)
         if not _worth_compiling(shape):
             return _GroupUnpacker(self, shape), io_layout, build_io
         skip = "x" * self.count.size
         return struct.Struct(self._format(shape, skip)), io_layout, build_io
 
     def learn(self, decoders: dict[_Shape, _Decoder]) -> None:
-        """Cache the structs compiled for new shapes of a packet that decoded."""
-        for shape, decoder in decoders.items():
-            if isinstance(decoder[0], struct.Struct):
-                self.decoders.add(shape, decoder)
+        """Cache the structs compiled for new shapes of a packet that decoded,
+        each with its faster IO builder (:func:`_io_builder`)."""
+        for shape, (unpacker, io_layout, _) in decoders.items():
+            if isinstance(unpacker, struct.Struct):
+                build_io = _io_builder(self.head_fields, sum(shape))
+                self.decoders.add(shape, (unpacker, io_layout, build_io))
 
     def encoder(self, shape: _Shape) -> _Packer:
         """Packs a record's fixed part, group counts included."""
@@ -237,13 +263,15 @@ class _Layout:
         return compiled
 
 
-@attrs.frozen
 class _GroupUnpacker:
     """Unpacks a record's fixed part group by group, compiling nothing: the
     same values as the shape's compiled struct."""
 
-    layout: _Layout
-    shape: _Shape
+    __slots__ = ("layout", "shape")
+
+    def __init__(self, layout: _Layout, shape: _Shape) -> None:
+        self.layout = layout
+        self.shape = shape
 
     def unpack_from(self, buffer: bytes, offset: int = 0) -> tuple[Any, ...]:
         layout = self.layout
@@ -259,13 +287,15 @@ class _GroupUnpacker:
         return tuple(values)
 
 
-@attrs.frozen
 class _GroupPacker:
     """Packs a record's fixed part group by group, compiling nothing: the same
     bytes as the shape's compiled struct."""
 
-    layout: _Layout
-    shape: _Shape
+    __slots__ = ("layout", "shape")
+
+    def __init__(self, layout: _Layout, shape: _Shape) -> None:
+        self.layout = layout
+        self.shape = shape
 
     def pack(self, *values: Any) -> bytes:
         layout = self.layout
@@ -281,9 +311,30 @@ class _GroupPacker:
 
 
 _LAYOUTS = {
-    Codec.CODEC8: _Layout(Codec.CODEC8, "BB", "B", "B", False, False),
-    Codec.CODEC8E: _Layout(Codec.CODEC8E, "HH", "H", "H", False, True),
-    Codec.CODEC16: _Layout(Codec.CODEC16, "HBB", "H", "B", True, False),
+    Codec.CODEC8: _Layout(
+        Codec.CODEC8,
+        "BB",
+        "B",
+        "B",
+        has_generation_type=False,
+        has_variable_group=False,
+    ),
+    Codec.CODEC8E: _Layout(
+        Codec.CODEC8E,
+        "HH",
+        "H",
+        "H",
+        has_generation_type=False,
+        has_variable_group=True,
+    ),
+    Codec.CODEC16: _Layout(
+        Codec.CODEC16,
+        "HBB",
+        "H",
+        "B",
+        has_generation_type=True,
+        has_variable_group=False,
+    ),
 }
 _AVL_CODEC_IDS = {int(codec): layout for codec, layout in _LAYOUTS.items()}
 _LAYOUTS_BY_ID = tuple(map(_AVL_CODEC_IDS.get, range(256)))
