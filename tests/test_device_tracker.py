@@ -73,6 +73,7 @@ class Harness:
         *,
         recording: bool = True,
         held: bool = False,
+        report_wire: bool = True,
         **settings: object,
     ) -> None:
         self.clock = Clock()
@@ -85,6 +86,7 @@ class Harness:
             self.clock,
             TrackerSettings(imei, **settings),  # type: ignore[arg-type]
             observer=self.events.append,
+            report_wire=report_wire,
             rng=random.Random(7),
         )
         self.tracker.start(recording=recording, held=held)
@@ -213,6 +215,23 @@ def test_missing_or_wrong_ack_closes_and_resends_the_same_bytes(
     assert harness.kinds().count(EventKind.ACKED) == 1
 
 
+def test_an_acked_packet_never_times_out() -> None:
+    harness = Harness(
+        records_per_packet=1, ack_timeout=10.0, ping_interval=None, recording=False
+    )
+    harness.log_in()
+    for _ in range(3):
+        harness.tracker.record()
+        harness.clock.advance(6)  # more than the ACK timeout in all
+        harness.endpoint.protocol.dataReceived(tcp_ack(1))
+
+    harness.clock.advance(60)
+
+    assert harness.kinds().count(EventKind.ACKED) == 3
+    assert EventKind.LINK_DOWN not in harness.kinds()
+    assert harness.endpoint.connections[0][2].disconnecting is False
+
+
 def test_lost_connection_reconnects_and_resends() -> None:
     harness = Harness(ping_interval=None)
     packet = harness.log_in()
@@ -230,6 +249,21 @@ def test_records_wait_in_flash_while_offline_and_the_oldest_are_overwritten() ->
 
     assert len(harness.tracker.flash) <= 5
     assert EventKind.FLASH_FULL in harness.kinds()
+
+
+def test_without_wire_reports_the_bytes_are_not_reported() -> None:
+    harness = Harness(ping_interval=None, report_wire=False)
+
+    harness.log_in()
+    harness.endpoint.protocol.dataReceived(tcp_ack(1))
+
+    assert harness.kinds() == [
+        EventKind.CONNECTING,
+        EventKind.LOGGED_IN,
+        EventKind.SENT,
+        EventKind.ACKED,
+    ]
+    assert len(harness.events) == 4
 
 
 def test_pings_only_when_idle() -> None:

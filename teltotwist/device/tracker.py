@@ -154,8 +154,9 @@ class _Packet:
 class _Link(Protocol):
     """One TCP connection; hands everything to its tracker."""
 
-    def __init__(self, tracker: VirtualTracker) -> None:
+    def __init__(self, tracker: VirtualTracker, clock: IReactorTime) -> None:
         self.tracker = tracker
+        self.clock = clock
         self.reader = ReplyReader()
         self.closed: Deferred[None] = Deferred()
 
@@ -163,7 +164,9 @@ class _Link(Protocol):
         self.tracker._link_made(self)
 
     def dataReceived(self, data: bytes) -> None:
-        self.tracker._received(self, data)
+        # The time first: an ACK's latency ends when it is read, not once
+        # the tracker has dealt with it.
+        self.tracker._received(self, data, self.clock.seconds())
 
     def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:  # noqa: B008
         self.tracker._link_lost(self, reason)
@@ -189,12 +192,16 @@ class VirtualTracker:
         *,
         route: Sequence[RoutePoint] = BUILT_IN_ROUTE,
         observer: Observer = lambda event: None,
+        report_wire: bool = True,
         rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
         self._endpoint = endpoint
         self._clock = clock
         self._observe = observer
+        self._report_wire = report_wire
+        """Report every write and read (WROTE, READ): a load generator that
+        does not look at them saves their cost."""
         rng = rng or random.Random()
         self._rng = rng
         self.telemetry = TelemetrySource(
@@ -281,7 +288,7 @@ class VirtualTracker:
 
     def _connect(self) -> None:
         self._emit(EventKind.CONNECTING, "connecting")
-        connecting = connectProtocol(self._endpoint, _Link(self))
+        connecting = connectProtocol(self._endpoint, _Link(self, self._clock))
         self._connecting = connecting
         connecting.addCallbacks(self._connected, self._not_connected)
 
@@ -302,12 +309,14 @@ class VirtualTracker:
             return
         self._link = link
         self._write(encode_login(self.settings.imei))
-        self._arm_response("login reply")
+        self._await_response()
 
-    def _received(self, link: _Link, data: bytes) -> None:
+    def _received(self, link: _Link, data: bytes, now: float) -> None:
+        """*data* came on *link*, read at clock time *now*."""
         if link is not self._link:
             return
-        self._emit(EventKind.READ, f"read {len(data)} bytes", data=data)
+        if self._report_wire:
+            self._emit(EventKind.READ, f"read {len(data)} bytes", data=data)
         try:
             replies = link.reader.feed(data)
         except CodecError as error:
@@ -319,7 +328,7 @@ class VirtualTracker:
             if isinstance(reply, LoginReply):
                 self._login_replied(reply.accepted)
             elif isinstance(reply, Ack):
-                self._acked(reply.count)
+                self._acked(reply.count, now)
             else:
                 self._command(reply)
 
@@ -395,7 +404,6 @@ class VirtualTracker:
 
     def _transmit(self, packet: _Packet) -> None:
         packet.attempts += 1
-        packet.sent_at = self._clock.seconds()
         if packet.attempts == 1:
             kind, what = EventKind.SENT, "sent"
         else:
@@ -406,10 +414,11 @@ class VirtualTracker:
             f"codec {self.settings.codec.label}, {len(packet.data)} bytes",
             records=packet.count,
         )
+        packet.sent_at = self._clock.seconds()
         self._write(packet.data)
-        self._arm_response(f"ACK of packet {packet.number}")
+        self._await_response()
 
-    def _acked(self, count: int) -> None:
+    def _acked(self, count: int, now: float) -> None:
         packet = self._in_flight
         if packet is None:
             self._drop(f"ACK of {count} with no packet in flight")
@@ -419,10 +428,11 @@ class VirtualTracker:
                 f"ACK says {count} records, packet {packet.number} has {packet.count}"
             )
             return
-        self._cancel("response")
+        # The response timer stays: it finds nothing awaited when it fires,
+        # unless the next send has moved it on (cheaper than a new one).
         self._in_flight = None
         self._failures = 0
-        latency = self._clock.seconds() - packet.sent_at
+        latency = now - packet.sent_at
         self._emit(
             EventKind.ACKED,
             f"packet {packet.number} acked: {_records(count)} "
@@ -495,28 +505,40 @@ class VirtualTracker:
 
     def _write(self, data: bytes) -> None:
         assert self._link is not None
-        self._emit(EventKind.WROTE, f"wrote {len(data)} bytes", data=data)
+        if self._report_wire:
+            self._emit(EventKind.WROTE, f"wrote {len(data)} bytes", data=data)
         self._link.write(data)
         if self._logged_in:
             self._arm_ping()
 
-    def _arm_response(self, what: str) -> None:
-        timeout = self.settings.ack_timeout
-        self._cancel("response")
-        self._timers["response"] = self._clock.callLater(
-            timeout, self._no_response, f"no {what} within {timeout:g} s"
-        )
+    def _await_response(self) -> None:
+        """Wait at most the ACK timeout for the reply to what was just
+        written: the login reply, or the ACK of the packet in flight."""
+        self._move_timer("response", self.settings.ack_timeout, self._no_response)
 
-    def _no_response(self, reason: str) -> None:
+    def _no_response(self) -> None:
         del self._timers["response"]
-        self._drop(reason)
+        if not self._logged_in:
+            what = "login reply"
+        elif self._in_flight is not None:
+            what = f"ACK of packet {self._in_flight.number}"
+        else:
+            return  # answered in time
+        self._drop(f"no {what} within {self.settings.ack_timeout:g} s")
 
     def _arm_ping(self) -> None:
         interval = self.settings.ping_interval
-        if interval is None:
-            return
-        self._cancel("ping")
-        self._timers["ping"] = self._clock.callLater(interval, self._ping)
+        if interval is not None:
+            self._move_timer("ping", interval, self._ping)
+
+    def _move_timer(self, name: str, delay: float, call: Callable[[], None]) -> None:
+        """Let timer *name* call *call* in *delay* seconds. A timer moved
+        later (as one is after every packet) costs the reactor nothing."""
+        timer = self._timers.get(name)
+        if timer is not None and timer.active():
+            timer.reset(delay)
+        else:
+            self._timers[name] = self._clock.callLater(delay, call)
 
     def _ping(self) -> None:
         del self._timers["ping"]

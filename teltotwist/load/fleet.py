@@ -51,13 +51,15 @@ class _Device:
         self.draining: IDelayedCall | None = None
         self.stopped: Deferred[None] | None = None
         self.tracker = VirtualTracker(
-            fleet.endpoint, fleet.clock, settings, observer=self.observe
+            fleet.endpoint,
+            fleet.clock,
+            settings,
+            observer=self.observe,
+            report_wire=False,
         )
 
     def observe(self, event: DeviceEvent) -> None:
         kind = event.kind
-        if kind is EventKind.WROTE or kind is EventKind.READ:
-            return
         summary = self.fleet.summary
         if kind is EventKind.ACKED:
             self.in_flight = False
