@@ -16,6 +16,7 @@ from __future__ import annotations
 import enum
 import math
 import random
+import socket
 from collections import deque
 from collections.abc import Callable, Sequence
 
@@ -26,6 +27,7 @@ from twisted.internet.interfaces import (
     IDelayedCall,
     IReactorTime,
     IStreamClientEndpoint,
+    ISystemHandle,
 )
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import LoopingCall
@@ -152,15 +154,27 @@ class _Packet:
 
 
 class _Link(Protocol):
-    """One TCP connection; hands everything to its tracker."""
+    """One TCP connection; hands everything to its tracker.
+
+    On a plain TCP connection it writes straight to the socket, at the moment
+    it is asked to (the transport would write on the reactor's next turn):
+    a packet's send time is when it went. Should the socket take less than
+    all, the rest and everything after go through the transport, in order.
+    """
 
     def __init__(self, tracker: VirtualTracker, clock: IReactorTime) -> None:
         self.tracker = tracker
         self.clock = clock
         self.reader = ReplyReader()
         self.closed: Deferred[None] = Deferred()
+        self._socket: socket.socket | None = None
 
     def connectionMade(self) -> None:
+        handle = ISystemHandle(self.transport, None)
+        if handle is not None:
+            descriptor = handle.getHandle()
+            if isinstance(descriptor, socket.socket):
+                self._socket = descriptor
         self.tracker._link_made(self)
 
     def dataReceived(self, data: bytes) -> None:
@@ -174,6 +188,15 @@ class _Link(Protocol):
 
     def write(self, data: bytes) -> None:
         assert self.transport is not None
+        if self._socket is not None:
+            try:
+                sent = self._socket.send(data)
+            except OSError:
+                sent = 0  # the transport finds out what is wrong, and says so
+            if sent == len(data):
+                return
+            data = data[sent:]
+            self._socket = None
         self.transport.write(data)
 
     def close(self) -> None:
