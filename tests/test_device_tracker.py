@@ -168,6 +168,20 @@ def test_a_tracker_started_without_recording_records_only_when_told() -> None:
     assert len(packet.records) == 2
 
 
+def test_records_can_be_stamped_ahead_of_time() -> None:
+    harness = Harness(records_per_packet=2, ping_interval=None, recording=False)
+    harness.log_in()
+    now = harness.clock.seconds()
+
+    harness.tracker.record(now + 0.5)
+    harness.tracker.record(now + 1.0)
+
+    packet = decode_frame(harness.endpoint.written())
+    assert isinstance(packet, AvlPacket)
+    stamps = [record.timestamp_ms for record in packet.records]
+    assert stamps == [round(now * 1000) + 500, round(now * 1000) + 1000]
+
+
 def test_a_late_reactor_does_not_thin_out_the_records() -> None:
     harness = Harness(records_per_packet=8, interval=4.0, ping_interval=None)
 

@@ -67,9 +67,10 @@ class TelemetrySource:
         self.walker = walker or RouteWalker(rng=self._rng)
         self._last = clock.seconds()
 
-    def sample(self) -> AvlRecord:
-        """The record for now: the walker advanced by the time since the last."""
-        now = self._clock.seconds()
+    def sample(self, at: float | None = None) -> AvlRecord:
+        """The record for now, or for clock time *at*: the walker advanced by
+        the time since the last."""
+        now = self._clock.seconds() if at is None else at
         position = self.walker.advance(now - self._last)
         self._last = now
         return build_record(

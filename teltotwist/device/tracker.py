@@ -284,9 +284,10 @@ class VirtualTracker:
 
     # Recording
 
-    def record(self) -> None:
-        """Record a position now; a full packet goes once the link is free."""
-        record = self.telemetry.sample()
+    def record(self, at: float | None = None) -> None:
+        """Record a position now, or stamped with clock time *at* (a load
+        generator records ahead); a full packet goes once the link is free."""
+        record = self.telemetry.sample(at)
         self.last_record = record
         if len(self.flash) == self.settings.flash_capacity:
             self.flash.popleft()

@@ -91,12 +91,13 @@ class _Device:
                 summary.errors[error] += 1
 
     def start(self) -> None:
-        """Start the tracker: held in bursts, recording only on demand flat
-        out."""
+        """Start the tracker: recording on its own clock when steady; held,
+        its packets recorded by the burst clock, in bursts; recording each
+        packet as the previous one goes flat out."""
         pace = self.fleet.plan.pace
         if pace is Pace.FLAT_OUT:
             self._record_next_packet()
-        recording = pace is not Pace.FLAT_OUT
+        recording = pace is Pace.STEADY
         self.tracker.start(recording=recording, held=pace is Pace.BURST)
 
     def _record_next_packet(self) -> None:
