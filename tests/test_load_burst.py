@@ -8,8 +8,9 @@ import pytest
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import Clock
 
+from teltotwist.device import TrackerSettings, VirtualTracker
 from teltotwist.load import Fleet, LoadPlan, Pace, Summary
-from teltotwist.load.burst import RELEASE_SLICE
+from teltotwist.load.burst import RELEASE_SLICE, BurstClock
 from tests.memory_gateway import AckDelay, MemoryGateway, run_on
 
 START = 1_795_000_000.0
@@ -55,6 +56,29 @@ def test_every_tracker_sends_at_the_same_instants_one_interval_apart() -> None:
     assert {arrival.records for arrival in gateway.arrivals} == {4}
     assert summary.packets_acked == summary.packets_sent == 20
     assert summary.unacked == 0
+
+
+def test_the_burst_clock_releases_nothing_from_the_end_of_the_run_on() -> None:
+    clock = Clock()
+    clock.advance(START)
+    gateway = MemoryGateway(clock)
+    plan = attrs.evolve(PLAN, duration=5.0)
+    trackers = [
+        VirtualTracker(
+            gateway,
+            clock,
+            TrackerSettings(plan.imei(n), records_per_packet=plan.records_per_packet),
+        )
+        for n in range(plan.devices)
+    ]
+    for tracker in trackers:
+        tracker.start(recording=False, held=True)
+    BurstClock(trackers, plan, clock, START).start()
+
+    clock.pump([0.25] * 40)  # ten seconds
+
+    assert {arrival.at for arrival in gateway.arrivals} == set(INSTANTS[:3])
+    assert len(gateway.arrivals) == 3 * plan.devices
 
 
 def test_records_are_stamped_through_the_interval_that_ends_at_the_instant() -> None:

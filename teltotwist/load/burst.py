@@ -69,9 +69,11 @@ class BurstClock:
         self._call = None
 
     def _schedule(self) -> None:
-        """Wait for the next step: recording the next burst, or releasing it.
-        When the reactor was late, the steps due since follow at once: no
-        tracker loses a packet."""
+        """Wait for the next step: recording the next burst, or releasing it;
+        none for a burst the run ends before. When the reactor was late, the
+        steps due since follow at once: no tracker loses a packet."""
+        if self._plan.burst_at(self._next) >= self._plan.duration:
+            return
         burst = self._started_at + self._plan.burst_at(self._next)
         if self._recorded:
             self._at(burst, self._release, RELEASE_SLICE)
