@@ -47,6 +47,7 @@ from teltotwist.codec import (
 )
 from teltotwist.device.answers import ANSWERED_CODECS, Answer, answer_commands
 from teltotwist.device.commands import CommandResponder
+from teltotwist.device.read_time import ReadTime
 from teltotwist.device.replies import Ack, LoginReply, ReplyReader
 from teltotwist.device.route import BUILT_IN_ROUTE, RoutePoint, RouteWalker
 from teltotwist.device.telemetry import DEFAULT_MODEL, TelemetrySource
@@ -162,9 +163,9 @@ class _Link(Protocol):
     all, the rest and everything after go through the transport, in order.
     """
 
-    def __init__(self, tracker: VirtualTracker, clock: IReactorTime) -> None:
+    def __init__(self, tracker: VirtualTracker, read_time: ReadTime) -> None:
         self.tracker = tracker
-        self.clock = clock
+        self.read_time = read_time
         self.reader = ReplyReader()
         self.closed: Deferred[None] = Deferred()
         self._socket: socket.socket | None = None
@@ -180,7 +181,7 @@ class _Link(Protocol):
     def dataReceived(self, data: bytes) -> None:
         # The time first: an ACK's latency ends when it is read, not once
         # the tracker has dealt with it.
-        self.tracker._received(self, data, self.clock.seconds())
+        self.tracker._received(self, data, self.read_time.now())
 
     def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:  # noqa: B008
         self.tracker._link_lost(self, reason)
@@ -216,6 +217,7 @@ class VirtualTracker:
         route: Sequence[RoutePoint] = BUILT_IN_ROUTE,
         observer: Observer = lambda event: None,
         report_wire: bool = True,
+        read_time: ReadTime | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
@@ -225,6 +227,8 @@ class VirtualTracker:
         self._report_wire = report_wire
         """Report every write and read (WROTE, READ): a load generator that
         does not look at them saves their cost."""
+        self._read_time = read_time or ReadTime(clock)
+        """Stamps the reads; trackers sharing a reactor can share it."""
         rng = rng or random.Random()
         self._rng = rng
         self.telemetry = TelemetrySource(
@@ -312,7 +316,7 @@ class VirtualTracker:
 
     def _connect(self) -> None:
         self._emit(EventKind.CONNECTING, "connecting")
-        connecting = connectProtocol(self._endpoint, _Link(self, self._clock))
+        connecting = connectProtocol(self._endpoint, _Link(self, self._read_time))
         self._connecting = connecting
         connecting.addCallbacks(self._connected, self._not_connected)
 

@@ -12,7 +12,13 @@ from twisted.internet.interfaces import (
     IStreamClientEndpoint,
 )
 
-from teltotwist.device import DeviceEvent, EventKind, TrackerSettings, VirtualTracker
+from teltotwist.device import (
+    DeviceEvent,
+    EventKind,
+    ReadTime,
+    TrackerSettings,
+    VirtualTracker,
+)
 from teltotwist.load.burst import BurstClock
 from teltotwist.load.plan import LoadPlan, Pace
 from teltotwist.load.progress import Snapshot
@@ -56,6 +62,7 @@ class _Device:
             settings,
             observer=self.observe,
             report_wire=False,
+            read_time=fleet.read_time,
         )
 
     def observe(self, event: DeviceEvent) -> None:
@@ -142,6 +149,8 @@ class Fleet:
         self.endpoint = endpoint
         self.clock = clock
         self.summary = Summary(devices=plan.devices)
+        self.read_time = ReadTime(clock)
+        """Shared by the trackers: see :class:`~teltotwist.device.ReadTime`."""
         self.connected = 0
         """Trackers logged in right now."""
         self._end: Deferred[None] = Deferred()
