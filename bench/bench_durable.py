@@ -6,7 +6,10 @@ appended to a JSON Lines file with an fsync per packet, then the ACK) and
 the gateway (``python -m twisted teltonika`` with ``--sink file:``), and
 drives each in turn with ``teltotwist load --codec 8E`` in a subprocess:
 stop-and-wait trackers sending FMB920 IO, 1,065 bytes a 10-record packet.
-The scenarios:
+Before them, the same load drives ``ackonly.py`` (beside this file: asyncio
+that ACKs every frame at once and stores nothing): its figures are the
+floor under the others', what the load generator and the loopback
+connections take by themselves. The scenarios:
 
 flat
     100 trackers flat out: each sends its next packet as soon as the
@@ -17,12 +20,13 @@ burst10
 burst1
     The same with 1-record packets.
 
-Runs alternate between the two servers, scenario by scenario, for
-``--repeat`` rounds. Each run checks that the records the load ACKed are
-the lines the server's file holds. The report gives, per scenario and
-server, the median records/s ACKed (and the range), the median ACK latency
-percentiles and the errors, and the ratio teltotwist / yardstick of the
-median records/s. Targets (issue 11): flat at least 2.5x the yardstick's
+Runs alternate between the three servers, scenario by scenario, for
+``--repeat`` rounds. Each run of the two real servers checks that the
+records the load ACKed are the lines the server's file holds. The report
+gives, per scenario and server, the median records/s ACKed (and the
+range), the median ACK latency percentiles and the errors, and the ratio
+teltotwist / yardstick of the median records/s; the ``ackonly`` rows are
+the floor. Targets (issue 11): flat at least 2.5x the yardstick's
 records/s; burst10 p99 under 50 ms for teltotwist; every run's records
 check out. Exit status 0 when all are met, 1 when not (a target whose
 scenario did not run is not met), 2 on error.
@@ -64,7 +68,10 @@ from harness import BenchError, ensure_descriptors, global_timeout
 HOST = "127.0.0.1"
 CHECKOUT = Path(__file__).resolve().parent.parent
 DEFAULT_YARDSERVER = CHECKOUT.parent / "shared" / "bench" / "yardserver.py"
-SERVERS = ("yardserver", "teltotwist")
+ACKONLY = Path(__file__).resolve().parent / "ackonly.py"
+FLOOR = "ackonly"
+"""The server that ACKs and stores nothing: the load generator's floor."""
+SERVERS = (FLOOR, "yardserver", "teltotwist")
 """In the order of each scenario's runs."""
 RATIO_TARGET = 2.5
 """flat: teltotwist's records/s over the yardstick's, at least."""
@@ -148,9 +155,9 @@ def _stop(process: subprocess.Popen[bytes], signal_number: int) -> None:
 
 class Server:
     """One server process, listening on a free port, filing records in
-    *records* (one JSON line each)."""
+    *records* (one JSON line each; None: it files none)."""
 
-    def __init__(self, command: Sequence[str], records: Path, log: Path) -> None:
+    def __init__(self, command: Sequence[str], records: Path | None, log: Path) -> None:
         self.records = records
         self.log = log
         with log.open("wb") as output:
@@ -159,7 +166,7 @@ class Server:
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=subprocess.STDOUT,
-                cwd=records.parent,
+                cwd=log.parent,
                 env=_environment(),
                 preexec_fn=_child_setup,  # noqa: PLW1509
             )
@@ -184,13 +191,21 @@ class Server:
         """SIGTERM (the gateway drains and closes its sinks), then SIGKILL."""
         _stop(self.process, signal.SIGTERM)
 
-    def lines(self) -> int:
-        """The lines of its records file."""
+    def lines(self) -> int | None:
+        """The lines of its records file; None if it files no records."""
+        if self.records is None:
+            return None
+        if not self.records.exists():
+            return 0
         count = 0
         with self.records.open("rb") as records:
             while chunk := records.read(1 << 20):
                 count += chunk.count(b"\n")
         return count
+
+
+def ackonly_command(port: int) -> list[str]:
+    return [sys.executable, str(ACKONLY), str(port)]
 
 
 def yardserver_command(path: Path, port: int, records: Path) -> list[str]:
@@ -302,7 +317,8 @@ class Run:
     server: str
     round: int
     records_acked: int
-    file_lines: int
+    file_lines: int | None
+    """None: the server files no records (the floor)."""
     records_per_second: float
     p50_ms: float
     p99_ms: float
@@ -314,8 +330,8 @@ class Run:
 
     @property
     def consistent(self) -> bool:
-        """The records ACKed are the records the server filed."""
-        return self.records_acked == self.file_lines
+        """The records ACKed are the records the server filed (if it files)."""
+        return self.file_lines is None or self.records_acked == self.file_lines
 
 
 @dataclass(frozen=True)
@@ -337,11 +353,14 @@ def run_once(
     port = free_port()
     name = f"{scenario.name}-{server}-{round_}"
     records = settings.workdir / f"{name}.jsonl"
-    if server == "yardserver":
+    if server == FLOOR:
+        command = ackonly_command(port)
+    elif server == "yardserver":
         command = yardserver_command(settings.yardserver, port, records)
     else:
         command = gateway_command(settings.gateway_options, port, records)
-    process = Server(command, records, settings.workdir / f"{name}.log")
+    filing = None if server == FLOOR else records
+    process = Server(command, filing, settings.workdir / f"{name}.log")
     profiler: Profiler | None = None
     try:
         process.wait_until_listening(port, min(deadline, time.monotonic() + 60))
@@ -356,7 +375,7 @@ def run_once(
         if profiler is not None:
             profiler.stop()
         process.stop()
-        lines = process.lines() if records.exists() else 0
+        lines = process.lines()
     finally:
         if profiler is not None:
             _stop(profiler.process, signal.SIGINT)
@@ -381,7 +400,12 @@ def run_once(
 
 
 def describe(run: Run) -> str:
-    check = "records ok" if run.consistent else f"{run.file_lines:,} lines filed"
+    if run.file_lines is None:
+        check = "files nothing"
+    elif run.consistent:
+        check = "records ok"
+    else:
+        check = f"{run.file_lines:,} lines filed"
     return (
         f"round {run.round} {run.scenario:<8} {run.server:<10} "
         f"{run.records_per_second:>9,.0f} records/s  p50 {run.p50_ms:,.1f} ms  "
@@ -487,7 +511,8 @@ class Report:
         lines = [
             f"Medians of {rounds} round(s); records/s: median (range). Targets: "
             f"flat >= {RATIO_TARGET:g}x the yardstick's records/s; burst10 p99 < "
-            f"{P99_TARGET_MS:g} ms for teltotwist; records ACKed = lines filed.",
+            f"{P99_TARGET_MS:g} ms for teltotwist; records ACKed = lines filed. "
+            f"{FLOOR}: the floor (the load generator with a server that only ACKs).",
             "",
             f"{'scenario':<9} {'server':<11} {'records/s':>10} {'range':>17} "
             f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>6}  records",
@@ -499,11 +524,12 @@ class Report:
                     figures.records_per_second_min,
                     figures.records_per_second_max,
                 )
-                check = (
-                    "ok"
-                    if not figures.inconsistent_runs
-                    else f"{figures.inconsistent_runs} run(s) differ"
-                )
+                if server == FLOOR:
+                    check = "floor: files nothing"
+                elif figures.inconsistent_runs:
+                    check = f"{figures.inconsistent_runs} run(s) differ"
+                else:
+                    check = "ok"
                 lines.append(
                     f"{name:<9} {server:<11} {figures.records_per_second:>10,.0f} "
                     f"{f'({low:,.0f}-{high:,.0f})':>17} {figures.p50_ms:>8,.1f} "

@@ -39,11 +39,13 @@ AckDelay = Callable[[str, int], float]
 
 @attrs.frozen
 class Arrival:
-    """A packet the gateway received: when, from whom, how many records."""
+    """A packet the gateway received: when, from whom, how many records
+    stamped when (device time, ms)."""
 
     at: float
     imei: str
     records: int
+    stamps: tuple[int, ...]
 
 
 @implementer(ITransport)
@@ -70,8 +72,10 @@ class _GatewaySide:
                 assert isinstance(packet, AvlPacket)
                 count = len(packet.records)
                 self._packets += 1
-                arrival = Arrival(clock.seconds(), self._imei, count)
+                stamps = tuple(record.timestamp_ms for record in packet.records)
+                arrival = Arrival(clock.seconds(), self._imei, count, stamps)
                 self._gateway.arrivals.append(arrival)
+                self._gateway.log.append(("packet", self._imei))
                 delay = self._gateway.ack_delay(self._imei, self._packets)
                 clock.callLater(delay, self._reply, tcp_ack(count))
 
@@ -92,6 +96,8 @@ class _GatewaySide:
 
     def _reply(self, data: bytes) -> None:
         if not self.disconnecting:
+            if len(data) == len(tcp_ack(1)):
+                self._gateway.log.append(("ack", self._imei))
             self._tracker.dataReceived(data)
 
 
@@ -103,6 +109,8 @@ class MemoryGateway:
         self.clock = clock
         self.ack_delay = ack_delay
         self.arrivals: list[Arrival] = []
+        self.log: list[tuple[str, str]] = []
+        """("packet", IMEI) and ("ack", IMEI), in the order they passed."""
 
     def connect(self, factory: IProtocolFactory) -> Deferred[IProtocol]:
         tracker = factory.buildProtocol(None)  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ loopback TCP."""
 from __future__ import annotations
 
 import random
+import socket
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -11,9 +12,15 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, serverFromString
-from twisted.internet.interfaces import IListeningPort
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IProtocol,
+    IProtocolFactory,
+    IStreamClientEndpoint,
+)
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import deferLater
+from zope.interface import implementer
 
 import teltotwist
 from teltotwist.codec import (
@@ -227,3 +234,83 @@ async def test_a_codec14_command_for_another_imei_gets_a_nack() -> None:
         Codec.CODEC14, (CommandMessage(CommandType.NACK, b"", imei=IMEI),)
     )
     assert device.count(EventKind.COMMAND) == 1
+
+
+SMALL_BUFFER = 4096
+"""Socket buffer bytes: far less than a 255-record packet."""
+
+
+class LateReader(Protocol):
+    """Accepts the login, then reads nothing for *pause* seconds; ACKs each
+    packet, keeping it."""
+
+    def __init__(self, pause: float, packets: list[AvlPacket]) -> None:
+        self.framer = StreamFramer()
+        self.pause = pause
+        self.packets = packets
+
+    def dataReceived(self, data: bytes) -> None:
+        assert self.transport is not None
+        for event in self.framer.feed(data):
+            if isinstance(event, Login):
+                self.transport.write(login_reply(True))
+                self.transport.pauseProducing()  # type: ignore[attr-defined]
+                reactor.callLater(self.pause, self.transport.resumeProducing)  # type: ignore[attr-defined]
+            elif isinstance(event, Frame):
+                packet = decode_frame(event.data)
+                assert isinstance(packet, AvlPacket)
+                self.packets.append(packet)
+                self.transport.write(tcp_ack(len(packet.records)))
+
+
+@implementer(IStreamClientEndpoint)
+class SmallSendBuffer:
+    """Connects to *port*, then shrinks the socket's send buffer."""
+
+    def __init__(self, port: int) -> None:
+        self.inner = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
+
+    def connect(self, factory: IProtocolFactory) -> Deferred[IProtocol]:
+        def shrink(protocol: IProtocol) -> IProtocol:
+            handle = protocol.transport.getHandle()  # type: ignore[attr-defined]
+            handle.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER)
+            return protocol
+
+        connecting: Deferred[IProtocol] = self.inner.connect(factory)
+        return connecting.addCallback(shrink)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_packet_larger_than_the_socket_takes_at_once_arrives_whole() -> None:
+    packets: list[AvlPacket] = []
+    factory = Factory.forProtocol(lambda: LateReader(0.3, packets))
+    endpoint = serverFromString(reactor, "tcp:0:interface=127.0.0.1")
+    listening: IListeningPort = await endpoint.listen(factory)
+    listening.socket.setsockopt(  # type: ignore[attr-defined]
+        socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER
+    )
+    port: int = listening.getHost().port  # type: ignore[attr-defined]
+    events: list[DeviceEvent] = []
+    settings = TrackerSettings(
+        IMEI, codec=Codec.CODEC8E, records_per_packet=255, interval=60.0
+    )
+    tracker = VirtualTracker(
+        SmallSendBuffer(port), reactor, settings, observer=events.append
+    )
+    tracker.start(recording=False)
+    try:
+        for _ in range(255):
+            tracker.record()
+        await until(lambda: any(event.kind is EventKind.ACKED for event in events))
+    finally:
+        await tracker.stop()
+        await maybeDeferred(listening.stopListening)
+
+    [written] = [
+        event.data
+        for event in events
+        if event.kind is EventKind.WROTE and event.data[:4] == bytes(4)
+    ]
+    assert len(written) > 4 * SMALL_BUFFER
+    assert packets == [decode_frame(written)]
+    assert [event.records for event in events if event.kind is EventKind.ACKED] == [255]

@@ -7,7 +7,7 @@ import pytest
 from teltotwist.catalogue import UnknownModelError, load_catalogue
 from teltotwist.codec import AvlPacket, Codec, decode_frame, encode_frame
 from teltotwist.device import ModelIo
-from teltotwist.device.model_io import raw_units
+from teltotwist.device.model_io import model_io, raw_units
 from tests.vectors import build_record
 
 READINGS = {
@@ -91,3 +91,8 @@ def test_model_names_are_the_catalogues_in_any_case() -> None:
     assert ModelIo("fmc130").model == "FMC130"
     with pytest.raises(UnknownModelError, match=r"near matches: .*FMB920"):
         ModelIo("FMB92")
+
+
+def test_trackers_of_one_model_share_its_io_table() -> None:
+    assert model_io("FMB920") is model_io("FMB920")
+    assert model_io("FMB920").definitions == ModelIo("FMB920").definitions

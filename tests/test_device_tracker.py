@@ -73,6 +73,7 @@ class Harness:
         *,
         recording: bool = True,
         held: bool = False,
+        report_wire: bool = True,
         **settings: object,
     ) -> None:
         self.clock = Clock()
@@ -85,6 +86,7 @@ class Harness:
             self.clock,
             TrackerSettings(imei, **settings),  # type: ignore[arg-type]
             observer=self.events.append,
+            report_wire=report_wire,
             rng=random.Random(7),
         )
         self.tracker.start(recording=recording, held=held)
@@ -166,6 +168,20 @@ def test_a_tracker_started_without_recording_records_only_when_told() -> None:
     assert len(packet.records) == 2
 
 
+def test_records_can_be_stamped_ahead_of_time() -> None:
+    harness = Harness(records_per_packet=2, ping_interval=None, recording=False)
+    harness.log_in()
+    now = harness.clock.seconds()
+
+    harness.tracker.record(now + 0.5)
+    harness.tracker.record(now + 1.0)
+
+    packet = decode_frame(harness.endpoint.written())
+    assert isinstance(packet, AvlPacket)
+    stamps = [record.timestamp_ms for record in packet.records]
+    assert stamps == [round(now * 1000) + 500, round(now * 1000) + 1000]
+
+
 def test_a_late_reactor_does_not_thin_out_the_records() -> None:
     harness = Harness(records_per_packet=8, interval=4.0, ping_interval=None)
 
@@ -213,6 +229,23 @@ def test_missing_or_wrong_ack_closes_and_resends_the_same_bytes(
     assert harness.kinds().count(EventKind.ACKED) == 1
 
 
+def test_an_acked_packet_never_times_out() -> None:
+    harness = Harness(
+        records_per_packet=1, ack_timeout=10.0, ping_interval=None, recording=False
+    )
+    harness.log_in()
+    for _ in range(3):
+        harness.tracker.record()
+        harness.clock.advance(6)  # more than the ACK timeout in all
+        harness.endpoint.protocol.dataReceived(tcp_ack(1))
+
+    harness.clock.advance(60)
+
+    assert harness.kinds().count(EventKind.ACKED) == 3
+    assert EventKind.LINK_DOWN not in harness.kinds()
+    assert harness.endpoint.connections[0][2].disconnecting is False
+
+
 def test_lost_connection_reconnects_and_resends() -> None:
     harness = Harness(ping_interval=None)
     packet = harness.log_in()
@@ -230,6 +263,21 @@ def test_records_wait_in_flash_while_offline_and_the_oldest_are_overwritten() ->
 
     assert len(harness.tracker.flash) <= 5
     assert EventKind.FLASH_FULL in harness.kinds()
+
+
+def test_without_wire_reports_the_bytes_are_not_reported() -> None:
+    harness = Harness(ping_interval=None, report_wire=False)
+
+    harness.log_in()
+    harness.endpoint.protocol.dataReceived(tcp_ack(1))
+
+    assert harness.kinds() == [
+        EventKind.CONNECTING,
+        EventKind.LOGGED_IN,
+        EventKind.SENT,
+        EventKind.ACKED,
+    ]
+    assert len(harness.events) == 4
 
 
 def test_pings_only_when_idle() -> None:

@@ -8,7 +8,9 @@ import pytest
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import Clock
 
+from teltotwist.device import TrackerSettings, VirtualTracker
 from teltotwist.load import Fleet, LoadPlan, Pace, Summary
+from teltotwist.load.burst import RELEASE_SLICE, BurstClock
 from tests.memory_gateway import AckDelay, MemoryGateway, run_on
 
 START = 1_795_000_000.0
@@ -54,6 +56,48 @@ def test_every_tracker_sends_at_the_same_instants_one_interval_apart() -> None:
     assert {arrival.records for arrival in gateway.arrivals} == {4}
     assert summary.packets_acked == summary.packets_sent == 20
     assert summary.unacked == 0
+
+
+def test_the_burst_clock_releases_nothing_from_the_end_of_the_run_on() -> None:
+    clock = Clock()
+    clock.advance(START)
+    gateway = MemoryGateway(clock)
+    plan = attrs.evolve(PLAN, duration=5.0)
+    trackers = [
+        VirtualTracker(
+            gateway,
+            clock,
+            TrackerSettings(plan.imei(n), records_per_packet=plan.records_per_packet),
+        )
+        for n in range(plan.devices)
+    ]
+    for tracker in trackers:
+        tracker.start(recording=False, held=True)
+    BurstClock(trackers, plan, clock, START).start()
+
+    clock.pump([0.25] * 40)  # ten seconds
+
+    assert {arrival.at for arrival in gateway.arrivals} == set(INSTANTS[:3])
+    assert len(gateway.arrivals) == 3 * plan.devices
+
+
+def test_records_are_stamped_through_the_interval_that_ends_at_the_instant() -> None:
+    gateway, _ = run(PLAN)
+
+    for arrival in gateway.arrivals:
+        instant = round(arrival.at * 1000)
+        assert arrival.stamps == (instant - 750, instant - 500, instant - 250, instant)
+
+
+def test_acks_that_come_while_a_burst_is_written_are_read_meanwhile() -> None:
+    plan = attrs.evolve(PLAN, devices=3 * RELEASE_SLICE)
+    gateway, summary = run(plan)
+
+    first_burst = gateway.log[: 2 * plan.devices]
+    first_ack = first_burst.index(("ack", plan.imei(0)))
+    last_packet = first_burst.index(("packet", plan.imei(plan.devices - 1)))
+    assert first_ack < last_packet
+    assert summary.packets_acked == summary.packets_sent == 4 * plan.devices
 
 
 def test_without_bursts_each_tracker_sends_on_its_own_clock() -> None:

@@ -12,6 +12,7 @@ Codec 14 commands (:mod:`~teltotwist.device.answers`).
 from teltotwist.device.answers import Answer, answer_commands
 from teltotwist.device.commands import CommandResponder
 from teltotwist.device.model_io import READINGS, ModelIo
+from teltotwist.device.read_time import ReadTime
 from teltotwist.device.replies import Ack, LoginReply, ReplyReader
 from teltotwist.device.route import (
     BUILT_IN_ROUTE,
@@ -43,6 +44,7 @@ __all__ = [
     "LoginReply",
     "ModelIo",
     "Position",
+    "ReadTime",
     "ReplyReader",
     "RouteError",
     "RoutePoint",

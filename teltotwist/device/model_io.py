@@ -7,6 +7,7 @@ of what it sends cannot drift apart.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from decimal import Decimal
@@ -91,3 +92,10 @@ class ModelIo:
                 wire = value & ((1 << 8 * definition.size) - 1)
                 groups[definition.size][definition.io_id] = wire
         return io_elements(io1=groups[1], io2=groups[2], io4=groups[4], io8=groups[8])
+
+
+@functools.cache
+def model_io(model: str) -> ModelIo:
+    """The :class:`ModelIo` of *model*, built once and shared by every tracker
+    of that model (building one reads the whole catalogue)."""
+    return ModelIo(model)

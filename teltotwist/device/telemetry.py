@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from twisted.internet.interfaces import IReactorTime
 
 from teltotwist.codec import AvlRecord, Codec
-from teltotwist.device.model_io import ModelIo
+from teltotwist.device.model_io import ModelIo, model_io
 from teltotwist.device.route import Position, RouteWalker
 
 DEFAULT_MODEL = "FMB920"
@@ -60,16 +60,17 @@ class TelemetrySource:
     ) -> None:
         if not codec.carries_records:
             raise ValueError(f"codec {codec.label} carries no AVL records")
-        self.model_io = ModelIo(model)
+        self.model_io = model_io(model)
         self.codec = codec
         self._clock = clock
         self._rng = rng or random.Random()
         self.walker = walker or RouteWalker(rng=self._rng)
         self._last = clock.seconds()
 
-    def sample(self) -> AvlRecord:
-        """The record for now: the walker advanced by the time since the last."""
-        now = self._clock.seconds()
+    def sample(self, at: float | None = None) -> AvlRecord:
+        """The record for now, or for clock time *at*: the walker advanced by
+        the time since the last."""
+        now = self._clock.seconds() if at is None else at
         position = self.walker.advance(now - self._last)
         self._last = now
         return build_record(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import enum
 import math
 import random
+import socket
 from collections import deque
 from collections.abc import Callable, Sequence
 
@@ -26,6 +27,7 @@ from twisted.internet.interfaces import (
     IDelayedCall,
     IReactorTime,
     IStreamClientEndpoint,
+    ISystemHandle,
 )
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import LoopingCall
@@ -45,6 +47,7 @@ from teltotwist.codec import (
 )
 from teltotwist.device.answers import ANSWERED_CODECS, Answer, answer_commands
 from teltotwist.device.commands import CommandResponder
+from teltotwist.device.read_time import ReadTime
 from teltotwist.device.replies import Ack, LoginReply, ReplyReader
 from teltotwist.device.route import BUILT_IN_ROUTE, RoutePoint, RouteWalker
 from teltotwist.device.telemetry import DEFAULT_MODEL, TelemetrySource
@@ -152,18 +155,33 @@ class _Packet:
 
 
 class _Link(Protocol):
-    """One TCP connection; hands everything to its tracker."""
+    """One TCP connection; hands everything to its tracker.
 
-    def __init__(self, tracker: VirtualTracker) -> None:
+    On a plain TCP connection it writes straight to the socket, at the moment
+    it is asked to (the transport would write on the reactor's next turn):
+    a packet's send time is when it went. Should the socket take less than
+    all, the rest and everything after go through the transport, in order.
+    """
+
+    def __init__(self, tracker: VirtualTracker, read_time: ReadTime) -> None:
         self.tracker = tracker
+        self.read_time = read_time
         self.reader = ReplyReader()
         self.closed: Deferred[None] = Deferred()
+        self._socket: socket.socket | None = None
 
     def connectionMade(self) -> None:
+        handle = ISystemHandle(self.transport, None)
+        if handle is not None:
+            descriptor = handle.getHandle()
+            if isinstance(descriptor, socket.socket):
+                self._socket = descriptor
         self.tracker._link_made(self)
 
     def dataReceived(self, data: bytes) -> None:
-        self.tracker._received(self, data)
+        # The time first: an ACK's latency ends when it is read, not once
+        # the tracker has dealt with it.
+        self.tracker._received(self, data, self.read_time.now())
 
     def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:  # noqa: B008
         self.tracker._link_lost(self, reason)
@@ -171,6 +189,15 @@ class _Link(Protocol):
 
     def write(self, data: bytes) -> None:
         assert self.transport is not None
+        if self._socket is not None:
+            try:
+                sent = self._socket.send(data)
+            except OSError:
+                sent = 0  # the transport finds out what is wrong, and says so
+            if sent == len(data):
+                return
+            data = data[sent:]
+            self._socket = None
         self.transport.write(data)
 
     def close(self) -> None:
@@ -189,12 +216,19 @@ class VirtualTracker:
         *,
         route: Sequence[RoutePoint] = BUILT_IN_ROUTE,
         observer: Observer = lambda event: None,
+        report_wire: bool = True,
+        read_time: ReadTime | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
         self._endpoint = endpoint
         self._clock = clock
         self._observe = observer
+        self._report_wire = report_wire
+        """Report every write and read (WROTE, READ): a load generator that
+        does not look at them saves their cost."""
+        self._read_time = read_time or ReadTime(clock)
+        """Stamps the reads; trackers sharing a reactor can share it."""
         rng = rng or random.Random()
         self._rng = rng
         self.telemetry = TelemetrySource(
@@ -254,9 +288,10 @@ class VirtualTracker:
 
     # Recording
 
-    def record(self) -> None:
-        """Record a position now; a full packet goes once the link is free."""
-        record = self.telemetry.sample()
+    def record(self, at: float | None = None) -> None:
+        """Record a position now, or stamped with clock time *at* (a load
+        generator records ahead); a full packet goes once the link is free."""
+        record = self.telemetry.sample(at)
         self.last_record = record
         if len(self.flash) == self.settings.flash_capacity:
             self.flash.popleft()
@@ -281,7 +316,7 @@ class VirtualTracker:
 
     def _connect(self) -> None:
         self._emit(EventKind.CONNECTING, "connecting")
-        connecting = connectProtocol(self._endpoint, _Link(self))
+        connecting = connectProtocol(self._endpoint, _Link(self, self._read_time))
         self._connecting = connecting
         connecting.addCallbacks(self._connected, self._not_connected)
 
@@ -302,12 +337,14 @@ class VirtualTracker:
             return
         self._link = link
         self._write(encode_login(self.settings.imei))
-        self._arm_response("login reply")
+        self._await_response()
 
-    def _received(self, link: _Link, data: bytes) -> None:
+    def _received(self, link: _Link, data: bytes, now: float) -> None:
+        """*data* came on *link*, read at clock time *now*."""
         if link is not self._link:
             return
-        self._emit(EventKind.READ, f"read {len(data)} bytes", data=data)
+        if self._report_wire:
+            self._emit(EventKind.READ, f"read {len(data)} bytes", data=data)
         try:
             replies = link.reader.feed(data)
         except CodecError as error:
@@ -319,7 +356,7 @@ class VirtualTracker:
             if isinstance(reply, LoginReply):
                 self._login_replied(reply.accepted)
             elif isinstance(reply, Ack):
-                self._acked(reply.count)
+                self._acked(reply.count, now)
             else:
                 self._command(reply)
 
@@ -395,7 +432,6 @@ class VirtualTracker:
 
     def _transmit(self, packet: _Packet) -> None:
         packet.attempts += 1
-        packet.sent_at = self._clock.seconds()
         if packet.attempts == 1:
             kind, what = EventKind.SENT, "sent"
         else:
@@ -406,10 +442,11 @@ class VirtualTracker:
             f"codec {self.settings.codec.label}, {len(packet.data)} bytes",
             records=packet.count,
         )
+        packet.sent_at = self._clock.seconds()
         self._write(packet.data)
-        self._arm_response(f"ACK of packet {packet.number}")
+        self._await_response()
 
-    def _acked(self, count: int) -> None:
+    def _acked(self, count: int, now: float) -> None:
         packet = self._in_flight
         if packet is None:
             self._drop(f"ACK of {count} with no packet in flight")
@@ -419,10 +456,11 @@ class VirtualTracker:
                 f"ACK says {count} records, packet {packet.number} has {packet.count}"
             )
             return
-        self._cancel("response")
+        # The response timer stays: it finds nothing awaited when it fires,
+        # unless the next send has moved it on (cheaper than a new one).
         self._in_flight = None
         self._failures = 0
-        latency = self._clock.seconds() - packet.sent_at
+        latency = now - packet.sent_at
         self._emit(
             EventKind.ACKED,
             f"packet {packet.number} acked: {_records(count)} "
@@ -495,28 +533,40 @@ class VirtualTracker:
 
     def _write(self, data: bytes) -> None:
         assert self._link is not None
-        self._emit(EventKind.WROTE, f"wrote {len(data)} bytes", data=data)
+        if self._report_wire:
+            self._emit(EventKind.WROTE, f"wrote {len(data)} bytes", data=data)
         self._link.write(data)
         if self._logged_in:
             self._arm_ping()
 
-    def _arm_response(self, what: str) -> None:
-        timeout = self.settings.ack_timeout
-        self._cancel("response")
-        self._timers["response"] = self._clock.callLater(
-            timeout, self._no_response, f"no {what} within {timeout:g} s"
-        )
+    def _await_response(self) -> None:
+        """Wait at most the ACK timeout for the reply to what was just
+        written: the login reply, or the ACK of the packet in flight."""
+        self._move_timer("response", self.settings.ack_timeout, self._no_response)
 
-    def _no_response(self, reason: str) -> None:
+    def _no_response(self) -> None:
         del self._timers["response"]
-        self._drop(reason)
+        if not self._logged_in:
+            what = "login reply"
+        elif self._in_flight is not None:
+            what = f"ACK of packet {self._in_flight.number}"
+        else:
+            return  # answered in time
+        self._drop(f"no {what} within {self.settings.ack_timeout:g} s")
 
     def _arm_ping(self) -> None:
         interval = self.settings.ping_interval
-        if interval is None:
-            return
-        self._cancel("ping")
-        self._timers["ping"] = self._clock.callLater(interval, self._ping)
+        if interval is not None:
+            self._move_timer("ping", interval, self._ping)
+
+    def _move_timer(self, name: str, delay: float, call: Callable[[], None]) -> None:
+        """Let timer *name* call *call* in *delay* seconds. A timer moved
+        later (as one is after every packet) costs the reactor nothing."""
+        timer = self._timers.get(name)
+        if timer is not None and timer.active():
+            timer.reset(delay)
+        else:
+            self._timers[name] = self._clock.callLater(delay, call)
 
     def _ping(self) -> None:
         del self._timers["ping"]

@@ -12,7 +12,13 @@ from twisted.internet.interfaces import (
     IStreamClientEndpoint,
 )
 
-from teltotwist.device import DeviceEvent, EventKind, TrackerSettings, VirtualTracker
+from teltotwist.device import (
+    DeviceEvent,
+    EventKind,
+    ReadTime,
+    TrackerSettings,
+    VirtualTracker,
+)
 from teltotwist.load.burst import BurstClock
 from teltotwist.load.plan import LoadPlan, Pace
 from teltotwist.load.progress import Snapshot
@@ -51,13 +57,16 @@ class _Device:
         self.draining: IDelayedCall | None = None
         self.stopped: Deferred[None] | None = None
         self.tracker = VirtualTracker(
-            fleet.endpoint, fleet.clock, settings, observer=self.observe
+            fleet.endpoint,
+            fleet.clock,
+            settings,
+            observer=self.observe,
+            report_wire=False,
+            read_time=fleet.read_time,
         )
 
     def observe(self, event: DeviceEvent) -> None:
         kind = event.kind
-        if kind is EventKind.WROTE or kind is EventKind.READ:
-            return
         summary = self.fleet.summary
         if kind is EventKind.ACKED:
             self.in_flight = False
@@ -89,12 +98,13 @@ class _Device:
                 summary.errors[error] += 1
 
     def start(self) -> None:
-        """Start the tracker: held in bursts, recording only on demand flat
-        out."""
+        """Start the tracker: recording on its own clock when steady; held,
+        its packets recorded by the burst clock, in bursts; recording each
+        packet as the previous one goes flat out."""
         pace = self.fleet.plan.pace
         if pace is Pace.FLAT_OUT:
             self._record_next_packet()
-        recording = pace is not Pace.FLAT_OUT
+        recording = pace is Pace.STEADY
         self.tracker.start(recording=recording, held=pace is Pace.BURST)
 
     def _record_next_packet(self) -> None:
@@ -139,6 +149,8 @@ class Fleet:
         self.endpoint = endpoint
         self.clock = clock
         self.summary = Summary(devices=plan.devices)
+        self.read_time = ReadTime(clock)
+        """Shared by the trackers: see :class:`~teltotwist.device.ReadTime`."""
         self.connected = 0
         """Trackers logged in right now."""
         self._end: Deferred[None] = Deferred()
