@@ -9,9 +9,9 @@ next packet in one go, stamped as if recorded through the interval that ends
 at the instant, and packs it; at the instant it releases one packet of every
 tracker. So that the load generator measures the gateway and not itself,
 nothing but the writes happens at the instant and nothing but the ACK reads
-after it. Both are done in slices, with a turn of the reactor between: an ACK
-that comes while a burst is being written is read after the slice, not after
-the whole burst.
+after it. The recording and the writes go in slices of trackers, with a turn
+of the reactor between: an ACK that comes meanwhile is read after the slice,
+not after all the trackers.
 
 A tracker whose previous packet still waits for its ACK at an instant does
 what a real one does: it keeps recording, and sends its next packet as soon
@@ -39,7 +39,7 @@ _Step = Callable[[Sequence[VirtualTracker]], None]
 class BurstClock:
     """Records the next packet of each of *trackers* (started held, not
     recording) half an interval before every ``started_at +
-    plan.burst_at(n)``, and releases it then."""
+    plan.burst_at(n)`` the run does not end before, and releases it then."""
 
     def __init__(
         self,
