@@ -63,7 +63,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import BenchError, ensure_descriptors, global_timeout
+from harness import BenchError, child_environment, ensure_descriptors, global_timeout
 
 HOST = "127.0.0.1"
 CHECKOUT = Path(__file__).resolve().parent.parent
@@ -128,12 +128,6 @@ def _child_setup() -> None:
         ctypes.CDLL(name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _environment() -> dict[str, str]:
-    """Children import the same teltotwist as this checkout."""
-    path = [str(CHECKOUT), *filter(None, [os.environ.get("PYTHONPATH")])]
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
-
-
 def free_port() -> int:
     """A TCP port on the loopback address that nothing listens on now."""
     with socket.socket() as probe:
@@ -167,7 +161,7 @@ class Server:
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 cwd=log.parent,
-                env=_environment(),
+                env=child_environment(),
                 preexec_fn=_child_setup,  # noqa: PLW1509
             )
 
@@ -256,7 +250,7 @@ def run_load(scenario: Scenario, port: int, deadline: float) -> dict[str, Any]:
         finished = subprocess.run(
             load_command(scenario, port),
             capture_output=True,
-            env=_environment(),
+            env=child_environment(),
             timeout=max(timeout, 1.0),
             check=False,
             preexec_fn=_child_setup,

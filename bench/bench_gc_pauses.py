@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import re
 import shutil
 import signal
@@ -39,9 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from bench_idle_memory import GATEWAY_HOST, TrackerWorkers, _gateway_child_setup
-from harness import BenchError, global_timeout
+from harness import BenchError, child_environment, global_timeout
 
-import teltotwist
 from teltotwist.tap import LISTEN_BACKLOG
 
 SERVE = "--serve"
@@ -154,10 +152,7 @@ class TimedGateway:
             str(workdir / "state"),
             *options,
         ]
-        # The child imports the same teltotwist as this process.
-        source = str(Path(teltotwist.__file__).resolve().parent.parent)
-        path = [source, *filter(None, [os.environ.get("PYTHONPATH")])]
-        environment = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+        environment = child_environment()
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 self.command,

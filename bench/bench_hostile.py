@@ -58,9 +58,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from harness import BenchError, ensure_descriptors, global_timeout
+from harness import BenchError, child_environment, ensure_descriptors, global_timeout
 
-import teltotwist
 from teltotwist.codec import (
     DEFAULT_MAX_FRAME_SIZE,
     AvlPacket,
@@ -274,10 +273,7 @@ class Gateway:
         ]
         for sink in sinks:
             self.command += ["--sink", sink]
-        # The child imports the same teltotwist as this process.
-        source = str(Path(teltotwist.__file__).resolve().parent.parent)
-        path = [source, *filter(None, [os.environ.get("PYTHONPATH")])]
-        environment = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+        environment = child_environment()
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 self.command,

@@ -60,9 +60,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import BenchError, global_timeout
+from harness import BenchError, child_environment, global_timeout
 
-import teltotwist
 from teltotwist.codec import (
     AvlPacket,
     AvlRecord,
@@ -231,10 +230,7 @@ class Server:
             str(max_connections),
         ]
         self.command = command
-        # The child imports the same teltotwist as this process.
-        source = str(Path(teltotwist.__file__).resolve().parent.parent)
-        path = [source, *filter(None, [os.environ.get("PYTHONPATH")])]
-        environment = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+        environment = child_environment()
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 command,

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import resource
 import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
+
+import teltotwist
 
 
 class BenchError(Exception):
@@ -50,3 +54,11 @@ def ensure_descriptors(needed: int) -> None:
                 f"{needed} file descriptors needed, the hard limit is {hard}"
             )
         resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+
+
+def child_environment() -> dict[str, str]:
+    """This process's environment, with which a child process imports the
+    same teltotwist as this one."""
+    source = str(Path(teltotwist.__file__).resolve().parent.parent)
+    path = [source, *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
