@@ -182,6 +182,25 @@ def test_records_can_be_stamped_ahead_of_time() -> None:
     assert stamps == [round(now * 1000) + 500, round(now * 1000) + 1000]
 
 
+def test_a_packet_packed_ahead_goes_with_the_ack_and_later_records_wait() -> None:
+    harness = Harness(records_per_packet=2, ping_interval=None, recording=False)
+    harness.log_in()
+    now = harness.clock.seconds()
+    for offset in (0.1, 0.2, 0.3, 0.4, 0.5):
+        harness.tracker.record(now + offset)
+    first = decode_frame(harness.endpoint.written())
+
+    harness.tracker.pack()  # while the first waits for its ACK
+    harness.endpoint.protocol.dataReceived(tcp_ack(2))
+    second = decode_frame(harness.endpoint.written())
+
+    assert isinstance(first, AvlPacket) and isinstance(second, AvlPacket)
+    stamps = [[record.timestamp_ms for record in p.records] for p in (first, second)]
+    base = round(now * 1000)
+    assert stamps == [[base + 100, base + 200], [base + 300, base + 400]]
+    assert len(harness.tracker.flash) == 1
+
+
 def test_a_late_reactor_does_not_thin_out_the_records() -> None:
     harness = Harness(records_per_packet=8, interval=4.0, ping_interval=None)
 

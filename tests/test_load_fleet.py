@@ -3,6 +3,8 @@ run waits for the ACKs on their way, within the ACK timeout."""
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
@@ -23,6 +25,7 @@ from teltotwist.codec import (
 )
 from teltotwist.device import DeviceEvent, EventKind
 from teltotwist.load import Fleet, LoadPlan, Pace, Summary
+from teltotwist.load.ahead import PACK_SLICE
 from teltotwist.load.fleet import error_kind
 from tests.memory_gateway import MemoryGateway, run_on
 
@@ -110,6 +113,26 @@ def test_flat_out_trackers_send_the_next_packet_the_moment_the_ack_comes() -> No
     assert isinstance(summary, Summary)
     assert summary.packets_acked == summary.packets_sent == 8
     assert summary.unacked == summary.resends == 0
+
+
+def test_flat_out_packets_are_recorded_while_the_previous_ack_is_awaited() -> None:
+    clock = Clock()
+    clock.advance(1_795_000_000)
+    gateway = MemoryGateway(clock, ack_delay=lambda imei, number: 0.3)
+    plan = LoadPlan(
+        devices=3 * PACK_SLICE, duration=1.0, records_per_packet=3, pace=Pace.FLAT_OUT
+    )
+    running = ensureDeferred(Fleet(plan, gateway, clock).run())
+
+    run_on(clock, running)
+
+    assert len(gateway.arrivals) == 4 * plan.devices
+    for index in range(plan.devices):
+        arrivals = [a for a in gateway.arrivals if a.imei == plan.imei(index)]
+        sends = [arrival.at for arrival in arrivals]
+        assert sends == pytest.approx([sends[0] + 0.3 * n for n in range(4)])
+        for before, arrival in pairwise(arrivals):
+            assert set(arrival.stamps) == {round(before.at * 1000)}
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ rejected login or a lost link, reconnect with a growing delay; ping when idle;
 answer Codec 12 and 14 commands after a delay, never ACKing them and never
 while a packet waits for its ACK. Everything it does is reported to an
 observer as a :class:`DeviceEvent`. A load generator can pace it: make it
-record only on demand, or hold each packet until released.
+record only on demand, pack ahead, or hold each packet until released.
 """
 
 from __future__ import annotations
@@ -312,6 +312,18 @@ class VirtualTracker:
         self._releases += 1
         self._send_next()
 
+    def pack(self) -> None:
+        """Pack the next packet now if its records are in, even while the
+        packet in flight waits for its ACK: a load generator packs ahead, so
+        that the packet is only written when the link is free."""
+        size = self.settings.records_per_packet
+        if self._packed is not None or len(self.flash) < size:
+            return
+        records = tuple(self.flash.popleft() for _ in range(size))
+        self._packets += 1
+        data = encode_frame(AvlPacket(self.settings.codec, records))
+        self._packed = _Packet(self._packets, data, size)
+
     # The link
 
     def _connect(self) -> None:
@@ -415,14 +427,9 @@ class VirtualTracker:
         send it then, or once released when held."""
         if not self._logged_in or self._in_flight is not None:
             return
+        self.pack()
         if self._packed is None:
-            size = self.settings.records_per_packet
-            if len(self.flash) < size:
-                return
-            records = tuple(self.flash.popleft() for _ in range(size))
-            self._packets += 1
-            data = encode_frame(AvlPacket(self.settings.codec, records))
-            self._packed = _Packet(self._packets, data, size)
+            return
         if self._held:
             if not self._releases:
                 return

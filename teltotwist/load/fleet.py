@@ -19,6 +19,7 @@ from teltotwist.device import (
     TrackerSettings,
     VirtualTracker,
 )
+from teltotwist.load.ahead import PackAhead
 from teltotwist.load.burst import BurstClock
 from teltotwist.load.plan import LoadPlan, Pace
 from teltotwist.load.progress import Snapshot
@@ -81,8 +82,8 @@ class _Device:
         elif kind is EventKind.SENT:
             self.in_flight = True
             summary.packets_sent += 1
-            if self.fleet.plan.pace is Pace.FLAT_OUT:
-                self._record_next_packet()
+            if self.fleet.ahead is not None:
+                self.fleet.ahead.add(self.tracker)
         elif kind is EventKind.RESEND:
             summary.resends += 1
         elif kind is EventKind.LOGGED_IN:
@@ -99,19 +100,13 @@ class _Device:
 
     def start(self) -> None:
         """Start the tracker: recording on its own clock when steady; held,
-        its packets recorded by the burst clock, in bursts; recording each
-        packet as the previous one goes flat out."""
+        its packets recorded by the burst clock, in bursts; its first packet
+        packed now and each next one packed ahead, flat out."""
         pace = self.fleet.plan.pace
-        if pace is Pace.FLAT_OUT:
-            self._record_next_packet()
+        if self.fleet.ahead is not None:
+            self.fleet.ahead.now(self.tracker)
         recording = pace is Pace.STEADY
         self.tracker.start(recording=recording, held=pace is Pace.BURST)
-
-    def _record_next_packet(self) -> None:
-        """Flat out: record the next packet now, so that it goes the moment
-        the link is free (after the login, or the ACK of the packet sent)."""
-        while len(self.tracker.flash) < self.fleet.plan.records_per_packet:
-            self.tracker.record()
 
     def finish(self, bound: float) -> Deferred[None]:
         """Stop once the packet in flight is ACKed, or after *bound* seconds."""
@@ -153,6 +148,10 @@ class Fleet:
         """Shared by the trackers: see :class:`~teltotwist.device.ReadTime`."""
         self.connected = 0
         """Trackers logged in right now."""
+        self.ahead: PackAhead | None = None
+        """Flat out: packs each tracker's next packet ahead."""
+        if plan.pace is Pace.FLAT_OUT:
+            self.ahead = PackAhead(clock, plan.records_per_packet)
         self._end: Deferred[None] = Deferred()
         self._devices = [
             _Device(self, self._settings(index)) for index in range(plan.devices)
@@ -198,6 +197,8 @@ class Fleet:
         await self._end
         if bursts is not None:
             bursts.stop()
+        if self.ahead is not None:
+            self.ahead.stop()
         for call in calls:
             if call.active():
                 call.cancel()
