@@ -63,7 +63,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import BenchError, child_environment, ensure_descriptors, global_timeout
+from harness import (
+    BenchError,
+    child_environment,
+    ensure_descriptors,
+    global_timeout,
+    terminate,
+)
 
 HOST = "127.0.0.1"
 CHECKOUT = Path(__file__).resolve().parent.parent
@@ -136,17 +142,6 @@ def free_port() -> int:
         return port
 
 
-def _stop(process: subprocess.Popen[bytes], signal_number: int) -> None:
-    """*signal_number*, a grace period, then SIGKILL."""
-    if process.poll() is None:
-        process.send_signal(signal_number)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 class Server:
     """One server process, listening on a free port, filing records in
     *records* (one JSON line each; None: it files none)."""
@@ -183,7 +178,7 @@ class Server:
 
     def stop(self) -> None:
         """SIGTERM (the gateway drains and closes its sinks), then SIGKILL."""
-        _stop(self.process, signal.SIGTERM)
+        terminate(self.process, grace=15)
 
     def lines(self) -> int | None:
         """The lines of its records file; None if it files no records."""
@@ -284,7 +279,7 @@ class Profiler:
 
     def stop(self) -> None:
         """Stop sampling (SIGINT: py-spy then writes its file)."""
-        _stop(self.process, signal.SIGINT)
+        terminate(self.process, grace=15, signal_number=signal.SIGINT)
         if not self.output.exists():
             text = self.log.read_text(errors="replace").strip()
             raise BenchError(f"py-spy wrote no profile:\n{text}")
@@ -372,7 +367,7 @@ def run_once(
         lines = process.lines()
     finally:
         if profiler is not None:
-            _stop(profiler.process, signal.SIGINT)
+            terminate(profiler.process, grace=15, signal_number=signal.SIGINT)
         process.stop()
         records.unlink(missing_ok=True)
     latency = summary["latency_ms"]

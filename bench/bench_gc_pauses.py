@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_idle_memory import GATEWAY_HOST, TrackerWorkers, _gateway_child_setup
-from harness import BenchError, child_environment, global_timeout
+from harness import BenchError, child_environment, global_timeout, terminate
 
 from teltotwist.tap import LISTEN_BACKLOG
 
@@ -192,13 +192,7 @@ class TimedGateway:
     def stop(self) -> dict[str, Any] | None:
         """SIGTERM (SIGKILL after a grace period); its collection times, if
         it wrote them."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process, grace=30)
         if not self.stats.exists():
             return None
         stats: dict[str, Any] = json.loads(self.stats.read_text(encoding="utf-8"))

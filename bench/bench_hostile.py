@@ -58,7 +58,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from harness import BenchError, child_environment, ensure_descriptors, global_timeout
+from harness import (
+    BenchError,
+    child_environment,
+    ensure_descriptors,
+    global_timeout,
+    terminate,
+)
 
 from teltotwist.codec import (
     DEFAULT_MAX_FRAME_SIZE,
@@ -309,13 +315,7 @@ class Gateway:
 
     def stop(self) -> None:
         """SIGTERM, a grace period, then SIGKILL."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process, grace=15)
 
 
 # The real tracker -------------------------------------------------------------

@@ -60,7 +60,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import BenchError, child_environment, global_timeout
+from harness import BenchError, child_environment, global_timeout, terminate
 
 from teltotwist.codec import (
     AvlPacket,
@@ -262,13 +262,7 @@ class Server:
 
     def stop(self) -> None:
         """SIGTERM, a grace period, then SIGKILL."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process, grace=30)
 
 
 class Trackers:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import resource
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -62,3 +63,19 @@ def child_environment() -> dict[str, str]:
     source = str(Path(teltotwist.__file__).resolve().parent.parent)
     path = [source, *filter(None, [os.environ.get("PYTHONPATH")])]
     return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+
+
+def terminate(
+    process: subprocess.Popen[bytes],
+    grace: float,
+    signal_number: int = signal.SIGTERM,
+) -> None:
+    """End *process*: *signal_number*, up to *grace* seconds to exit, then
+    SIGKILL."""
+    if process.poll() is None:
+        process.send_signal(signal_number)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
