@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from teltotwist.catalogue import Definition, load_catalogue
-from teltotwist.catalogue.values import IoValue, converter
+from teltotwist.catalogue.values import IoValue, converter, integer_converter
 
 
 def definition(
@@ -58,18 +58,36 @@ def test_signed_and_scaled_for_tat100_axes() -> None:
         ("0.1", 3001, 300.1),
         ("0.01", 1, 0.01),
         ("0.03125", 3, 0.09375),
+        ("0.4", 7, 2.8),
+        ("0.001", 2**64 - 1, 18446744073709551.615),
         ("10", 7, 70),
         ("0", 7, 7),
         ("", 7, 7),
     ],
 )
-def test_multiplier_rounded_to_its_decimals(
+def test_multiplier_gives_the_float_nearest_the_exact_product(
     multiplier: str, raw: int, expected: float
 ) -> None:
     value = converter(definition(multiplier=multiplier))(raw)
 
     assert value == expected
     assert type(value) is type(expected)
+
+
+@pytest.mark.parametrize("kind", ["Unsigned", "Signed", "Hex", "ASCII"])
+@pytest.mark.parametrize("multiplier", ["1", "0.1", "0.03125", "50"])
+@pytest.mark.parametrize("raw", [0, 1, 0x7FFF, 0x8000, 0xFFFF])
+def test_an_integer_converts_alike_in_one_call(
+    kind: str, multiplier: str, raw: int
+) -> None:
+    row = definition(kind=kind, multiplier=multiplier)
+    of_integer = integer_converter(row)
+
+    expected = converter(row)(raw)
+    if of_integer is None:
+        assert (kind, multiplier, expected) == ("Unsigned", "1", raw)
+    else:
+        assert of_integer(raw) == expected
 
 
 def test_hex_keeps_the_catalogue_size() -> None:

@@ -8,7 +8,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from teltotwist.catalogue.definition import Definition
-from teltotwist.catalogue.values import Converter, IoValue, converter, is_plain
+from teltotwist.catalogue.values import (
+    Converter,
+    IntegerConverter,
+    IoValue,
+    converter,
+    integer_converter,
+)
 
 
 def unique_names(definitions: Iterable[Definition]) -> dict[int, str]:
@@ -37,8 +43,12 @@ class Naming:
         """The row that decides, for each id this naming names."""
         self.names = names
         """Each id's attribute name (see :func:`unique_names`)."""
-        self._table: dict[int, tuple[str, Converter, bool]] = {
-            io_id: (self.names[io_id], converter(definition), is_plain(definition))
+        self._table: dict[int, tuple[str, IntegerConverter | None, Converter]] = {
+            io_id: (
+                self.names[io_id],
+                integer_converter(definition),
+                converter(definition),
+            )
             for io_id, definition in definitions.items()
         }
 
@@ -49,9 +59,13 @@ class Naming:
         result: dict[str, Any] = {}
         for io_id, value in io.items():
             entry = table.get(io_id)
-            if entry is not None:
-                name, convert, plain = entry
-                # Records are named by the thousand per second: a plain
-                # integer is taken as it is, without a call.
-                result[name] = value if plain and type(value) is int else convert(value)
+            if entry is None:
+                continue
+            name, of_integer, convert = entry
+            # Records are named by the thousand per second: an integer takes
+            # one call at most, none when it is its own value.
+            if type(value) is int:
+                result[name] = value if of_integer is None else of_integer(value)
+            else:
+                result[name] = convert(value)
         return result

@@ -10,6 +10,7 @@ from teltotwist.catalogue.definition import Definition, scale_of
 
 IoValue = int | bytes
 Converter = Callable[[IoValue], Any]
+IntegerConverter = Callable[[int], Any]
 
 
 def converter(definition: Definition) -> Converter:
@@ -18,26 +19,49 @@ def converter(definition: Definition) -> Converter:
     ``Hex`` and variable-length values become lowercase hex; ``ASCII`` becomes
     text where it is printable (trailing NULs dropped), else hex; ``Signed``
     integers are read as two's complement of the catalogue size; then the
-    multiplier is applied, rounded to its decimals.
+    multiplier is applied: the nearest float to the exact product, or an
+    integer when the multiplier is whole.
     """
     size = definition.size
     if definition.type == "Hex":
         return lambda value: _as_bytes(value, size).hex()
     if definition.type == "ASCII":
         return lambda value: _text(_as_bytes(value, size))
-    number = _scaled(definition.multiplier)
-    if definition.type == "Signed" and size is not None:
-        signed = _signed(size)
-        return lambda value: (
-            value.hex() if isinstance(value, bytes) else number(signed(value))
-        )
+    number = integer_converter(definition) or _unchanged
     return lambda value: value.hex() if isinstance(value, bytes) else number(value)
 
 
-def is_plain(definition: Definition) -> bool:
-    """Whether an integer value of *definition* is its own attribute value:
-    unsigned and not scaled (most IO elements are)."""
-    return definition.type == "Unsigned" and scale_of(definition.multiplier) is None
+def integer_converter(definition: Definition) -> IntegerConverter | None:
+    """The attribute value of an integer IO value of *definition*, as
+    :func:`converter` gives it but in one call; ``None`` when the integer is
+    its own value (unsigned and not scaled, as most IO elements are)."""
+    if definition.type in ("Hex", "ASCII"):
+        return converter(definition)
+    factor = scale_of(definition.multiplier)
+    numerator, denominator = (1, 1) if factor is None else factor.as_integer_ratio()
+    size = definition.size
+    if definition.type == "Signed" and size is not None:
+        return _signed(8 * size, numerator, denominator)
+    if factor is None:
+        return None
+    if denominator == 1:
+        return lambda value: value * numerator
+    return lambda value: value * numerator / denominator
+
+
+def _unchanged(value: int) -> int:
+    return value
+
+
+def _signed(bits: int, numerator: int, denominator: int) -> IntegerConverter:
+    sign_bit, span = 1 << (bits - 1), 1 << bits
+    if denominator == 1:
+        return lambda value: (
+            (value - span if sign_bit <= value < span else value) * (numerator)
+        )
+    return lambda value: (
+        (value - span if sign_bit <= value < span else value) * numerator / denominator
+    )
 
 
 def _as_bytes(value: IoValue, size: int | None) -> bytes:
@@ -50,26 +74,3 @@ def _as_bytes(value: IoValue, size: int | None) -> bytes:
 def _text(data: bytes) -> str:
     text = data.rstrip(b"\x00").decode("ascii", errors="replace")
     return text if text.isprintable() and "\ufffd" not in text else data.hex()
-
-
-def _signed(size: int) -> Callable[[int], int]:
-    bits = 8 * size
-    sign_bit, span = 1 << (bits - 1), 1 << bits
-
-    def read(value: int) -> int:
-        return value - span if sign_bit <= value < span else value
-
-    return read
-
-
-def _scaled(multiplier: str) -> Callable[[int], int | float]:
-    factor = scale_of(multiplier)
-    if factor is None:
-        return lambda value: value
-    exponent = factor.normalize().as_tuple().exponent
-    decimals = -exponent if isinstance(exponent, int) and exponent < 0 else 0
-    if decimals == 0:
-        whole = int(factor)
-        return lambda value: value * whole
-    multiply = float(factor)
-    return lambda value: round(value * multiply, decimals)
