@@ -1,0 +1,227 @@
+"""The gateway's own CPU per record, in one process, without sockets (issue 11).
+
+An embedded gateway (``TeltonikaTcpFactory`` fed by ``FakeTracker``, a sink
+that joins each packet's JSON lines and accepts at once, a reactor whose
+timers cost nothing) takes ``--packets`` packets of ``--records`` records
+from ``--trackers`` logged-in trackers: the virtual tracker's records of a
+``--model`` in Codec ``--codec``, IO naming on, as ``teltotwist load`` sends
+them. The figure is process CPU time per record, best of ``--rounds``: what
+the data path costs with neither the kernel nor other processes in it.
+
+Then each step is timed alone on the same records (best of the rounds):
+decoding the frames, building the items with their ids, naming the IO and
+encoding the JSON lines. What the whole costs beyond their sum is per packet:
+framing, the session, dispatch and the ACK.
+
+Run from the repository root; to compare two versions of the code, run it
+with each on ``PYTHONPATH``; ``--profile`` prints cProfile's top functions:
+
+    python bench/bench_data_path.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import pstats
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.testing import MemoryReactorClock
+from zope.interface import implementer
+
+from teltotwist.catalogue import Naming, load_catalogue
+from teltotwist.codec import AvlPacket, Codec, check_envelope, encode_frame
+from teltotwist.codec.frame import decode_checked_frame
+from teltotwist.device.telemetry import TelemetrySource
+from teltotwist.gateway.dispatch import Dispatcher
+from teltotwist.gateway.items import Item, TrackerRecord
+from teltotwist.gateway.limits import Limits
+from teltotwist.gateway.tcp import TeltonikaTcpFactory
+from teltotwist.sinks import IRecordSink
+from teltotwist.testing import FakeTracker
+
+IMEI_BASE = 356307042440000
+RECEIVED_AT_MS = 1_795_251_600_000
+CODECS = {codec.label: codec for codec in (Codec.CODEC8, Codec.CODEC8E, Codec.CODEC16)}
+
+
+@implementer(IRecordSink)
+class JoiningSink:
+    """Joins each delivery's JSON lines, as a file sink would write them,
+    and accepts at once."""
+
+    name = "joining"
+
+    def __init__(self) -> None:
+        self.bytes = 0
+
+    def deliver(self, items: Sequence[Item]) -> Deferred[None]:
+        self.bytes += len(b"\n".join([item.line for item in items]))  # type: ignore[union-attr]
+        return succeed(None)
+
+    def close(self) -> Deferred[None]:
+        return succeed(None)
+
+
+def frames(
+    model: str, codec: Codec, packets: int, records: int, trackers: int
+) -> list[bytes]:
+    """*packets* frames of the virtual tracker's records, one a second, for
+    *trackers* in turn: as in a fleet, the trackers' records share seconds."""
+    clocks = [MemoryReactorClock() for _ in range(trackers)]
+    for clock in clocks:
+        clock.advance(RECEIVED_AT_MS / 1000)
+    sources = [
+        TelemetrySource(clock, codec, rng=random.Random(number), model=model)
+        for number, clock in enumerate(clocks)
+    ]
+    result = []
+    for number in range(packets):
+        clock, source = clocks[number % trackers], sources[number % trackers]
+        batch = []
+        for _ in range(records):
+            clock.advance(1)
+            batch.append(source.sample())
+        result.append(encode_frame(AvlPacket(codec, tuple(batch))))
+    return result
+
+
+def best_cpu(rounds: int, run: Callable[[], object]) -> float:
+    """The least process CPU time of *rounds* calls of *run*, in seconds."""
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.process_time()
+        run()
+        best = min(best, time.process_time() - started)
+    return best
+
+
+def whole_path(
+    naming: Naming, trackers: int, data: list[bytes]
+) -> Callable[[], object]:
+    """A run of *data* through an embedded gateway, round-robin over
+    *trackers* logged-in trackers; each packet must be ACKed."""
+    clock = MemoryReactorClock()
+    dispatcher = Dispatcher([JoiningSink()], 60.0, clock)
+    factory = TeltonikaTcpFactory(
+        dispatcher, clock, limits=Limits(), naming=lambda imei: naming
+    )
+    fleet = [FakeTracker(factory, imei=str(IMEI_BASE + n)) for n in range(trackers)]
+    for tracker in fleet:
+        if tracker.login() != b"\x01":
+            raise SystemExit("the embedded gateway refused a login")
+
+    def run() -> None:
+        for number, frame in enumerate(data):
+            if len(fleet[number % trackers].send(frame)) != 4:
+                raise SystemExit("a packet was not ACKed")
+
+    return run
+
+
+def steps(naming: Naming, data: list[bytes]) -> dict[str, Callable[[], object]]:
+    """Each step of the data path alone, over the records of *data*."""
+    packets = []
+    for frame in data:
+        packet = decode_checked_frame(frame, check_envelope(frame))
+        assert isinstance(packet, AvlPacket)
+        packets.append(packet)
+    imei = str(IMEI_BASE)
+    codec = packets[0].codec
+    records = [record for packet in packets for record in packet.records]
+
+    def decode() -> None:
+        for frame in data:
+            decode_checked_frame(frame, check_envelope(frame))
+
+    def items() -> list[TrackerRecord]:
+        return [TrackerRecord(imei, codec, r, RECEIVED_AT_MS) for r in records]
+
+    def name() -> None:
+        for record in records:
+            naming.attributes(record.io)
+
+    named = [
+        TrackerRecord.named(imei, codec, r, RECEIVED_AT_MS, naming) for r in records
+    ]
+
+    def lines() -> None:
+        for item in named:
+            object.__setattr__(item, "_line", None)
+            _ = item.line
+
+    return {"decode": decode, "items": items, "naming": name, "json_line": lines}
+
+
+def measure(arguments: argparse.Namespace) -> dict[str, Any]:
+    naming = load_catalogue().naming(arguments.model)
+    codec = CODECS[arguments.codec]
+    data = frames(
+        arguments.model,
+        codec,
+        arguments.packets,
+        arguments.records,
+        arguments.trackers,
+    )
+    records = arguments.packets * arguments.records
+    run = whole_path(naming, arguments.trackers, data)
+    if arguments.profile:
+        profile = cProfile.Profile()
+        profile.runcall(run)
+        pstats.Stats(profile).sort_stats("tottime").print_stats(arguments.profile)
+    per_record = {"whole": best_cpu(arguments.rounds, run) / records * 1e6}
+    for name, step in steps(naming, data).items():
+        per_record[name] = best_cpu(arguments.rounds, step) / records * 1e6
+    parts = sum(value for name, value in per_record.items() if name != "whole")
+    per_record["per_packet_share"] = per_record["whole"] - parts
+    return {
+        "model": arguments.model,
+        "codec": codec.label,
+        "packets": arguments.packets,
+        "records_per_packet": arguments.records,
+        "trackers": arguments.trackers,
+        "microseconds_per_record": per_record,
+    }
+
+
+def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--model", default="FMB920", help="default FMB920")
+    parser.add_argument("--codec", default="8E", choices=list(CODECS))
+    parser.add_argument("--packets", type=int, default=3000, help="default 3,000")
+    parser.add_argument("--records", type=int, default=10, help="per packet")
+    parser.add_argument("--trackers", type=int, default=100, help="default 100")
+    parser.add_argument("--rounds", type=int, default=5, help="best of (default 5)")
+    parser.add_argument(
+        "--profile", type=int, metavar="N", help="print cProfile's top N functions"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    arguments = parser.parse_args(argv)
+    for name in ("packets", "records", "trackers", "rounds"):
+        if getattr(arguments, name) < 1:
+            parser.error(f"--{name} must be at least 1")
+    return arguments
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    arguments = parse_arguments(argv)
+    result = measure(arguments)
+    if arguments.json:
+        print(json.dumps(result))
+        return
+    print(
+        f"{result['packets']:,} packets of {result['records_per_packet']} "
+        f"{result['model']} records, Codec {result['codec']}, "
+        f"{result['trackers']} trackers; CPU per record, best of the rounds:"
+    )
+    for name, value in result["microseconds_per_record"].items():
+        print(f"  {name:<18} {value:6.2f} µs")
+
+
+if __name__ == "__main__":
+    main()
