@@ -14,7 +14,9 @@ encoding the JSON lines. What the whole costs beyond their sum is per packet:
 framing, the session, dispatch and the ACK.
 
 Run from the repository root; to compare two versions of the code, run it
-with each on ``PYTHONPATH``; ``--profile`` prints cProfile's top functions:
+with each on ``PYTHONPATH``. ``--profile N`` prints cProfile's top N
+functions over one run instead (cProfile inflates small calls: use it to
+find where, not how much):
 
     python bench/bench_data_path.py
 """
@@ -158,22 +160,22 @@ def steps(naming: Naming, data: list[bytes]) -> dict[str, Callable[[], object]]:
     return {"decode": decode, "items": items, "naming": name, "json_line": lines}
 
 
-def measure(arguments: argparse.Namespace) -> dict[str, Any]:
-    naming = load_catalogue().naming(arguments.model)
-    codec = CODECS[arguments.codec]
+def workload(arguments: argparse.Namespace) -> tuple[Naming, list[bytes]]:
+    """The naming of ``--model`` and the frames the arguments ask for."""
     data = frames(
         arguments.model,
-        codec,
+        CODECS[arguments.codec],
         arguments.packets,
         arguments.records,
         arguments.trackers,
     )
+    return load_catalogue().naming(arguments.model), data
+
+
+def measure(arguments: argparse.Namespace) -> dict[str, Any]:
+    naming, data = workload(arguments)
     records = arguments.packets * arguments.records
     run = whole_path(naming, arguments.trackers, data)
-    if arguments.profile:
-        profile = cProfile.Profile()
-        profile.runcall(run)
-        pstats.Stats(profile).sort_stats("tottime").print_stats(arguments.profile)
     per_record = {"whole": best_cpu(arguments.rounds, run) / records * 1e6}
     for name, step in steps(naming, data).items():
         per_record[name] = best_cpu(arguments.rounds, step) / records * 1e6
@@ -181,7 +183,7 @@ def measure(arguments: argparse.Namespace) -> dict[str, Any]:
     per_record["per_packet_share"] = per_record["whole"] - parts
     return {
         "model": arguments.model,
-        "codec": codec.label,
+        "codec": arguments.codec,
         "packets": arguments.packets,
         "records_per_packet": arguments.records,
         "trackers": arguments.trackers,
@@ -208,8 +210,19 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     return arguments
 
 
+def profile(arguments: argparse.Namespace) -> None:
+    """Print cProfile's top functions over one run of the whole path."""
+    naming, data = workload(arguments)
+    profiler = cProfile.Profile()
+    profiler.runcall(whole_path(naming, arguments.trackers, data))
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(arguments.profile)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     arguments = parse_arguments(argv)
+    if arguments.profile:
+        profile(arguments)
+        return
     result = measure(arguments)
     if arguments.json:
         print(json.dumps(result))
