@@ -116,6 +116,7 @@ def _bind_amqp_queue(spec: str) -> Callable[[], object]:
 def _fresh_postgresql_tables(spec: str) -> Callable[[], object]:
     """Drop the bench tables of *spec* now and after the run, with psycopg."""
     from psycopg import connect, sql  # noqa: PLC0415
+    from psycopg.conninfo import make_conninfo  # noqa: PLC0415
 
     from teltotwist.sinks._pg_schema import Tables  # noqa: PLC0415
     from teltotwist.sinks.postgresql import settings_from_url  # noqa: PLC0415
@@ -131,7 +132,8 @@ def _fresh_postgresql_tables(spec: str) -> Callable[[], object]:
     )
 
     def drop_tables() -> None:
-        with connect(**settings.connection, autocommit=True) as connection:
+        conninfo = make_conninfo("", **settings.connection)
+        with connect(conninfo, autocommit=True) as connection:
             connection.execute(drop)
 
     drop_tables()

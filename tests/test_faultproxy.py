@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import ClassVar
 
 import pytest
 import pytest_twisted
@@ -21,7 +22,7 @@ from tests.net import TrackerClient
 
 
 class Echo(Protocol):
-    heard: list[bytes] = []
+    heard: ClassVar[list[bytes]] = []
     """What every echo server of the test process received."""
 
     def dataReceived(self, data: bytes) -> None:

@@ -19,6 +19,7 @@ import psycopg
 import pytest
 import pytest_twisted
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
@@ -35,7 +36,6 @@ import teltotwist
 from teltotwist.codec import AvlPacket, encode_login, tcp_ack
 from teltotwist.gateway.items import (
     CommandResult,
-    Item,
     TrackerRecord,
     UnparsedFrame,
 )
@@ -88,15 +88,10 @@ def admin(schema: str | None = None) -> psycopg.Connection[dict[str, Any]]:
     the proxy, which runs in the reactor this blocks); in *schema*."""
     host, port = require("PostgreSQL", POSTGRESQL)
     options = {} if schema is None else {"options": f"-c search_path={schema}"}
-    return psycopg.connect(
-        host=host,
-        port=port,
-        dbname="test",
-        user="postgres",
-        autocommit=True,
-        row_factory=dict_row,
-        **options,
+    conninfo = make_conninfo(
+        host=host, port=port, dbname="test", user="postgres", **options
     )
+    return psycopg.connect(conninfo, autocommit=True, row_factory=dict_row)
 
 
 def query(schema: str, statement: str, *parameters: object) -> list[dict[str, Any]]:
@@ -309,18 +304,20 @@ async def test_a_failed_transaction_fails_every_delivery_in_it(
         f"ALTER TABLE records ADD CONSTRAINT refused CHECK (id <> '{refused.id}')",
     )
 
-    outcomes = await gatherResults(
-        [
-            sink.deliver(RECORDS[:1]),  # alone in the first transaction
-            sink.deliver(RECORDS[1:5]).addErrback(lambda failure: failure.value),
-            sink.deliver(RECORDS[5:]).addErrback(lambda failure: failure.value),
-        ]
-    )
+    deliveries: list[Deferred[Any]] = [
+        sink.deliver(RECORDS[:1]),  # alone in the first transaction
+        sink.deliver(RECORDS[1:5]).addErrback(lambda failure: failure.value),
+        sink.deliver([UNPARSED, *RECORDS[5:]]).addErrback(
+            lambda failure: failure.value
+        ),
+    ]
+    outcomes: list[object] = await gatherResults(deliveries)
 
     assert outcomes[0] is None
     assert all(isinstance(outcome, PostgresSinkError) for outcome in outcomes[1:])
     assert 'violates check constraint "refused"' in str(outcomes[1])
     assert stored_ids(schema) == [RECORDS[0].id]
+    assert query(schema, "SELECT id FROM records_unparsed") == []
     await sink.deliver(RECORDS[:5])  # the connection is still good
     assert stored_ids(schema) == sorted(record.id for record in RECORDS[:5])
 
@@ -476,3 +473,288 @@ async def test_the_documented_queries_answer_as_documented(
 def _in_june_10th_10h(item: TrackerRecord) -> bool:
     start = datetime(2019, 6, 10, 10, tzinfo=UTC).timestamp() * 1000
     return start <= item.record.timestamp_ms < start + 3_600_000
+
+
+# --- Faults ----------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_while_the_database_is_unreachable_deliveries_fail_at_once(
+    schema: str, proxy: tuple[FaultProxy, int], start: Start
+) -> None:
+    faults, port = proxy
+    sink = await connected(start, settings(schema, port), probe_interval=0.05)
+
+    faults.refusing = True
+    faults.cut()
+    await eventually(lambda: not sink.ready)
+
+    assert refusal(sink).startswith(
+        f"not connected to {sink.settings.url} (reconnecting in the background): "
+    )
+    assert sink.status == refusal(sink)
+    faults.refusing = False
+    await sink.whenReady().addTimeout(10, reactor)
+    await sink.deliver(RECORDS)
+    assert stored_ids(schema) == sorted(record.id for record in RECORDS)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        pytest.param("muted", id="the commit lands, its answer is lost"),
+        pytest.param("stalled", id="nothing reaches the server"),
+    ],
+)
+@pytest_twisted.ensureDeferred
+async def test_a_cut_mid_transaction_means_no_ack_and_the_resend_is_stored_once(
+    fault: str, schema: str, proxy: tuple[FaultProxy, int]
+) -> None:
+    faults, port = proxy
+    sink = PostgresSink(settings(schema, port), reactor, retry_policy=lambda n: 0.05)  # type: ignore[arg-type]
+    endpoint = PortReportingEndpoint(
+        serverFromString(reactor, "tcp:0:interface=127.0.0.1")
+    )
+    gateway = teltotwist.makeService(reactor, endpoint, [sink], drain_timeout=0.5)
+    gateway.startService()
+    try:
+        listening: IListeningPort = await endpoint.port
+        gateway_port: int = listening.getHost().port  # type: ignore[attr-defined]
+        tracker = await logged_in(gateway_port)
+        tracker.send(ONE_RECORD)
+        assert await tracker.read(4) == tcp_ack(1)
+
+        setattr(faults, fault, True)
+        tracker.send(FOURTEEN_RECORDS)
+        if fault == "muted":
+            await eventually(lambda: len(stored_ids(schema)) == 15)
+        else:
+            await sleep(0.2)
+            assert len(stored_ids(schema)) == 1
+        faults.cut()
+        setattr(faults, fault, False)
+        with pytest.raises(ConnectionError):
+            await tracker.read(4)  # closed without an ACK
+        assert tracker.received == b""
+
+        await sink.whenReady().addTimeout(10, reactor)
+        tracker = await logged_in(gateway_port)
+        tracker.send(FOURTEEN_RECORDS)  # the tracker's resend
+        assert await tracker.read(4) == tcp_ack(14)
+    finally:
+        await gateway.stopService()
+
+    assert stored_ids(schema) == sorted(
+        record.id for record in records(ONE_RECORD) + RECORDS
+    )
+    assert not sink.running
+
+
+async def logged_in(port: int) -> TrackerClient:
+    endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
+    tracker: TrackerClient = await connectProtocol(endpoint, TrackerClient())
+    tracker.send(encode_login(IMEI))
+    assert await tracker.read(1) == b"\x01"
+    return tracker
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_transaction_that_hangs_fails_after_the_commit_timeout(
+    schema: str, proxy: tuple[FaultProxy, int], start: Start
+) -> None:
+    faults, port = proxy
+    sink = await connected(start, settings(schema, port), commit_timeout=0.3)
+    faults.stalled = True
+
+    with pytest.raises(
+        PostgresSinkError, match=r"did not commit: no commit within 0.3 s"
+    ):
+        await sink.deliver(RECORDS)
+
+    faults.stalled = False
+    await sink.whenReady().addTimeout(10, reactor)
+    await sink.deliver(RECORDS)
+    assert stored_ids(schema) == sorted(record.id for record in RECORDS)
+
+
+@pytest_twisted.ensureDeferred
+async def test_past_max_queued_items_deliveries_fail_at_once(
+    schema: str, proxy: tuple[FaultProxy, int], start: Start
+) -> None:
+    faults, port = proxy
+    sink = await connected(start, settings(schema, port), max_queued=10)
+    faults.stalled = True
+    in_flight = sink.deliver(RECORDS[:5])
+    queued = sink.deliver(RECORDS[4:])
+
+    assert refusal(sink).startswith(
+        f"10 items await a transaction to {sink.settings.url}, and the sink allows 10"
+    )
+    faults.stalled = False
+    faults.cut()
+    for delivery in (in_flight, queued):
+        with pytest.raises(PostgresSinkError):
+            await delivery
+
+
+@pytest_twisted.ensureDeferred
+async def test_stopping_commits_the_queued_deliveries_first(
+    schema: str, start: Start
+) -> None:
+    sink = await connected(start, settings(schema))
+    first = sink.deliver(RECORDS[:4])
+    second = sink.deliver(RECORDS[4:])
+
+    await sink.stopService()
+
+    assert first.called and second.called
+    await gatherResults([first, second])
+    assert stored_ids(schema) == sorted(record.id for record in RECORDS)
+    assert "is not running" in refusal(sink)
+
+
+# --- Configuration -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "connection", "table"),
+    [
+        (
+            "postgresql://teltotwist@db.example/fleet",
+            {"user": "teltotwist", "host": "db.example", "dbname": "fleet"},
+            (None, "teltonika_records"),
+        ),
+        (
+            "postgres://u@[::1]:6432/db?table=telematics.positions&sslmode=verify-full"
+            "&sslrootcert=/etc/ca.pem&declare=false",
+            {
+                "user": "u",
+                "host": "::1",
+                "port": "6432",
+                "dbname": "db",
+                "sslmode": "verify-full",
+                "sslrootcert": "/etc/ca.pem",
+            },
+            ("telematics", "positions"),
+        ),
+    ],
+)
+def test_parses_urls(
+    url: str, connection: dict[str, str], table: tuple[str | None, str]
+) -> None:
+    parsed = settings_from_url(url, {})
+
+    assert dict(parsed.connection) == connection
+    assert (parsed.schema, parsed.table) == table
+    assert parsed.declare == ("declare=false" not in url)
+
+
+def test_the_password_comes_from_the_url_or_the_environment_never_both() -> None:
+    url = "postgresql://u@h/db"
+    for environ, password in [
+        ({PASSWORD_VARIABLE: "s3cret"}, "s3cret"),
+        ({"PGPASSWORD": "libpq's"}, "libpq's"),
+        ({PASSWORD_VARIABLE: "ours", "PGPASSWORD": "libpq's"}, "ours"),
+        ({}, None),
+    ]:
+        assert settings_from_url(url, environ).connection.get("password") == password
+    assert (
+        settings_from_url("postgresql://u:p%40ss@h/db", {}).connection["password"]
+        == "p@ss"
+    )
+    with pytest.raises(SinkConfigurationError, match="given twice"):
+        settings_from_url("postgresql://u:secret@h/db", {PASSWORD_VARIABLE: "s"})
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql://u:secret@h/db", "needs a postgresql:// URL"),
+        ("postgresql://u:secret@h/db?bogus=1", 'invalid URI query parameter: "bogus"'),
+        ("postgresql://u:secret@h/db?table=Records", "lower-case"),
+        ("postgresql://u:secret@h/db?table=a.b.c", "TABLE or SCHEMA.TABLE"),
+        ("postgresql://u:secret@h/db?table=" + "t" * 48, "at most 47"),
+        ("postgresql://u:secret@h/db?table=x;drop", "lower-case"),
+        ("postgresql://u:secret@h/db?declare=maybe", "declare must be true or false"),
+        ("postgresql://u:secret@h/db?table=a&table=b", "given twice"),
+    ],
+)
+def test_refuses_unusable_urls_without_quoting_the_password(
+    url: str, message: str
+) -> None:
+    with pytest.raises(SinkConfigurationError, match=message) as raised:
+        settings_from_url(url, {})
+    assert "secret" not in str(raised.value)
+
+
+def test_the_sink_kind_makes_a_sink_named_without_its_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(PASSWORD_VARIABLE, "s3cret")
+    sink = make_sink(
+        "postgresql:postgresql://teltotwist@db.example:5433/fleet"
+        "?table=telematics.positions&sslmode=require"
+    )
+
+    assert isinstance(sink, PostgresSink)
+    assert sink.name == (
+        "postgresql:postgresql://teltotwist@db.example:5433/fleet"
+        "?table=telematics.positions"
+    )
+    assert sink.settings.connection["password"] == "s3cret"
+    assert "s3cret" not in repr(sink.settings)
+
+
+# --- Through twistd, with the virtual tracker ------------------------------
+
+
+def test_the_virtual_trackers_records_reach_the_database_through_twistd(
+    schema: str, tmp_path: Path
+) -> None:
+    host, port = require("PostgreSQL", POSTGRESQL)
+    url = f"postgresql://postgres@{host}:{port}/test?table={schema}.records"
+    (tmp_path / "models.csv").write_text(f"{IMEI},FMB640\n")
+    with running_twistd(
+        tmp_path, "--sink", f"postgresql:{url}", "--models", "models.csv"
+    ) as twistd:
+        finished = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "teltotwist",
+                "device",
+                "--server",
+                f"tcp:127.0.0.1:{twistd.port}",
+                "--imei",
+                IMEI,
+                "--codec",
+                "16",
+                "--model",
+                "FMB640",
+                "--records-per-packet",
+                "3",
+                "--interval",
+                "0.2",
+                "--count",
+                "2",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert finished.returncode == 0, finished.stderr
+        twistd.process.terminate()
+        twistd.process.communicate(timeout=30)
+
+    # Both sinks got the same records: the file's JSON lines are the rows.
+    filed = [
+        json.loads(line)
+        for line in (tmp_path / "records.jsonl").read_text().splitlines()
+    ]
+    rows = query(schema, "SELECT * FROM records ORDER BY timestamp, id")
+    assert len(filed) == 6
+    assert [as_record_json(row) for row in rows] == sorted(
+        filed, key=lambda record: (record["timestamp"], record["id"])
+    )
+    assert all(row["attributes"] and row["generation_type"] is not None for row in rows)

@@ -27,8 +27,11 @@ class MissingTablesError(Exception):
 
 
 class PostgresConnection:
-    """One connection, in autocommit mode: each batch is one explicit
-    transaction, sent in pipeline mode (one round trip to commit it)."""
+    """One connection, in autocommit mode. A batch is sent in pipeline mode,
+    its statements up to the pipeline's one Sync: the server runs them in
+    one implicit transaction, committed at the Sync, all in one round trip
+    (``connection.transaction()`` would wait for the BEGIN and each
+    statement in turn)."""
 
     def __init__(self, connection: psycopg.Connection[Any], tables: Tables) -> None:
         self._connection = connection
@@ -90,7 +93,7 @@ class PostgresConnection:
             the connection was lost during the commit, may not have).
         """
         connection = self._connection
-        with connection.pipeline(), connection.transaction():
+        with connection.pipeline():
             for statement, lines in (
                 (self._insert_records, records),
                 (self._insert_unparsed, unparsed),
