@@ -34,6 +34,7 @@ from twisted.python.failure import Failure
 
 import teltotwist
 from teltotwist.codec import AvlPacket, encode_login, tcp_ack
+from teltotwist.control.health import not_ready_reasons
 from teltotwist.gateway.items import (
     CommandResult,
     TrackerRecord,
@@ -548,6 +549,40 @@ async def test_a_cut_mid_transaction_means_no_ack_and_the_resend_is_stored_once(
         record.id for record in records(ONE_RECORD) + RECORDS
     )
     assert not sink.running
+
+
+@pytest_twisted.ensureDeferred
+async def test_readiness_says_why_the_sink_is_not_ready(
+    schema: str, proxy: tuple[FaultProxy, int]
+) -> None:
+    faults, port = proxy
+    faults.refusing = True
+    sink = PostgresSink(settings(schema, port), reactor, retry_policy=lambda n: 0.05)  # type: ignore[arg-type]
+    gateway = teltotwist.makeService(
+        reactor,
+        serverFromString(reactor, "tcp:0:interface=127.0.0.1"),
+        [sink],
+        sink_ready_timeout=0.2,
+    )
+    gateway.startService()
+    try:
+        await gateway.whenListening().addTimeout(10, reactor)
+        reasons = not_ready_reasons(gateway)
+        faults.refusing = False
+        await sink.whenReady().addTimeout(10, reactor)
+        assert not_ready_reasons(gateway) == []
+    finally:
+        await gateway.stopService()
+
+    [reason] = reasons
+    assert reason.startswith(
+        f"sink {sink.name} not ready: not connected to {sink.settings.url} "
+        "(reconnecting in the background): the last attempt failed: "
+    )
+    assert reason.endswith(  # libpq's words, on one line
+        "Connection reset by peer Is the server running on that host and "
+        "accepting TCP/IP connections?"
+    )
 
 
 async def logged_in(port: int) -> TrackerClient:

@@ -40,7 +40,7 @@ from teltotwist.sinks._pg_settings import (
     PostgresSettings,
     settings_from_url,
 )
-from teltotwist.sinks.interfaces import IRecordSink, ISinkReadiness
+from teltotwist.sinks.interfaces import IRecordSink, ISinkReadiness, ISinkStatus
 from teltotwist.sinks.readiness import ReadyWaiters
 
 __all__ = [
@@ -82,7 +82,7 @@ class _Delivery:
         return len(self.records) + len(self.unparsed) + len(self.command_results)
 
 
-@implementer(IRecordSink, ISinkReadiness)
+@implementer(IRecordSink, ISinkReadiness, ISinkStatus)
 class PostgresSink(Service):
     """Inserts items into the tables of *settings*; a delivery fires once
     the transaction holding it committed, and fails if it did not.
