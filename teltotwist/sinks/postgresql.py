@@ -32,7 +32,14 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
-from teltotwist.gateway.items import CommandResult, Item, TrackerRecord, json_line
+from teltotwist.codec import encode_json
+from teltotwist.gateway.items import (
+    CommandResult,
+    Item,
+    TrackerRecord,
+    UnparsedFrame,
+    json_line,
+)
 from teltotwist.sinks._pg_connection import PostgresConnection
 from teltotwist.sinks._pg_schema import Tables
 from teltotwist.sinks._pg_settings import (
@@ -185,9 +192,9 @@ class PostgresSink(Service):
             if isinstance(item, TrackerRecord):
                 delivery.records.append(item.line)
             elif isinstance(item, CommandResult):
-                delivery.command_results.append(json_line(item))
+                delivery.command_results.append(_storable_line(item))
             else:
-                delivery.unparsed.append(json_line(item))
+                delivery.unparsed.append(_storable_line(item))
         self._queued.append(delivery)
         self._queued_items += delivery.size
         if not self._busy:
@@ -369,6 +376,28 @@ class PostgresSink(Service):
         if connection is not None:
             pool.callInThread(connection.close)
         pool.stop()
+
+
+def _storable_line(item: UnparsedFrame | CommandResult) -> bytes:
+    """The item's JSON line, with each NUL character (which PostgreSQL text
+    and ``jsonb`` cannot hold, and a tracker's command response can carry)
+    replaced by U+FFFD, so that one such item cannot fail its transaction."""
+    line = json_line(item)
+    if b"\\u0000" not in line:
+        return line
+    return encode_json(
+        {key: _without_nul(value) for key, value in item.to_json().items()}
+    )
+
+
+def _without_nul(value: object) -> object:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(inner) for inner in value]
+    return value
 
 
 def _reason(failure: Failure) -> str:
