@@ -752,6 +752,17 @@ def test_the_sink_kind_makes_a_sink_named_without_its_password(
     assert "s3cret" not in repr(sink.settings)
 
 
+def test_importing_the_sink_imports_no_reactor() -> None:
+    probe = (
+        "import sys, teltotwist.sinks.postgresql; "
+        "print('twisted.internet.reactor' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert result.stdout == "False\n"
+
+
 # --- Through twistd, with the virtual tracker ------------------------------
 
 
