@@ -409,6 +409,42 @@ async def test_with_declare_false_the_sink_waits_for_the_tables(
     assert stored_ids(schema) == sorted(record.id for record in RECORDS)
 
 
+@pytest.fixture
+def writer_role(schema: str) -> Iterator[str]:
+    """A role that may only use *schema* and insert into tables made there."""
+    role = f"teltotwist_test_{uuid.uuid4().hex[:12]}"
+    with admin() as connection:
+        for statement in (
+            "CREATE ROLE {role} LOGIN",
+            "GRANT USAGE ON SCHEMA {schema} TO {role}",
+            "ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} "
+            "GRANT INSERT ON TABLES TO {role}",
+        ):
+            connection.execute(
+                sql.SQL(statement).format(
+                    role=sql.Identifier(role), schema=sql.Identifier(schema)
+                )
+            )
+    yield role
+    with admin() as connection:
+        connection.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        connection.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_role_that_may_only_insert_is_enough_once_the_tables_exist(
+    schema: str, writer_role: str, start: Start
+) -> None:
+    made = await connected(start, settings(schema))
+    await made.stopService()
+    connection = {**settings(schema).connection, "user": writer_role}
+
+    sink = await connected(start, PostgresSettings(connection, schema, "records"))
+    await sink.deliver([*RECORDS, *RECORDS, UNPARSED, COMMAND_RESULT])
+
+    assert stored_ids(schema) == sorted(record.id for record in RECORDS)
+
+
 @pytest_twisted.ensureDeferred
 async def test_a_table_partitioned_by_month_as_documented_takes_records(
     schema: str, start: Start

@@ -46,8 +46,9 @@ class PostgresConnection:
     def open(
         cls, parameters: Mapping[str, str], tables: Tables, declare: bool
     ) -> PostgresConnection:
-        """Connect; create the missing tables if *declare*, else check that
-        they exist.
+        """Connect, and check that the tables exist; create them if any is
+        missing and *declare* (so a role that may only write to existing
+        tables needs no more).
 
         :raises psycopg.Error: when the server cannot be reached or refuses.
         :raises MissingTablesError: without *declare*, naming the missing tables.
@@ -57,22 +58,21 @@ class PostgresConnection:
         )
         connection = psycopg.Connection.connect(conninfo, autocommit=True)
         try:
-            if declare:
+            missing = connection.execute(
+                MISSING_TABLES, (tables.qualified(),)
+            ).fetchall()
+            if missing and not declare:
+                names = ", ".join(name for (name,) in missing)
+                raise MissingTablesError(
+                    f"no table {names}, and declare=false: create the "
+                    "tables of docs/sink-postgresql.rst, or leave declare out"
+                )
+            if missing:
                 with connection.transaction():
                     # Gateways starting together declare one after the other.
                     connection.execute(_DECLARE_LOCK, (tables.qualified()[0],))
                     for statement in tables.declarations():
                         connection.execute(statement)
-            else:
-                missing = connection.execute(
-                    MISSING_TABLES, (tables.qualified(),)
-                ).fetchall()
-                if missing:
-                    names = ", ".join(name for (name,) in missing)
-                    raise MissingTablesError(
-                        f"no table {names}, and declare=false: create the "
-                        "tables of docs/sink-postgresql.rst, or leave declare out"
-                    )
             return cls(connection, tables)
         except BaseException:
             connection.close()
