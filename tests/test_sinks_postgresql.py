@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -102,16 +103,25 @@ def query(schema: str, statement: str, *parameters: object) -> list[dict[str, An
         return cursor.fetchall() if cursor.description else []
 
 
-@pytest.fixture
-def schema() -> Iterator[str]:
+@contextmanager
+def scratch_schema() -> Iterator[str]:
+    """A new schema, dropped with all it holds afterwards."""
     name = f"teltotwist_test_{uuid.uuid4().hex[:12]}"
     with admin() as connection:
         connection.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
-    yield name
-    with admin() as connection:
-        connection.execute(
-            sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name))
-        )
+    try:
+        yield name
+    finally:
+        with admin() as connection:
+            connection.execute(
+                sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture
+def schema() -> Iterator[str]:
+    with scratch_schema() as name:
+        yield name
 
 
 def settings(schema: str, port: int | None = None, **changes: Any) -> PostgresSettings:
@@ -361,14 +371,8 @@ def layout(schema: str) -> dict[str, object]:
 
 @pytest.fixture
 def other_schema() -> Iterator[str]:
-    name = f"teltotwist_test_{uuid.uuid4().hex[:12]}"
-    with admin() as connection:
-        connection.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
-    yield name
-    with admin() as connection:
-        connection.execute(
-            sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name))
-        )
+    with scratch_schema() as name:
+        yield name
 
 
 @pytest_twisted.ensureDeferred
