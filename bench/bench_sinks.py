@@ -5,6 +5,11 @@ dispatcher: ``--trackers`` concurrent stop-and-wait senders each deliver
 packets of ``--records`` real records (from ../shared/bench/c8-14records.hex),
 the next one only once the previous was accepted, as trackers do.
 
+Every record gets an id of its own, unique to the run, so that a database
+sink inserts every row rather than skipping known ids. A ``postgresql:``
+spec must name a table starting with ``bench`` (``?table=bench_records``):
+the harness drops it and its sibling tables before and after the run.
+
 ``webhook:local`` starts an in-process twisted.web receiver answering 204.
 For ``amqp:`` specs a temporary queue is bound to the exchange (``#``) so that
 mandatory publishes are routable; an exchange the harness had to create is
@@ -14,12 +19,14 @@ Run from the repository root, with RabbitMQ and Mosquitto up:
 
     python bench/bench_sinks.py --sink file:/tmp/bench.jsonl --sink webhook:local \\
         --sink 'amqp:amqp://guest:guest@127.0.0.1:5672/%2F?exchange=bench' \\
-        --sink 'mqtt:mqtt://127.0.0.1:1883?topic=bench/{imei}/records'
+        --sink 'mqtt:mqtt://127.0.0.1:1883?topic=bench/{imei}/records' \\
+        --sink 'postgresql:postgresql://postgres@127.0.0.1:5432/test?table=bench_records'
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -44,15 +51,23 @@ FRAME = Path(__file__).resolve().parent.parent.parent / "shared/bench/c8-14recor
 
 
 def packets(count: int, records: int, trackers: int) -> Iterator[tuple[Item, ...]]:
-    """*count* packets of *records* real records, IMEIs spread over trackers."""
+    """*count* packets of *records* real records, IMEIs spread over trackers,
+    each record with an id no other record of any run has."""
     packet = teltotwist.decode(bytes.fromhex(FRAME.read_text().strip()))
     assert isinstance(packet, AvlPacket)
     source = (packet.records * (records // len(packet.records) + 1))[:records]
+    run = time.time_ns()
     for number in range(count):
         imei = f"35630704244{number % trackers:04d}"
         yield tuple(
-            TrackerRecord(imei, packet.codec, record, 1_795_251_600_000 + number)
-            for record in source
+            TrackerRecord(
+                imei,
+                packet.codec,
+                record,
+                1_795_251_600_000 + number,
+                id=f"{imei}:{run}:{number}:{index}",
+            )
+            for index, record in enumerate(source)
         )
 
 
@@ -98,6 +113,33 @@ def _bind_amqp_queue(spec: str) -> Callable[[], object]:
     return clean_up
 
 
+def _fresh_postgresql_tables(spec: str) -> Callable[[], object]:
+    """Drop the bench tables of *spec* now and after the run, with psycopg."""
+    from psycopg import connect, sql  # noqa: PLC0415
+    from psycopg.conninfo import make_conninfo  # noqa: PLC0415
+
+    from teltotwist.sinks._pg_schema import Tables  # noqa: PLC0415
+    from teltotwist.sinks.postgresql import settings_from_url  # noqa: PLC0415
+
+    settings = settings_from_url(spec.partition(":")[2], os.environ)
+    if not settings.table.startswith("bench"):
+        raise SystemExit(
+            f"{spec}: name a table starting with bench, which the harness drops"
+        )
+    tables = Tables(settings.schema, settings.table)
+    drop = sql.SQL("DROP TABLE IF EXISTS {}").format(
+        sql.SQL(", ").join(map(sql.SQL, tables.qualified()))
+    )
+
+    def drop_tables() -> None:
+        conninfo = make_conninfo("", **settings.connection)
+        with connect(conninfo, autocommit=True) as connection:
+            connection.execute(drop)
+
+    drop_tables()
+    return drop_tables
+
+
 async def measure(
     reactor: Any, spec: str, arguments: argparse.Namespace
 ) -> tuple[str, float, list[float]]:
@@ -107,6 +149,8 @@ async def measure(
         spec, cleanup = await _local_webhook(reactor)
     elif spec.startswith("amqp:"):
         cleanup = _bind_amqp_queue(spec)
+    elif spec.startswith("postgresql:"):
+        cleanup = _fresh_postgresql_tables(spec)
     sink: IRecordSink = make_sink(spec)
     service = IService(sink, None)
     if service is not None:

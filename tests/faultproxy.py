@@ -19,7 +19,8 @@ class _Upstream(Protocol):
         self.downstream = downstream
 
     def dataReceived(self, data: bytes) -> None:
-        if not self.downstream.proxy.stalled:
+        proxy = self.downstream.proxy
+        if not (proxy.stalled or proxy.muted):
             self.downstream.transport.write(data)  # type: ignore[union-attr]
 
     def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:  # noqa: B008
@@ -70,7 +71,9 @@ class FaultProxy:
 
     - :meth:`cut` drops every open connection at once (both sides);
     - :attr:`refusing` makes new connections close as soon as they open;
-    - :attr:`stalled` swallows traffic both ways while connections stay open.
+    - :attr:`stalled` swallows traffic both ways while connections stay open;
+    - :attr:`muted` swallows only the service's replies: it still gets and
+      acts on what clients send.
     """
 
     def __init__(self, host: str, port: int) -> None:
@@ -78,6 +81,7 @@ class FaultProxy:
         self.port = port
         self.refusing = False
         self.stalled = False
+        self.muted = False
         self.connections: set[_Downstream] = set()
         self._listening: IListeningPort | None = None
 

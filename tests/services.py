@@ -13,6 +13,7 @@ import pytest
 
 RABBITMQ = ("127.0.0.1", 5672)
 MOSQUITTO = ("127.0.0.1", 1883)
+POSTGRESQL = ("127.0.0.1", 5432)
 
 
 def require(name: str, address: tuple[str, int]) -> tuple[str, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import ClassVar
 
 import pytest
 import pytest_twisted
@@ -21,7 +22,11 @@ from tests.net import TrackerClient
 
 
 class Echo(Protocol):
+    heard: ClassVar[list[bytes]] = []
+    """What every echo server of the test process received."""
+
     def dataReceived(self, data: bytes) -> None:
+        self.heard.append(data)
         self.transport.write(data)  # type: ignore[union-attr]
 
 
@@ -81,5 +86,21 @@ async def test_stalled_swallows_traffic_but_stays_open(
     client.send(b"lost")
     await deferLater(reactor, 0.1, lambda: None)
 
+    assert client.received == b""
+    assert not client.closed.called
+
+
+@pytest_twisted.ensureDeferred
+async def test_muted_passes_requests_on_but_swallows_the_replies(
+    proxy: tuple[FaultProxy, int],
+) -> None:
+    faults, port = proxy
+    client = await connect(port)
+    faults.muted = True
+
+    client.send(b"muted request")
+    await deferLater(reactor, 0.1, lambda: None)
+
+    assert b"muted request" in Echo.heard
     assert client.received == b""
     assert not client.closed.called

@@ -14,12 +14,16 @@ class Readiness(Protocol):
     def listening(self) -> bool:
         """True while the tracker listeners are up."""
 
-    def sinks_not_ready(self) -> list[str]:
-        """The names of the sinks that could not accept a delivery now."""
+    def sinks_not_ready_why(self) -> list[tuple[str, str | None]]:
+        """The sinks that could not accept a delivery now: each one's name,
+        and why, when it says."""
 
 
 def not_ready_reasons(gateway: Readiness) -> list[str]:
     """Why the gateway should get no trackers now; empty when it is ready."""
     reasons = [] if gateway.listening else ["not listening for trackers"]
-    reasons.extend(f"sink {name} not ready" for name in gateway.sinks_not_ready())
+    reasons.extend(
+        f"sink {name} not ready" + (f": {why}" if why else "")
+        for name, why in gateway.sinks_not_ready_why()
+    )
     return reasons

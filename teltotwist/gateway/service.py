@@ -34,7 +34,7 @@ from teltotwist.gateway.registry import TrackerRegistry
 from teltotwist.gateway.tcp import TeltonikaTcpFactory
 from teltotwist.gateway.udp import TeltonikaUdpProtocol
 from teltotwist.sinks import IRecordSink
-from teltotwist.sinks.readiness import is_ready, when_all_ready
+from teltotwist.sinks.readiness import is_ready, when_all_ready, why_not_ready
 
 DEFAULT_DRAIN_TIMEOUT = 10.0
 DEFAULT_SINK_READY_TIMEOUT = 10.0
@@ -139,6 +139,15 @@ class GatewayService(MultiService):
     def sinks_not_ready(self) -> list[str]:
         """The names of the sinks that could not accept a delivery now."""
         return [sink.name for sink in self._sinks if not is_ready(sink)]
+
+    def sinks_not_ready_why(self) -> list[tuple[str, str | None]]:
+        """The sinks that could not accept a delivery now: each one's name,
+        and why, when it says."""
+        return [
+            (sink.name, why_not_ready(sink))
+            for sink in self._sinks
+            if not is_ready(sink)
+        ]
 
     async def _start_listening(self) -> None:
         await self._sinks_ready()

@@ -5,7 +5,14 @@ from teltotwist.sinks.interfaces import (
     IRecordSink,
     ISinkFactory,
     ISinkReadiness,
+    ISinkStatus,
     SinkConfigurationError,
 )
 
-__all__ = ["IRecordSink", "ISinkFactory", "ISinkReadiness", "SinkConfigurationError"]
+__all__ = [
+    "IRecordSink",
+    "ISinkFactory",
+    "ISinkReadiness",
+    "ISinkStatus",
+    "SinkConfigurationError",
+]

@@ -57,6 +57,17 @@ class ISinkReadiness(Interface):
         wait, never the sink."""
 
 
+class ISinkStatus(Interface):
+    """A sink with :class:`ISinkReadiness` that can say why it is not ready;
+    ``/readyz`` shows it."""
+
+    status = Attribute(
+        "One line without secrets: why the sink is not ready now (e.g. "
+        "``not connected to ...: the last attempt failed: ...``), or what it "
+        "is doing while ready."
+    )
+
+
 class ISinkFactory(Interface):
     """A Twisted plugin that makes sinks of one kind from ``--sink KIND:ARG``.
 

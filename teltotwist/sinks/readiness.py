@@ -9,13 +9,21 @@ from collections.abc import Sequence
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, succeed
 from twisted.python.failure import Failure
 
-from teltotwist.sinks.interfaces import IRecordSink, ISinkReadiness
+from teltotwist.sinks.interfaces import IRecordSink, ISinkReadiness, ISinkStatus
 
 
 def is_ready(sink: IRecordSink) -> bool:
     """Whether *sink* could accept a delivery now."""
     readiness = ISinkReadiness(sink, None)
     return readiness is None or bool(readiness.ready)
+
+
+def why_not_ready(sink: IRecordSink) -> str | None:
+    """Why *sink* is not ready, if it is not and says why (:class:`ISinkStatus`)."""
+    if is_ready(sink):
+        return None
+    status = ISinkStatus(sink, None)
+    return None if status is None else str(status.status)
 
 
 def when_ready(sink: IRecordSink) -> Deferred[None]:

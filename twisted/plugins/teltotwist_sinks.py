@@ -79,3 +79,11 @@ mqtt = _LazySinkFactory(
     extra="mqtt",
     requires=("paho",),
 )
+postgresql = _LazySinkFactory(
+    "postgresql",
+    "ARG is postgresql://user@host:port/db?table=teltonika_records: one row per "
+    "record, accepted once committed; resends are skipped by id",
+    "teltotwist.sinks.postgresql:sink_from_argument",
+    extra="postgresql",
+    requires=("psycopg",),
+)
