@@ -138,7 +138,7 @@ class GatewayService(MultiService):
 
     def sinks_not_ready(self) -> list[str]:
         """The names of the sinks that could not accept a delivery now."""
-        return [sink.name for sink in self._sinks if not is_ready(sink)]
+        return [name for name, _ in self.sinks_not_ready_why()]
 
     def sinks_not_ready_why(self) -> list[tuple[str, str | None]]:
         """The sinks that could not accept a delivery now: each one's name,
