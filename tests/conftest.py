@@ -48,7 +48,7 @@ def listening_port(process: subprocess.Popen[str]) -> tuple[int | None, list[str
         if not line:
             break
         log.append(line)
-        found = re.search(r"TeltonikaTcpFactory starting on (\d+)", line)
+        found = re.search(r"TeltonikaTcpFactory(?: \(PROXY\))? starting on (\d+)", line)
         if found:
             return int(found.group(1)), log
     return None, log
