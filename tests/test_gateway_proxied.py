@@ -23,7 +23,7 @@ from zope.interface import implementer
 from teltotwist.codec import encode_login, tcp_ack
 from teltotwist.gateway.dispatch import Dispatcher
 from teltotwist.gateway.limits import Limits
-from teltotwist.gateway.proxied import ProxiedEndpoint, tracker_endpoint
+from teltotwist.gateway.proxied import ProxiedEndpoint
 from teltotwist.gateway.tcp import TeltonikaTcpFactory
 from teltotwist.testing import FakeTracker, RecordingSink
 from tests.vectors import by_id
@@ -213,13 +213,6 @@ def test_a_full_gateway_refuses_a_proxied_connection_without_a_traceback(
     assert lines(events) == [
         "Refusing proxy 10.0.0.5:51000: all 1 connections are logged-in trackers"
     ]
-
-
-def test_an_endpoint_string_with_haproxy_listens_behind_the_proxy_protocol(
-    clock: MemoryReactorClock,
-) -> None:
-    assert isinstance(tracker_endpoint(clock, "haproxy:tcp:5027"), ProxiedEndpoint)
-    assert not isinstance(tracker_endpoint(clock, "tcp:5027"), ProxiedEndpoint)
 
 
 def lines(events: Sequence[LogEvent]) -> list[str]:

@@ -81,8 +81,18 @@ class ProxiedEndpoint:
 
 def tracker_endpoint(reactor: IReactorCore, description: str) -> IStreamServerEndpoint:
     """The server endpoint *description* names; ``haproxy:`` followed by
-    another description is that endpoint behind the PROXY protocol."""
+    another description is that endpoint behind the PROXY protocol.
+
+    :raises ValueError: for ``haproxy:ssl:``: the wrapper would look for the
+        header inside TLS, where no balancer sends it (it comes first, in
+        the clear), so no connection could ever work.
+    """
     inner = description.removeprefix(PROXY_PREFIX)
+    if inner != description and inner.startswith("ssl:"):
+        raise ValueError(
+            "a balancer sends the PROXY header before TLS, not inside it: "
+            "terminate TLS at the balancer and listen with haproxy:tcp:"
+        )
     endpoint: IStreamServerEndpoint = serverFromString(reactor, inner)
     return endpoint if inner == description else ProxiedEndpoint(endpoint)
 
