@@ -659,6 +659,7 @@ def _describe(address: IAddress) -> str:
     port = getattr(address, "port", None)
     if not isinstance(host, str):
         return str(address)
-    with suppress(ValueError):  # a PROXY header's IPv6 address comes in full
-        host = ipaddress.ip_address(host).compressed
+    if ":" in host:  # a PROXY header's IPv6 address comes in full
+        with suppress(ValueError):
+            host = ipaddress.ip_address(host).compressed
     return f"{host}:{port}"
