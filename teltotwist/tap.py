@@ -30,6 +30,7 @@ from teltotwist.control.service import ApiService
 from teltotwist.gateway.allowlist import AllowlistError, ImeiAllowlist, parse_allowlist
 from teltotwist.gateway.limits import DuplicateLogin, Limits
 from teltotwist.gateway.models import ModelsError, TrackerModels
+from teltotwist.gateway.proxied import tracker_endpoint
 from teltotwist.gateway.service import (
     DEFAULT_DRAIN_TIMEOUT,
     DEFAULT_SINK_READY_TIMEOUT,
@@ -95,7 +96,8 @@ class Options(usage.Options):
             "5027",
             "TCP port, or a server endpoint string such as "
             "tcp:5027:interface=127.0.0.1 or "
-            "ssl:5027:privateKey=key.pem:certKey=cert.pem.",
+            "ssl:5027:privateKey=key.pem:certKey=cert.pem; behind a load "
+            "balancer sending the PROXY protocol, haproxy:tcp:5027.",
         ],
         ["udp-port", None, None, "Also receive UDP on this port", _positive(int)],
         ["udp-interface", None, "", "Interface for the UDP port; empty: all."],
@@ -293,7 +295,7 @@ class Options(usage.Options):
         if port.isdigit():
             self["port"] = port = f"tcp:{port}:backlog={LISTEN_BACKLOG}"
         try:
-            self["endpoint"] = serverFromString(reactor, port)
+            self["endpoint"] = tracker_endpoint(reactor, port)
         except Exception as error:
             raise usage.UsageError(f"--port {port}: {error}") from None
         self._api_options(reactor)

@@ -37,6 +37,11 @@ def _collectable_between_tests() -> Iterator[None]:
         gc.unfreeze()
 
 
+_STARTING = re.compile(r"TeltonikaTcpFactory(?: \([A-Z]+\))* starting on (\d+)")
+"""The line saying where trackers connect; ``(PROXY)`` or ``(TLS)`` follow
+the name on a ``haproxy:`` or ``ssl:`` port."""
+
+
 def listening_port(process: subprocess.Popen[str]) -> tuple[int | None, list[str]]:
     """The port a gateway subprocess logs it listens on (None if it does not
     within 30 s), and the log lines read so far."""
@@ -48,7 +53,7 @@ def listening_port(process: subprocess.Popen[str]) -> tuple[int | None, list[str
         if not line:
             break
         log.append(line)
-        found = re.search(r"TeltonikaTcpFactory starting on (\d+)", line)
+        found = _STARTING.search(line)
         if found:
             return int(found.group(1)), log
     return None, log

@@ -1,13 +1,15 @@
-"""The machine's real brokers, for the tests that talk to them.
+"""The machine's real brokers and servers, for the tests that use them.
 
-Where one is not listening, its tests fail under CI (``.ci/run`` starts it,
-so absence is a fault) and are skipped elsewhere, with the reason.
+Where one is not listening or not installed, its tests fail under CI
+(``.ci/run`` starts or installs it, so absence is a fault) and are skipped
+elsewhere, with the reason.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -26,3 +28,13 @@ def require(name: str, address: tuple[str, int]) -> tuple[str, int]:
             pytest.fail(reason + " (CI must start it: see .ci/run)")
         pytest.skip(reason)
     return address
+
+
+def require_program(name: str, path: Path, package: str) -> Path:
+    """*path* if it is installed; else fail (CI) or skip."""
+    if path.exists():
+        return path
+    reason = f"{name} is not installed ({path}; Debian package {package})"
+    if os.environ.get("CI"):
+        pytest.fail(reason + " (CI must install it: see .ci/run)")
+    pytest.skip(reason)

@@ -80,3 +80,30 @@ def test_ipv6_addresses_share_a_cap_per_64() -> None:
     assert address_key("2001:db8:1:3::1") != address_key("2001:db8:1:2::1")
     assert address_key("::ffff:192.0.2.1") == "192.0.2.1"
     assert address_key("192.0.2.1") == "192.0.2.1"
+
+
+def test_behind_a_balancer_the_cap_applies_to_each_real_address() -> None:
+    """Connections through a balancer are admitted before their PROXY header
+    names the sender; the balancer's own address never crowds them out."""
+    admission: Admission[str] = Admission(max_connections=9, max_pending_per_address=2)
+    for connection in ("flood-1", "flood-2", "flood-3", "tracker"):
+        assert admission.admit(connection, None) == Admitted()
+
+    assert admission.located("flood-1", FLOODER) == Admitted()
+    assert admission.located("flood-2", FLOODER) == Admitted()
+    assert admission.located("flood-3", FLOODER) == Admitted(
+        "flood-1", Crowding.ADDRESS
+    )
+    assert admission.located("tracker", CARRIER_NAT) == Admitted()
+    assert admission.waiting == 3
+
+
+def test_an_unlocated_connection_still_holds_one_of_the_slots() -> None:
+    admission: Admission[str] = Admission(max_connections=2, max_pending_per_address=9)
+    admission.admit("silent", None)
+    admission.admit("tracker", CARRIER_NAT)
+    admission.logged_in("tracker")
+
+    assert admission.admit("new", None) == Admitted("silent", Crowding.GATEWAY)
+    assert admission.located("silent", FLOODER) == Admitted()
+    assert len(admission) == 2

@@ -21,6 +21,7 @@ from teltotwist.codec import ImeiPolicy
 from teltotwist.gateway.allowlist import ImeiAllowlist
 from teltotwist.gateway.limits import DuplicateLogin
 from teltotwist.gateway.models import TrackerModels
+from teltotwist.gateway.proxied import ProxiedEndpoint
 from teltotwist.gateway.service import GatewayService
 from teltotwist.sinks.file import FileSink
 from teltotwist.sinks.log import LogSink
@@ -55,6 +56,13 @@ def test_port_takes_a_number_or_an_endpoint_string() -> None:
     assert parse("--port", "6000")["port"] == "tcp:6000:backlog=1024"
     endpoint = "tcp:6000:interface=127.0.0.1"
     assert parse("--port", endpoint)["port"] == endpoint
+
+
+def test_port_behind_haproxy_reads_the_proxy_header_first() -> None:
+    endpoint = parse("--port", "haproxy:tcp:6000")["endpoint"]
+    assert isinstance(endpoint, ProxiedEndpoint)
+    with pytest.raises(usage.UsageError, match="terminate TLS at the balancer"):
+        parse("--port", "haproxy:ssl:6000:privateKey=k.pem:certKey=c.pem")
 
 
 def test_sinks_are_repeatable_and_every_one_is_kept(tmp_path: Path) -> None:

@@ -12,7 +12,10 @@ connections still waiting for their login yield their slots, oldest first:
 * only when every slot holds a logged-in tracker is a new connection refused.
 
 A real tracker logs in within a round trip of connecting, so it only loses its
-slot if a whole cap's worth of connections arrive before its login. Every
+slot if a whole cap's worth of connections arrive before its login. Behind a
+load balancer every connection comes from the balancer's address: such a
+connection is admitted with no address, and meets its address's cap once the
+PROXY protocol header has told who sent it (:meth:`Admission.located`). Every
 operation is O(1). Pure: no reactor, no sockets.
 """
 
@@ -71,7 +74,9 @@ class Admission(Generic[Connection]):
     def __init__(self, max_connections: int, max_pending_per_address: int) -> None:
         self.max_connections = max_connections
         self.max_pending_per_address = max_pending_per_address
-        self._waiting: OrderedDict[Connection, str] = OrderedDict()
+        self._waiting: OrderedDict[Connection, str | None] = OrderedDict()
+        """The connections without a login, oldest first, with their address
+        (None while not known yet)."""
         self._waiting_by_address: dict[str, OrderedDict[Connection, None]] = {}
         self._logged_in: set[Connection] = set()
 
@@ -85,24 +90,50 @@ class Admission(Generic[Connection]):
         return len(self._waiting)
 
     def admit(
-        self, connection: Connection, address: str
+        self, connection: Connection, address: str | None
     ) -> Admitted[Connection] | Refused:
-        """Give *connection*, just accepted from *address*, a slot if any can
-        be had; an evicted connection no longer holds one."""
-        key = address_key(address)
-        same_address = self._waiting_by_address.get(key)
-        admitted: Admitted[Connection] = Admitted()
-        if same_address and len(same_address) >= self.max_pending_per_address:
-            admitted = Admitted(next(iter(same_address)), Crowding.ADDRESS)
-        elif len(self) >= self.max_connections:
-            if not self._waiting:
+        """Give *connection*, just accepted from *address* (None: not known
+        yet), a slot if any can be had; an evicted connection no longer holds
+        one."""
+        key = None if address is None else address_key(address)
+        admitted = self._crowding(key)
+        if admitted is None:
+            if len(self) < self.max_connections:
+                admitted = Admitted()
+            elif self._waiting:
+                admitted = Admitted(next(iter(self._waiting)), Crowding.GATEWAY)
+            else:
                 return Refused()
-            admitted = Admitted(next(iter(self._waiting)), Crowding.GATEWAY)
+        self._wait(connection, key, admitted)
+        return admitted
+
+    def located(self, connection: Connection, address: str) -> Admitted[Connection]:
+        """*connection*, admitted with no address, turns out to come from
+        *address*: it counts towards that address's cap from now on."""
+        if connection not in self._waiting or self._waiting[connection] is not None:
+            return Admitted()
+        key = address_key(address)
+        admitted = self._crowding(key) or Admitted()
+        self._wait(connection, key, admitted)
+        return admitted
+
+    def _crowding(self, key: str | None) -> Admitted[Connection] | None:
+        """The eviction *key*'s cap calls for, if any."""
+        same_address = None if key is None else self._waiting_by_address.get(key)
+        if same_address and len(same_address) >= self.max_pending_per_address:
+            return Admitted(next(iter(same_address)), Crowding.ADDRESS)
+        return None
+
+    def _wait(
+        self, connection: Connection, key: str | None, admitted: Admitted[Connection]
+    ) -> None:
+        """*connection* waits for its login from *key*, in place of the
+        connection *admitted* evicts."""
         if admitted.evicted is not None:
             self._stop_waiting(admitted.evicted)
         self._waiting[connection] = key
-        self._waiting_by_address.setdefault(key, OrderedDict())[connection] = None
-        return admitted
+        if key is not None:
+            self._waiting_by_address.setdefault(key, OrderedDict())[connection] = None
 
     def logged_in(self, connection: Connection) -> None:
         """*connection* logged in: its slot is safe from now on."""
@@ -115,9 +146,11 @@ class Admission(Generic[Connection]):
         self._stop_waiting(connection)
 
     def _stop_waiting(self, connection: Connection) -> bool:
-        key = self._waiting.pop(connection, None)
-        if key is None:
+        if connection not in self._waiting:
             return False
+        key = self._waiting.pop(connection)
+        if key is None:
+            return True
         same_address = self._waiting_by_address[key]
         del same_address[connection]
         if not same_address:

@@ -4,14 +4,17 @@ for a :class:`~teltotwist.gateway.session.TrackerSession`; no parsing here."""
 
 from __future__ import annotations
 
+import ipaddress
 from collections import deque
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress, IReactorTime
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from teltotwist.codec import CommandFrame
 from teltotwist.gateway.admission import Admission, Crowding, Refused
@@ -22,6 +25,7 @@ from teltotwist.gateway.faultlog import FaultLog
 from teltotwist.gateway.items import Item, TrackerRecord, now_ms
 from teltotwist.gateway.limits import DuplicateLogin, Limits
 from teltotwist.gateway.models import NamingFor
+from teltotwist.gateway.proxied import IProxiedProtocol, awaits_proxy_header
 from teltotwist.gateway.registry import TrackerRegistry
 from teltotwist.gateway.session import (
     Action,
@@ -50,6 +54,7 @@ _NO_LOGIN = "no login"
 _CLOSED_BY_GATEWAY = "closed by the gateway"
 
 
+@implementer(IProxiedProtocol)
 class TeltonikaTcpProtocol(Protocol):
     """One tracker's TCP connection.
 
@@ -61,9 +66,11 @@ class TeltonikaTcpProtocol(Protocol):
         "_acked_packets",
         "_acked_records",
         "_actions",
+        "_admitted",
         "_connected_at",
         "_frame_complete_at",
         "_in_flight",
+        "_located",
         "_packets",
         "_reading_paused",
         "_records",
@@ -80,6 +87,8 @@ class TeltonikaTcpProtocol(Protocol):
     def __init__(self, factory: TeltonikaTcpFactory, peer: str) -> None:
         self.factory: TeltonikaTcpFactory = factory
         self.peer = peer
+        """The tracker's address, ``HOST:PORT``; behind a load balancer,
+        ``proxy HOST:PORT`` (the balancer's) until the PROXY header named it."""
         self.transport = None
         self.connected = 0
         self.session = TrackerSession(
@@ -104,6 +113,11 @@ class TeltonikaTcpProtocol(Protocol):
         """When the read completing the packet in flight came (reactor s)."""
         self._reading_paused = False
         """Reading waits for the ACK of the packet in flight."""
+        self._admitted = False
+        """The connection holds a slot (see :meth:`TeltonikaTcpFactory.admit`)."""
+        self._located = True
+        """The peer address is the tracker's (False until a PROXY header
+        named it)."""
 
     @property
     def label(self) -> str:
@@ -111,11 +125,23 @@ class TeltonikaTcpProtocol(Protocol):
         return f"{self.session.imei or 'unknown IMEI'} at {self.peer}"
 
     def connectionMade(self) -> None:
+        assert self.transport is not None
+        address: str | None = _host(self.transport.getPeer())
+        if awaits_proxy_header(self.transport):
+            self.peer = f"proxy {self.peer}"
+            self._located = False
+            address = None
+        if not self.factory.admit(self, address):
+            self.transport.loseConnection()
+            return
+        self._admitted = True
         self._connected_at = self.factory.clock.seconds()
         self.factory.events.connection_opened(Transport.TCP)
         self.factory.login_deadlines.start(self)
 
     def dataReceived(self, data: bytes) -> None:
+        if not self._located:
+            self._locate()
         if self.session.state is State.DELIVERING and not self._reading_paused:
             # A tracker waits for its ACK before it sends more; one that does
             # not is read no further until the ACK, so at most this read
@@ -138,6 +164,8 @@ class TeltonikaTcpProtocol(Protocol):
         self._track_unfinished(started)
 
     def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:  # noqa: B008
+        if not self._admitted:
+            return
         factory = self.factory
         factory.login_deadlines.cancel(self)
         factory.idle_deadlines.cancel(self)
@@ -150,6 +178,19 @@ class TeltonikaTcpProtocol(Protocol):
         self.factory.events.connection_closed(Transport.TCP)
         self._commands_gone()
         self._log_disconnect()
+
+    def header_read(self) -> None:
+        if not self._located:
+            self._locate()
+
+    def _locate(self) -> None:
+        """The PROXY header was read (bytes only follow it): the peer is the
+        tracker's address from now on."""
+        assert self.transport is not None
+        self._located = True
+        address = self.transport.getPeer()
+        self.peer = _describe(address)
+        self.factory.located(self, _host(address))
 
     def replace(self) -> None:
         """A newer connection logged in with the same IMEI: this one goes."""
@@ -461,24 +502,36 @@ class TeltonikaTcpFactory(Factory):
         self.quiet_spells = Timeout(clock, limits.command_quiet, protocol.quiet_spell)
         """From the login or the last byte, until commands may go."""
 
-    def buildProtocol(self, addr: IAddress) -> TeltonikaTcpProtocol | None:  # type: ignore[override]
+    def buildProtocol(self, addr: IAddress) -> TeltonikaTcpProtocol:  # type: ignore[override]
+        # Never None: a wrapping factory (the PROXY protocol's) cannot take
+        # it. A connection without a slot is closed once made (admit).
+        return TeltonikaTcpProtocol(self, _describe(addr))
+
+    def admit(self, protocol: TeltonikaTcpProtocol, address: str | None) -> bool:
+        """Give *protocol*'s connection from *address* (None: not known
+        before its PROXY header) a slot, if any can be had; False: close it."""
         if self.stopping:
-            return None
-        peer = _describe(addr)
-        protocol = TeltonikaTcpProtocol(self, peer)
-        admitted = self.admission.admit(protocol, _host(addr))
+            return False
+        admitted = self.admission.admit(protocol, address)
         if isinstance(admitted, Refused):
             self.faults.warn(
                 "gateway full",
                 "Refusing {peer}: all {count} connections are logged-in trackers",
-                peer=peer,
+                peer=protocol.peer,
                 count=len(self.admission),
             )
-            return None
+            return False
         if admitted.evicted is not None:
-            self._evict(admitted.evicted, admitted.crowding, peer)
+            self._evict(admitted.evicted, admitted.crowding, protocol.peer)
         self.connections.add(protocol)
-        return protocol
+        return True
+
+    def located(self, protocol: TeltonikaTcpProtocol, address: str) -> None:
+        """*protocol*'s PROXY header says it comes from *address*: from now
+        on it counts towards that address's connections without a login."""
+        admitted = self.admission.located(protocol, address)
+        if admitted.evicted is not None:
+            self._evict(admitted.evicted, admitted.crowding, protocol.peer)
 
     def _evict(
         self, evicted: TeltonikaTcpProtocol, crowding: Crowding | None, peer: str
@@ -604,4 +657,9 @@ def _host(address: IAddress) -> str:
 def _describe(address: IAddress) -> str:
     host = getattr(address, "host", None)
     port = getattr(address, "port", None)
-    return f"{host}:{port}" if host is not None else str(address)
+    if not isinstance(host, str):
+        return str(address)
+    if ":" in host:  # a PROXY header's IPv6 address comes in full
+        with suppress(ValueError):
+            host = ipaddress.ip_address(host).compressed
+    return f"{host}:{port}"

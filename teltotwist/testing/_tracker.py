@@ -65,13 +65,11 @@ class FakeTracker:
         self.protocol: IProtocol | None = factory.buildProtocol(address)
         if self.protocol is None:
             self.transport.loseConnection()
-            return
-        self._call(self.protocol.makeConnection, self.transport)
-
-    @property
-    def refused(self) -> bool:
-        """True when the gateway's factory refused the connection."""
-        return self.protocol is None
+        else:
+            self._call(self.protocol.makeConnection, self.transport)
+        self.refused = not self.connected
+        """True when the gateway refused the connection: its factory built no
+        protocol, or the protocol closed the connection as it was made."""
 
     @property
     def connected(self) -> bool:
@@ -84,7 +82,7 @@ class FakeTracker:
 
         :raises ConnectionError: when the connection was refused or is closed.
         """
-        if self.protocol is None:
+        if self.refused:
             raise ConnectionError("the gateway refused this connection")
         if not self.connected:
             raise ConnectionError("the connection is closed")
