@@ -20,6 +20,7 @@ MAY_IMPORT = {
     "codec": {"codec"},
     "gateway": {"catalogue", "codec", "gateway", "sinks.interfaces", "sinks"},
     "control": {"codec", "gateway", "control"},
+    "cluster": {"codec", "gateway", "cluster"},
     "sinks": {"codec", "gateway.items", "sinks"},
     "device": {"catalogue", "codec", "device"},
     "load": {"codec", "device", "load"},
