@@ -229,13 +229,17 @@ class CommandCenter:
         payload: bytes | None = None,
         codec: int = Codec.CODEC12,
         ttl: float = 0.0,
+        command_id: str | None = None,
     ) -> Command:
         """Queue a command (*text*, or raw *payload*) for *imei* and send it
         as soon as the tracker may take it.
 
         :param ttl: seconds the command may wait for a tracker that is not
             connected; 0 sends it only to a connected tracker.
-        :raises ValueError: for a bad IMEI, command, codec or TTL.
+        :param command_id: the command's id, when it has one already (it
+            came from another member of a cluster); by default a new one.
+        :raises ValueError: for a bad IMEI, command, codec or TTL, or an id
+            already known.
         :raises NotConnectedError: when *ttl* is 0 and the tracker is not
             connected, or the center is stopped.
         :raises QueueFullError: when the tracker or the gateway has too many queued.
@@ -250,6 +254,8 @@ class CommandCenter:
             raise ValueError(f"codec must be 12 or 14, not {codec!r}")
         if not (math.isfinite(ttl) and ttl >= 0):
             raise ValueError(f"ttl must be a number of seconds >= 0, not {ttl!r}")
+        if command_id is not None and command_id in self._commands:
+            raise ValueError(f"command {command_id} is already known")
         if ttl == 0 and imei not in self._connections:
             raise NotConnectedError(f"tracker {imei} is not connected")
         queue = self._queues.get(imei, ())
@@ -261,7 +267,7 @@ class CommandCenter:
             raise QueueFullError(f"{self._limits.max_queued} commands are queued")
         now = self._now_ms()
         command = Command(
-            uuid.uuid4().hex,
+            uuid.uuid4().hex if command_id is None else command_id,
             imei,
             Codec(codec),
             body,
