@@ -246,16 +246,11 @@ class CommandCenter:
         """
         if self._stopped:
             raise NotConnectedError("the gateway is stopped")
-        problem = self._imei_policy.problem(imei)
-        if problem is not None:
-            raise ValueError(problem)
-        body, is_text = _payload(text, payload)
-        if codec not in COMMAND_CODECS:
-            raise ValueError(f"codec must be 12 or 14, not {codec!r}")
-        if not (math.isfinite(ttl) and ttl >= 0):
-            raise ValueError(f"ttl must be a number of seconds >= 0, not {ttl!r}")
-        if command_id is not None and command_id in self._commands:
-            raise ValueError(f"command {command_id} is already known")
+        command = self.prepare(imei, text=text, payload=payload, codec=codec, ttl=ttl)
+        if command_id is not None:
+            if command_id in self._commands:
+                raise ValueError(f"command {command_id} is already known")
+            command.id = command_id
         if ttl == 0 and imei not in self._connections:
             raise NotConnectedError(f"tracker {imei} is not connected")
         queue = self._queues.get(imei, ())
@@ -265,9 +260,38 @@ class CommandCenter:
             )
         if self._queued >= self._limits.max_queued:
             raise QueueFullError(f"{self._limits.max_queued} commands are queued")
+        self._remember(command)
+        self._save(command)
+        self._events.command(CommandStatus.QUEUED)
+        self._enqueue(command)
+        self._send_next(imei)
+        return command
+
+    def prepare(
+        self,
+        imei: str,
+        *,
+        text: str | None = None,
+        payload: bytes | None = None,
+        codec: int = Codec.CODEC12,
+        ttl: float = 0.0,
+    ) -> Command:
+        """A new command, checked as :meth:`submit` checks it, but neither
+        kept nor queued (a cluster parks it for a tracker connected nowhere).
+
+        :raises ValueError: for a bad IMEI, command, codec or TTL.
+        """
+        problem = self._imei_policy.problem(imei)
+        if problem is not None:
+            raise ValueError(problem)
+        body, is_text = _payload(text, payload)
+        if codec not in COMMAND_CODECS:
+            raise ValueError(f"codec must be 12 or 14, not {codec!r}")
+        if not (math.isfinite(ttl) and ttl >= 0):
+            raise ValueError(f"ttl must be a number of seconds >= 0, not {ttl!r}")
         now = self._now_ms()
-        command = Command(
-            uuid.uuid4().hex if command_id is None else command_id,
+        return Command(
+            uuid.uuid4().hex,
             imei,
             Codec(codec),
             body,
@@ -275,12 +299,6 @@ class CommandCenter:
             now,
             now + round(ttl * 1000),
         )
-        self._remember(command)
-        self._save(command)
-        self._events.command(CommandStatus.QUEUED)
-        self._enqueue(command)
-        self._send_next(imei)
-        return command
 
     def get(self, command_id: str) -> Command | None:
         """The command with this id, or None (unknown or forgotten)."""
