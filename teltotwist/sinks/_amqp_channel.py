@@ -40,6 +40,8 @@ _log = Logger()
 
 PERSISTENT = 2
 """AMQP ``delivery_mode``: the broker writes the message to disk."""
+NOT_FOUND = 404
+"""The AMQP reply code for a queue or exchange that does not exist."""
 
 
 class PublishError(Exception):
@@ -48,6 +50,11 @@ class PublishError(Exception):
 
 class ReturnedError(PublishError):
     """The broker returned a mandatory message: no queue takes its routing key."""
+
+
+class RefusedError(PublishError):
+    """The broker nacked a message: it could not take it (a full queue that
+    rejects what comes in, say)."""
 
 
 @attrs.frozen
@@ -175,6 +182,7 @@ class ConfirmedChannel:
         self._channel = channel
         self._diagnosis = diagnosis
         self._unconfirmed = 0
+        self._probe: Any = None
         self._settled_waiters: list[Deferred[None]] = []
         self._lost_waiters: list[Deferred[None]] = []
         self.lost_reason: str | None = None
@@ -289,6 +297,23 @@ class ConfirmedChannel:
                 _log.failure("handling a message from RabbitMQ")
             self._channel.basic_ack(message.method.delivery_tag)
 
+    async def queue_length(self, queue: str) -> int | None:
+        """The number of messages in *queue*; None if there is no such queue.
+
+        Asked on a second channel, kept for the next question: the broker
+        closes a channel that asks about a missing queue.
+        """
+        if self._probe is None or not self._probe.is_open:
+            self._probe = await self._protocol.channel()
+        try:
+            declared = await self._probe.queue_declare(queue, passive=True)
+        except ChannelClosedByBroker as error:
+            if error.reply_code == NOT_FOUND:
+                return None
+            raise
+        count: int = declared.method.message_count
+        return count
+
     async def get(self, queue: str) -> Delivery | None:
         """Take the next message of *queue*, acknowledged; None if empty.
         One get at a time on a channel."""
@@ -336,7 +361,11 @@ class ConfirmedChannel:
         if not confirmed.called:
             # An UnroutableError is an ack that pika blamed for a return:
             # _returned has already failed the message that was returned.
-            if isinstance(result, Failure) and not result.check(UnroutableError):
+            if isinstance(result, Failure) and result.check(NackError):
+                confirmed.errback(
+                    RefusedError("the broker nacked the message: it could not take it")
+                )
+            elif isinstance(result, Failure) and not result.check(UnroutableError):
                 confirmed.errback(PublishError(self._explain(result)))
             else:
                 confirmed.callback(None)
@@ -348,8 +377,6 @@ class ConfirmedChannel:
     def _explain(self, failure: Failure) -> str:
         error = failure.value
         assert error is not None
-        if isinstance(error, NackError):
-            return "the broker nacked the message: it could not take it"
         if isinstance(error, ChannelClosedByBroker):
             return f"the broker closed the channel: {self._diagnosis.explain(error)}"
         return (

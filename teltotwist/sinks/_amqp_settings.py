@@ -8,6 +8,8 @@ from string import Formatter
 from urllib.parse import quote, unquote, urlsplit
 
 import attrs
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 
 from teltotwist.codec.imei import MAX_LOGIN_LENGTH
 from teltotwist.gateway.items import Item
@@ -50,12 +52,22 @@ class AmqpSettings:
     """Declare the exchange (topic, durable), or only check that it exists."""
 
     @property
+    def broker(self) -> Broker:
+        """The broker part of the settings."""
+        return Broker(
+            host=self.host,
+            port=self.port,
+            vhost=self.vhost,
+            username=self.username,
+            password=self.password,
+            tls=self.tls,
+            cafile=self.cafile,
+        )
+
+    @property
     def url(self) -> str:
         """The broker and exchange as a URL without the password, for logs."""
-        scheme = "amqps" if self.tls else "amqp"
-        broker = _url.shown(scheme, self.username, self.host, self.port)
-        vhost = "" if self.vhost == "/" else quote(self.vhost, safe="")
-        return f"{broker}/{vhost}?exchange={quote(self.exchange, safe='')}"
+        return f"{self.broker.url}?exchange={quote(self.exchange, safe='')}"
 
     def routing_key_for(self, item: Item) -> str:
         return self.routing_key.format(imei=item.imei, kind=kind_of(item))
@@ -102,6 +114,23 @@ class Broker:
     password: str = attrs.field(repr=False)
     tls: bool
     cafile: str | None
+
+    @property
+    def url(self) -> str:
+        """``amqp://USER@HOST:PORT/VHOST``, without the password, for logs."""
+        scheme = "amqps" if self.tls else "amqp"
+        broker = _url.shown(scheme, self.username, self.host, self.port)
+        vhost = "" if self.vhost == "/" else quote(self.vhost, safe="")
+        return f"{broker}/{vhost}"
+
+    def endpoint(self, reactor: IReactorTime, timeout: float) -> IStreamClientEndpoint:
+        """Where to connect, over TLS for ``amqps``; *timeout* in seconds."""
+        endpoint: IStreamClientEndpoint = HostnameEndpoint(
+            reactor, self.host, self.port, timeout=timeout
+        )
+        if not self.tls:
+            return endpoint
+        return wrapClientTLS(client_tls(self.host, self.cafile), endpoint)
 
 
 def parse_broker_url(
