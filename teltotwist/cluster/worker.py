@@ -1,0 +1,112 @@
+# -*- test-case-name: tests.test_cluster_workers -*-
+"""A worker process's side of ``--workers``: its link to the parent.
+
+The link is the UNIX socket its parent passed at
+:data:`~teltotwist.cluster.listeners.HUB_FD`, spoken in AMP. It closes only
+when the parent ends, so a worker whose link closes while it runs has lost
+its parent (killed, say), and stops the orderly way rather than live on as
+an orphan nobody restarts or stops.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path, PurePath
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.interfaces import IAddress
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+from twisted.protocols import amp
+from twisted.python.failure import Failure
+
+from teltotwist.cluster.listeners import HUB_FD
+
+FILE_SINK = "file:"
+
+
+def worker_sink_spec(spec: str, number: int) -> str:
+    """The ``--sink`` *spec* of worker *number*: a file sink's path gets
+    ``.wN`` before its extension (``records.jsonl`` becomes
+    ``records.w2.jsonl``), as each file has one writer; other sinks are
+    shared as they are."""
+    if not spec.startswith(FILE_SINK):
+        return spec
+    path = PurePath(spec.removeprefix(FILE_SINK))
+    return FILE_SINK + str(path.with_name(f"{path.stem}.w{number}{path.suffix}"))
+
+
+def worker_state_dir(state_dir: Path, number: int) -> Path:
+    """Where worker *number* keeps its queued commands: a directory of its
+    own in *state_dir*."""
+    return state_dir / f"worker-{number}"
+
+
+class LinkProtocol(amp.BinaryBoxProtocol):
+    """One end of a parent-worker link: AMP commands, answered by *locator*
+    and sent with :attr:`dispatcher` (``dispatcher.callRemote``), without
+    AMP's log line per connection; calls *lost* once closed."""
+
+    def __init__(
+        self, locator: amp.CommandLocator, lost: Callable[[], None] = lambda: None
+    ) -> None:
+        self.dispatcher = amp.BoxDispatcher(locator)  # type: ignore[no-untyped-call]
+        amp.BinaryBoxProtocol.__init__(self, self.dispatcher)  # type: ignore[no-untyped-call]
+        self._lost = lost
+
+    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
+        amp.BinaryBoxProtocol.connectionLost(self, reason)  # type: ignore[no-untyped-call]
+        self._lost()
+
+
+class OneProtocol(Factory):
+    """Builds *protocol*, once: for adopting a connection."""
+
+    def __init__(self, protocol: LinkProtocol) -> None:
+        self._protocol = protocol
+
+    def buildProtocol(self, addr: IAddress | None) -> LinkProtocol:
+        return self._protocol
+
+
+class ParentLink(Service):
+    """Worker *number*'s link to its parent; :attr:`dispatcher` sends AMP
+    commands to the parent and answers its commands with *locator*."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        reactor: Any,
+        number: int,
+        locator: amp.CommandLocator | None = None,
+        fd: int = HUB_FD,
+    ) -> None:
+        self._reactor = reactor
+        self.number = number
+        self._fd = fd
+        self._protocol = LinkProtocol(locator or amp.CommandLocator(), self._lost)
+        self.dispatcher = self._protocol.dispatcher
+
+    def startService(self) -> None:
+        Service.startService(self)
+        self._reactor.adoptStreamConnection(
+            self._fd, socket.AF_UNIX, OneProtocol(self._protocol)
+        )
+        os.close(self._fd)  # adopting made its own copy
+        self.log.info(
+            "Worker {number} (pid {pid}) of parent {parent}",
+            number=self.number,
+            pid=os.getpid(),
+            parent=os.getppid(),
+        )
+
+    def _lost(self) -> None:
+        if self.running:
+            self.log.warn(
+                "Worker {number}: the parent is gone; stopping", number=self.number
+            )
+            self._reactor.stop()
