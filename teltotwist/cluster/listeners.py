@@ -14,18 +14,23 @@ behaves exactly as a single process's.
 
 from __future__ import annotations
 
+import os
 import socket
+from typing import Any
 
 import attrs
 from twisted.internet.abstract import isIPv6Address
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import (
+    IListeningPort,
     IProtocolFactory,
+    IReactorSocket,
     IStreamServerEndpoint,
 )
 from twisted.internet.protocol import DatagramProtocol, Factory
 from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 
 from teltotwist.gateway.proxied import PROXY_PREFIX, tracker_endpoint
