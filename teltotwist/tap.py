@@ -47,6 +47,7 @@ from teltotwist.control.command_endpoints import CommandEndpoints
 from teltotwist.control.metrics import GatewayMetrics
 from teltotwist.control.service import ApiService
 from teltotwist.gateway.allowlist import AllowlistError, ImeiAllowlist, parse_allowlist
+from teltotwist.gateway.fleet import LocalFleet
 from teltotwist.gateway.limits import DuplicateLogin, Limits
 from teltotwist.gateway.models import ModelsError, TrackerModels
 from teltotwist.gateway.proxied import tracker_endpoint
@@ -587,8 +588,7 @@ def _api(options: Options, gateway: GatewayService, reactor: Any) -> ApiService:
     gateway.events.add(metrics)
     token = options["api-token"] or ApiToken.generate()
     center = gateway.factory.commands
-    commands = None if center is None else CommandEndpoints(center, reactor)
-    resource = ApiResource(
-        gateway.registry, gateway, metrics, token, reactor, commands=commands
-    )
+    fleet = LocalFleet(gateway.registry, center, reactor)
+    commands = None if center is None else CommandEndpoints(fleet)
+    resource = ApiResource(fleet, gateway, metrics, token, reactor, commands=commands)
     return ApiService(options["api-endpoint"], ApiSite(resource), token)

@@ -18,7 +18,6 @@ from twisted.application.internet import backoffPolicy
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, FirstError, fail
 from twisted.internet.defer import TimeoutError as DeferredTimeoutError
-from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.interfaces import (
     IDelayedCall,
     IReactorTime,
@@ -35,7 +34,6 @@ from teltotwist.sinks._amqp_settings import (
     kind_of,
     parse_url,
 )
-from teltotwist.sinks._url import client_tls
 from teltotwist.sinks.interfaces import IRecordSink, ISinkReadiness
 from teltotwist.sinks.readiness import ReadyWaiters
 
@@ -123,7 +121,9 @@ class AmqpSink(Service):
 
     def startService(self) -> None:
         """Connect, and keep connecting until stopped."""
-        self._endpoint = self._make_endpoint()
+        self._endpoint = self.settings.broker.endpoint(
+            self._reactor, self._connect_timeout
+        )
         Service.startService(self)
         self._connect()
 
@@ -184,15 +184,6 @@ class AmqpSink(Service):
             f"not connected to {self.settings.url} (reconnecting in the "
             f"background): {self._status}"
         )
-
-    def _make_endpoint(self) -> IStreamClientEndpoint:
-        settings = self.settings
-        endpoint: IStreamClientEndpoint = HostnameEndpoint(
-            self._reactor, settings.host, settings.port, timeout=self._connect_timeout
-        )
-        if not settings.tls:
-            return endpoint
-        return wrapClientTLS(client_tls(settings.host, settings.cafile), endpoint)
 
     def _connect(self) -> None:
         # Imported here: it imports pika's Twisted adapter, which installs the
