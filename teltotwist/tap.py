@@ -21,6 +21,7 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 
 from teltotwist.catalogue import load_catalogue
+from teltotwist.cluster.hub import Hub, HubBus
 from teltotwist.cluster.listeners import (
     API_FD,
     TRACKER_FD,
@@ -29,12 +30,18 @@ from teltotwist.cluster.listeners import (
     bind_sockets,
     shareable,
 )
+from teltotwist.cluster.member import ClusterMember
 from teltotwist.cluster.supervisor import (
     KILL_MARGIN,
     WorkerSupervisor,
     worker_command,
 )
-from teltotwist.cluster.worker import ParentLink, worker_sink_spec, worker_state_dir
+from teltotwist.cluster.worker import (
+    ParentLink,
+    worker_member_id,
+    worker_sink_spec,
+    worker_state_dir,
+)
 from teltotwist.codec import ImeiPolicy
 from teltotwist.control.api import ApiResource, ApiSite
 from teltotwist.control.auth import (
@@ -47,7 +54,7 @@ from teltotwist.control.command_endpoints import CommandEndpoints
 from teltotwist.control.metrics import GatewayMetrics
 from teltotwist.control.service import ApiService
 from teltotwist.gateway.allowlist import AllowlistError, ImeiAllowlist, parse_allowlist
-from teltotwist.gateway.fleet import LocalFleet
+from teltotwist.gateway.fleet import Fleet, LocalFleet
 from teltotwist.gateway.limits import DuplicateLogin, Limits
 from teltotwist.gateway.models import ModelsError, TrackerModels
 from teltotwist.gateway.proxied import tracker_endpoint
@@ -273,7 +280,7 @@ class Options(usage.Options):
             None,
             1,
             "Worker processes sharing the ports, each with its own sinks (a "
-            "file sink writes one file per worker); 1: this process alone.",
+            "file sink writes one file per worker); 1: this process alone",
             _positive(int),
         ],
         [
@@ -281,7 +288,7 @@ class Options(usage.Options):
             None,
             None,
             "Internal: run as this worker of a --workers parent, on the "
-            "sockets it passes.",
+            "sockets it passes",
             _positive(int),
         ],
     ]
@@ -486,8 +493,10 @@ def makeService(options: Options) -> IService:
     root = MultiService()
     worker: int | None = options["as-worker"]
     state_dir = Path(options["state-dir"])
+    hub: HubBus | None = None
     if worker is not None:
-        root.addService(ParentLink(reactor, worker))
+        hub = HubBus(worker_member_id(worker))
+        root.addService(ParentLink(reactor, worker, hub.protocol))
         state_dir = worker_state_dir(state_dir, worker)
     allow: Callable[[str], bool] = _everyone
     reloads: list[Callable[[], None]] = []
@@ -540,8 +549,12 @@ def makeService(options: Options) -> IService:
         allowlist.on_reload(gateway.factory.close_disallowed)
     gateway.whenListening().addCallbacks(freeze_startup_objects, _exit_unable_to_listen)
     root.addService(gateway)
+    member = None
+    if hub is not None:
+        member = ClusterMember(hub, gateway, reactor)
+        root.addService(member)
     if options["api-endpoint"] is not None:
-        root.addService(_api(options, gateway, reactor))
+        root.addService(_api(options, gateway, reactor, member))
     return root
 
 
@@ -573,6 +586,7 @@ def _supervisor(options: Options, reactor: Any) -> IService:
             reactor, options.arguments, number, sockets
         ),
         environment=environment,
+        link=Hub(reactor).link,
         stop_timeout=options["drain-timeout"] + KILL_MARGIN,
     )
     supervisor.whenListening().addErrback(_exit_unable_to_listen)
@@ -581,14 +595,31 @@ def _supervisor(options: Options, reactor: Any) -> IService:
     return root
 
 
-def _api(options: Options, gateway: GatewayService, reactor: Any) -> ApiService:
+def _api(
+    options: Options,
+    gateway: GatewayService,
+    reactor: Any,
+    member: ClusterMember | None = None,
+) -> ApiService:
     """The HTTP API in front of *gateway* and its commands, with the metrics
-    observing it."""
+    observing it; with *member*, the fleet and commands of its cluster."""
     metrics = GatewayMetrics(gateway.registry, version=teltotwist_version())
     gateway.events.add(metrics)
     token = options["api-token"] or ApiToken.generate()
     center = gateway.factory.commands
-    fleet = LocalFleet(gateway.registry, center, reactor)
+    fleet: Fleet = LocalFleet(gateway.registry, center, reactor)
+    checks: list[Callable[[], str | None]] = []
+    if member is not None:
+        fleet = member.fleet
+        checks.append(member.not_ready_why)
     commands = None if center is None else CommandEndpoints(fleet)
-    resource = ApiResource(fleet, gateway, metrics, token, reactor, commands=commands)
+    resource = ApiResource(
+        fleet,
+        gateway,
+        metrics,
+        token,
+        reactor,
+        commands=commands,
+        readiness_checks=checks,
+    )
     return ApiService(options["api-endpoint"], ApiSite(resource), token)

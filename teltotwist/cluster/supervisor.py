@@ -35,11 +35,9 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
-from twisted.protocols import amp
 from twisted.python.failure import Failure
 
 from teltotwist.cluster.listeners import HUB_FD, BoundSockets
-from teltotwist.cluster.worker import LinkProtocol, OneProtocol
 
 FIRST_RESTART_DELAY = 1.0
 """Seconds before a worker that ended is started again."""
@@ -106,9 +104,7 @@ class WorkerSupervisor(Service):
         command: Callable[[int, BoundSockets], list[str]],
         *,
         environment: Mapping[str, str],
-        link: Callable[[int], IProtocolFactory] = lambda number: OneProtocol(
-            LinkProtocol(amp.CommandLocator())
-        ),
+        link: Callable[[int], IProtocolFactory],
         stop_timeout: float,
     ) -> None:
         self._reactor = reactor

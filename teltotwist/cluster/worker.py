@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
 from pathlib import Path, PurePath
 from typing import Any
 
 from twisted.application.service import Service
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
@@ -45,21 +45,25 @@ def worker_state_dir(state_dir: Path, number: int) -> Path:
     return state_dir / f"worker-{number}"
 
 
+def worker_member_id(number: int) -> str:
+    """Worker *number*'s id in the cluster of its parent's workers:
+    ``HOST:PID/wN``, unique while it runs."""
+    return f"{socket.gethostname()}:{os.getpid()}/w{number}"
+
+
 class LinkProtocol(amp.BinaryBoxProtocol):
     """One end of a parent-worker link: AMP commands, answered by *locator*
     and sent with :attr:`dispatcher` (``dispatcher.callRemote``), without
-    AMP's log line per connection; calls *lost* once closed."""
+    AMP's log line per connection; :attr:`closed` fires once it closed."""
 
-    def __init__(
-        self, locator: amp.CommandLocator, lost: Callable[[], None] = lambda: None
-    ) -> None:
+    def __init__(self, locator: amp.CommandLocator) -> None:
         self.dispatcher = amp.BoxDispatcher(locator)  # type: ignore[no-untyped-call]
         amp.BinaryBoxProtocol.__init__(self, self.dispatcher)  # type: ignore[no-untyped-call]
-        self._lost = lost
+        self.closed: Deferred[None] = Deferred()
 
     def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
         amp.BinaryBoxProtocol.connectionLost(self, reason)  # type: ignore[no-untyped-call]
-        self._lost()
+        self.closed.callback(None)
 
 
 class OneProtocol(Factory):
@@ -73,8 +77,7 @@ class OneProtocol(Factory):
 
 
 class ParentLink(Service):
-    """Worker *number*'s link to its parent; :attr:`dispatcher` sends AMP
-    commands to the parent and answers its commands with *locator*."""
+    """Worker *number*'s link to its parent, spoken by *protocol*."""
 
     log = Logger()
 
@@ -82,14 +85,14 @@ class ParentLink(Service):
         self,
         reactor: Any,
         number: int,
-        locator: amp.CommandLocator | None = None,
+        protocol: LinkProtocol,
         fd: int = HUB_FD,
     ) -> None:
         self._reactor = reactor
         self.number = number
         self._fd = fd
-        self._protocol = LinkProtocol(locator or amp.CommandLocator(), self._lost)
-        self.dispatcher = self._protocol.dispatcher
+        self._protocol = protocol
+        protocol.closed.addCallback(lambda _: self._lost())
 
     def startService(self) -> None:
         Service.startService(self)
