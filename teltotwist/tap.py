@@ -21,7 +21,9 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 
 from teltotwist.catalogue import load_catalogue
+from teltotwist.cluster.exposition import ExpositionGatherer, WorkersExposition
 from teltotwist.cluster.hub import Hub, HubBus
+from teltotwist.cluster.link import LinkProtocol, OneProtocol
 from teltotwist.cluster.listeners import (
     API_FD,
     TRACKER_FD,
@@ -43,7 +45,7 @@ from teltotwist.cluster.worker import (
     worker_state_dir,
 )
 from teltotwist.codec import ImeiPolicy
-from teltotwist.control.api import ApiResource, ApiSite
+from teltotwist.control.api import ApiResource, ApiSite, MetricsExposition
 from teltotwist.control.auth import (
     TOKEN_VARIABLE,
     ApiToken,
@@ -493,10 +495,10 @@ def makeService(options: Options) -> IService:
     root = MultiService()
     worker: int | None = options["as-worker"]
     state_dir = Path(options["state-dir"])
-    hub: HubBus | None = None
+    link: LinkProtocol | None = None
     if worker is not None:
-        hub = HubBus(worker_member_id(worker))
-        root.addService(ParentLink(reactor, worker, hub.protocol))
+        link = LinkProtocol()
+        root.addService(ParentLink(reactor, worker, link))
         state_dir = worker_state_dir(state_dir, worker)
     allow: Callable[[str], bool] = _everyone
     reloads: list[Callable[[], None]] = []
@@ -550,12 +552,22 @@ def makeService(options: Options) -> IService:
     gateway.whenListening().addCallbacks(freeze_startup_objects, _exit_unable_to_listen)
     root.addService(gateway)
     member = None
-    if hub is not None:
-        member = ClusterMember(hub, gateway, reactor)
+    if worker is not None and link is not None:
+        member = ClusterMember(HubBus(worker_member_id(worker), link), gateway, reactor)
         root.addService(member)
     if options["api-endpoint"] is not None:
-        root.addService(_api(options, gateway, reactor, member))
+        every_worker = None
+        if worker is not None and link is not None:
+            every_worker = _every_worker(link, worker)
+        root.addService(_api(options, gateway, reactor, member, every_worker))
     return root
+
+
+def _every_worker(
+    link: LinkProtocol, worker: int
+) -> Callable[[GatewayMetrics], MetricsExposition]:
+    """The metrics of every worker, this one's among them."""
+    return lambda metrics: WorkersExposition(link, worker, metrics.exposition)
 
 
 def _supervisor(options: Options, reactor: Any) -> IService:
@@ -586,7 +598,7 @@ def _supervisor(options: Options, reactor: Any) -> IService:
             reactor, options.arguments, number, sockets
         ),
         environment=environment,
-        link=Hub(reactor).link,
+        link=_parent_link(reactor),
         stop_timeout=options["drain-timeout"] + KILL_MARGIN,
     )
     supervisor.whenListening().addErrback(_exit_unable_to_listen)
@@ -595,14 +607,31 @@ def _supervisor(options: Options, reactor: Any) -> IService:
     return root
 
 
+def _parent_link(reactor: Any) -> Callable[[int], OneProtocol]:
+    """The parent's end of each worker's link: the hub between the
+    workers, and the gathering of their metrics."""
+    hub = Hub(reactor)
+    gatherer = ExpositionGatherer(reactor)
+
+    def link(number: int) -> OneProtocol:
+        protocol = LinkProtocol()
+        hub.attach(protocol)
+        gatherer.attach(number, protocol)
+        return OneProtocol(protocol)
+
+    return link
+
+
 def _api(
     options: Options,
     gateway: GatewayService,
     reactor: Any,
     member: ClusterMember | None = None,
+    every_worker: Callable[[GatewayMetrics], MetricsExposition] | None = None,
 ) -> ApiService:
     """The HTTP API in front of *gateway* and its commands, with the metrics
-    observing it; with *member*, the fleet and commands of its cluster."""
+    observing it; with *member*, the fleet and commands of its cluster, and
+    with *every_worker*, the metrics of every worker."""
     metrics = GatewayMetrics(gateway.registry, version=teltotwist_version())
     gateway.events.add(metrics)
     token = options["api-token"] or ApiToken.generate()
@@ -616,7 +645,7 @@ def _api(
     resource = ApiResource(
         fleet,
         gateway,
-        metrics,
+        metrics if every_worker is None else every_worker(metrics),
         token,
         reactor,
         commands=commands,

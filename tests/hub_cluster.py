@@ -12,7 +12,7 @@ from typing import Any
 from twisted.internet import reactor as _reactor
 
 from teltotwist.cluster.hub import Hub, HubBus
-from teltotwist.cluster.worker import LinkProtocol, OneProtocol
+from teltotwist.cluster.link import LinkProtocol, OneProtocol
 
 
 @asynccontextmanager
@@ -22,11 +22,13 @@ async def hub_cluster() -> AsyncIterator[Callable[[str], HubBus]]:
     links: list[LinkProtocol] = []
 
     def member(member_id: str) -> HubBus:
-        bus = HubBus(member_id)
+        bus = HubBus(member_id, LinkProtocol())
+        parent_side = LinkProtocol()
+        hub.attach(parent_side)
         parent_end, worker_end = socket.socketpair()
         with parent_end, worker_end:
             reactor.adoptStreamConnection(
-                parent_end.fileno(), socket.AF_UNIX, hub.link(len(links) + 1)
+                parent_end.fileno(), socket.AF_UNIX, OneProtocol(parent_side)
             )
             reactor.adoptStreamConnection(
                 worker_end.fileno(), socket.AF_UNIX, OneProtocol(bus.protocol)

@@ -21,29 +21,20 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from teltotwist.cluster.bus import ClusterBusError, Envelope, IClusterBus, Receiver
+from teltotwist.cluster.link import (
+    LinkProtocol,
+    fields,
+    get_large,
+    put_large,
+    text,
+)
 from teltotwist.cluster.router import ParkingFullError, ParkingLimits, Router
-from teltotwist.cluster.worker import LinkProtocol, OneProtocol
 
 T = TypeVar("T")
 
 MAX_BODY = 16 * 1024 * 1024
 """The largest envelope body the hub carries, in bytes."""
-_CHUNK = amp.MAX_VALUE_LENGTH
 _log = Logger()
-
-
-def _put_bytes(strings: dict[bytes, bytes], key: bytes, value: bytes) -> None:
-    """*value* under *key*, in as many AMP values as it takes (each holds
-    at most 65,535 bytes): the count under *key*, the pieces after it."""
-    pieces = [value[at : at + _CHUNK] for at in range(0, len(value), _CHUNK)]
-    strings[key] = str(len(pieces)).encode()
-    for index, piece in enumerate(pieces):
-        strings[key + b".%d" % index] = piece
-
-
-def _get_bytes(strings: dict[bytes, bytes], key: bytes) -> bytes:
-    count = int(strings[key])
-    return b"".join(strings[key + b".%d" % index] for index in range(count))
 
 
 def _put_envelope(strings: dict[bytes, bytes], key: bytes, envelope: Envelope) -> None:
@@ -51,14 +42,14 @@ def _put_envelope(strings: dict[bytes, bytes], key: bytes, envelope: Envelope) -
     strings[key + b".sender"] = envelope.sender.encode()
     if envelope.correlation is not None:
         strings[key + b".correlation"] = envelope.correlation.encode()
-    _put_bytes(strings, key + b".body", envelope.body)
+    put_large(strings, key + b".body", envelope.body)
 
 
 def _get_envelope(strings: dict[bytes, bytes], key: bytes) -> Envelope:
     correlation = strings.get(key + b".correlation")
     return Envelope(
         strings[key + b".kind"].decode(),
-        _get_bytes(strings, key + b".body"),
+        get_large(strings, key + b".body"),
         strings[key + b".sender"].decode(),
         None if correlation is None else correlation.decode(),
     )
@@ -103,15 +94,6 @@ _ERRORS = {
 }
 
 
-def _fields(**kinds: amp.Argument) -> list[tuple[bytes, amp.Argument]]:
-    """A command's arguments or response, by name."""
-    return [(name.encode(), kind) for name, kind in kinds.items()]
-
-
-def _text() -> amp.Argument:
-    return amp.Unicode()  # type: ignore[no-untyped-call]
-
-
 class _HubCommand(amp.Command):
     """A command whose errors come back as the bus's own."""
 
@@ -121,7 +103,7 @@ class _HubCommand(amp.Command):
 class Join(_HubCommand):
     """A worker's member joins."""
 
-    arguments = _fields(member=_text())
+    arguments = fields(member=text())
 
 
 class Leave(_HubCommand):
@@ -129,43 +111,43 @@ class Leave(_HubCommand):
 
 
 class Bind(_HubCommand):
-    arguments = _fields(imei=_text())
+    arguments = fields(imei=text())
 
 
 class Unbind(_HubCommand):
-    arguments = _fields(imei=_text())
+    arguments = fields(imei=text())
 
 
 class ToTracker(_HubCommand):
-    arguments = _fields(imei=_text(), envelope=_EnvelopeArgument())
-    response = _fields(delivered=amp.Boolean())  # type: ignore[no-untyped-call]
+    arguments = fields(imei=text(), envelope=_EnvelopeArgument())
+    response = fields(delivered=amp.Boolean())  # type: ignore[no-untyped-call]
 
 
 class ToMember(_HubCommand):
-    arguments = _fields(member=_text(), envelope=_EnvelopeArgument())
+    arguments = fields(member=text(), envelope=_EnvelopeArgument())
 
 
 class Broadcast(_HubCommand):
-    arguments = _fields(envelope=_EnvelopeArgument())
+    arguments = fields(envelope=_EnvelopeArgument())
 
 
 class Park(_HubCommand):
-    arguments = _fields(
-        imei=_text(),
+    arguments = fields(
+        imei=text(),
         envelope=_EnvelopeArgument(),
         ttl=amp.Float(),  # type: ignore[no-untyped-call]
     )
 
 
 class Collect(_HubCommand):
-    arguments = _fields(imei=_text())
-    response = _fields(envelopes=_EnvelopeList())
+    arguments = fields(imei=text())
+    response = fields(envelopes=_EnvelopeList())
 
 
 class Deliver(amp.Command):
     """The parent hands a worker's member a message."""
 
-    arguments = _fields(envelope=_EnvelopeArgument())
+    arguments = fields(envelope=_EnvelopeArgument())
     requiresAnswer = False
 
 
@@ -178,13 +160,11 @@ class Hub:
         self.router = Router(clock.seconds, limits)
         self._links: dict[str, LinkProtocol] = {}
 
-    def link(self, number: int) -> OneProtocol:
-        """The parent's end of worker *number*'s link."""
-        routes = _Routes(self)
-        protocol = LinkProtocol(routes)
-        routes.protocol = protocol
-        protocol.closed.addCallback(lambda _: routes.left())
-        return OneProtocol(protocol)
+    def attach(self, link: LinkProtocol) -> None:
+        """Route the messages of the member at the other end of *link*."""
+        routes = _Routes(self, link)
+        link.answer(routes)
+        link.closed.addCallback(lambda _: routes.left())
 
     def joined(self, member_id: str, protocol: LinkProtocol) -> None:
         if member_id in self._links:
@@ -208,9 +188,9 @@ class Hub:
 class _Routes(amp.CommandLocator):
     """What the parent does for one worker's member."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, link: LinkProtocol) -> None:
         self._hub = hub
-        self.protocol: LinkProtocol | None = None
+        self._link = link
         self._member: str | None = None
 
     @property
@@ -229,9 +209,8 @@ class _Routes(amp.CommandLocator):
 
     @Join.responder
     def join(self, member: str) -> dict[str, object]:
-        assert self.protocol is not None
         self.left()
-        self._hub.joined(member, self.protocol)
+        self._hub.joined(member, self._link)
         self._member = member
         return {}
 
@@ -291,15 +270,16 @@ class _Inbox(amp.CommandLocator):
 @implementer(IClusterBus)
 class HubBus:
     """A worker's member of the cluster of its parent's workers; speaks
-    over :attr:`protocol`, the worker's end of its link to the parent.
+    over *link*, the worker's end of its link to the parent.
 
-    Its link lasts as long as the worker: once it is lost (the parent is
+    The link lasts as long as the worker: once it is lost (the parent is
     gone) every call fails.
     """
 
-    def __init__(self, member_id: str) -> None:
+    def __init__(self, member_id: str, link: LinkProtocol) -> None:
         self.member_id = member_id
-        self.protocol = LinkProtocol(_Inbox(self))
+        self.protocol = link
+        link.answer(_Inbox(self))
         self._receiver: Receiver | None = None
 
     @property

@@ -16,13 +16,9 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IAddress
-from twisted.internet.protocol import Factory
 from twisted.logger import Logger
-from twisted.protocols import amp
-from twisted.python.failure import Failure
 
+from teltotwist.cluster.link import LinkProtocol, OneProtocol
 from teltotwist.cluster.listeners import HUB_FD
 
 FILE_SINK = "file:"
@@ -49,31 +45,6 @@ def worker_member_id(number: int) -> str:
     """Worker *number*'s id in the cluster of its parent's workers:
     ``HOST:PID/wN``, unique while it runs."""
     return f"{socket.gethostname()}:{os.getpid()}/w{number}"
-
-
-class LinkProtocol(amp.BinaryBoxProtocol):
-    """One end of a parent-worker link: AMP commands, answered by *locator*
-    and sent with :attr:`dispatcher` (``dispatcher.callRemote``), without
-    AMP's log line per connection; :attr:`closed` fires once it closed."""
-
-    def __init__(self, locator: amp.CommandLocator) -> None:
-        self.dispatcher = amp.BoxDispatcher(locator)  # type: ignore[no-untyped-call]
-        amp.BinaryBoxProtocol.__init__(self, self.dispatcher)  # type: ignore[no-untyped-call]
-        self.closed: Deferred[None] = Deferred()
-
-    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
-        amp.BinaryBoxProtocol.connectionLost(self, reason)  # type: ignore[no-untyped-call]
-        self.closed.callback(None)
-
-
-class OneProtocol(Factory):
-    """Builds *protocol*, once: for adopting a connection."""
-
-    def __init__(self, protocol: LinkProtocol) -> None:
-        self._protocol = protocol
-
-    def buildProtocol(self, addr: IAddress | None) -> LinkProtocol:
-        return self._protocol
 
 
 class ParentLink(Service):
