@@ -10,15 +10,21 @@ import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from teltotwist.codec import (
     AvlPacket,
+    CommandFrame,
     decode_frame,
     encode_frame,
     encode_login,
@@ -32,6 +38,12 @@ _VECTOR = decode_frame(by_id("wiki-c8-tcp-1").data)
 assert isinstance(_VECTOR, AvlPacket)
 RECORD = _VECTOR.records[0]
 FIRST_IMEI = 356307042440000
+TOKEN = "a-token-for-the-workers-tests"
+
+
+@pytest.fixture(autouse=True)
+def _api_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TELTOTWIST_API_TOKEN", TOKEN)
 
 
 def frame(timestamp_ms: int) -> bytes:
@@ -95,7 +107,31 @@ def two_workers(directory: Path) -> Iterator[Gateway]:
     ) as twistd:
         gateway = Gateway(twistd, directory)
         gateway.wait_for(r"(Listening for trackers on) .*sinks", 2)
+        gateway.wait_for(r"HTTP API on (http://127.0.0.1:\d+/)", 2)
         yield gateway
+
+
+def api(gateway: Gateway, path: str, body: object = None) -> tuple[int, bytes]:
+    """The status and body of an API request (one connection each, so any
+    worker may answer it)."""
+    (base,) = gateway.wait_for(r"HTTP API on (http://127.0.0.1:\d+/)")
+    request = urllib.request.Request(
+        base + path.lstrip("/"),
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.status, response.read()
+
+
+def logged_in(port: int, imei: int) -> socket.socket:
+    """A tracker connected and logged in, one record ACKed."""
+    tracker = socket.create_connection(("127.0.0.1", port), timeout=10)
+    tracker.sendall(encode_login(str(imei)))
+    assert receive_exactly(tracker, 1) == b"\x01"
+    tracker.sendall(frame(1_700_000_000_000))
+    assert receive_exactly(tracker, 4) == tcp_ack(1)
+    return tracker
 
 
 def alive(pid: int) -> bool:
@@ -188,6 +224,52 @@ def test_two_workers_share_the_port_each_filing_its_own_records(
     assert filed[1] and filed[2], gateway.log
     assert filed[1] | filed[2] == set(acked)
     assert not filed[1] & filed[2]
+
+
+def test_any_worker_answers_the_api_for_every_worker(
+    tmp_path: Path,
+) -> None:
+    with two_workers(tmp_path) as gateway, ExitStack() as trackers:
+        connected: dict[int, socket.socket] = {}
+        filed = gateway.filed()
+        # Until both workers hold trackers: the kernel picks a worker for
+        # each connection.
+        while len(connected) < 6 or not (filed[1] and filed[2]):
+            assert len(connected) < 100, "one worker got every tracker"
+            imei = FIRST_IMEI + len(connected)
+            connected[imei] = trackers.enter_context(
+                logged_in(gateway.twistd.port, imei)
+            )
+            filed = gateway.filed()
+        imeis = list(connected)
+
+        for _ in range(4):
+            status, body = api(gateway, "/v1/trackers")
+            listed = {tracker["imei"] for tracker in json.loads(body)["trackers"]}
+            assert (status, listed) == (200, {str(imei) for imei in imeis})
+        for imei, tracker in connected.items():
+            status, body = api(
+                gateway,
+                f"/v1/trackers/{imei}/commands",
+                {"command": "getinfo", "wait": 0},
+            )
+            assert status == 202
+            header = receive_exactly(tracker, 8)
+            (size,) = struct.unpack(">I", header[4:])
+            written = decode_frame(header + receive_exactly(tracker, size + 4))
+            assert isinstance(written, CommandFrame)
+            assert written.messages[0].payload == b"getinfo"
+        _, exposition = api(gateway, "/metrics")
+
+    tcp = {
+        sample.labels["worker"]: sample.value
+        for family in text_string_to_metric_families(exposition.decode())
+        for sample in family.samples
+        if sample.name == "teltotwist_connections"
+        and sample.labels["transport"] == "tcp"
+    }
+    assert set(tcp) == {"1", "2"}
+    assert sum(tcp.values()) == len(imeis)
 
 
 def test_a_killed_worker_is_restarted_and_its_trackers_acked_again(
