@@ -83,7 +83,7 @@ class _WorkerProcess(ProcessProtocol):
 
 class WorkerSupervisor(Service):
     """Binds the ports (in :meth:`privilegedStartService`, before twistd
-    drops its privileges) and keeps *count* workers running.
+    drops its privileges) and keeps *count* workers running on them.
 
     :param bind: binds the sockets.
     :param command: a worker's command line, by its number (1 to *count*)
@@ -122,6 +122,11 @@ class WorkerSupervisor(Service):
 
     def privilegedStartService(self) -> None:
         Service.privilegedStartService(self)
+        self._bind_once()
+
+    def _bind_once(self) -> None:
+        if self.sockets is not None or self._listening.called:
+            return
         try:
             self.sockets = self._bind()
         except CannotListenError as error:
@@ -135,7 +140,10 @@ class WorkerSupervisor(Service):
         return self._listening
 
     def startService(self) -> None:
+        """Start the workers; bind first if :meth:`privilegedStartService`
+        was not called (``twist`` does not call it)."""
         Service.startService(self)
+        self._bind_once()
         if self.sockets is None:
             return
         self.log.info(
