@@ -11,6 +11,7 @@ an orphan nobody restarts or stops.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from pathlib import Path, PurePath
 from typing import Any
@@ -67,6 +68,9 @@ class ParentLink(Service):
 
     def startService(self) -> None:
         Service.startService(self)
+        # A Ctrl-C reaches the whole process group; the parent stops its
+        # workers itself, so each stops once.
+        self._reactor.callWhenRunning(signal.signal, signal.SIGINT, signal.SIG_IGN)
         self._reactor.adoptStreamConnection(
             self._fd, socket.AF_UNIX, OneProtocol(self._protocol)
         )
