@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from teltotwist.cluster.worker import worker_sink_spec
 from teltotwist.codec import (
     AvlPacket,
     CommandFrame,
@@ -348,3 +349,16 @@ def test_a_port_workers_cannot_share_is_refused_at_start(tmp_path: Path) -> None
     assert "worker processes share tcp:, tcp6:, ssl: and haproxy:tcp: ports" in (
         result.stdout + result.stderr
     )
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("file:records.jsonl", "file:records.w2.jsonl"),
+        ("file:/var/lib/teltotwist/records", "file:/var/lib/teltotwist/records.w2"),
+        ("amqp:amqp://broker/", "amqp:amqp://broker/"),
+        ("log", "log"),
+    ],
+)
+def test_each_worker_has_a_file_of_its_own(spec: str, expected: str) -> None:
+    assert worker_sink_spec(spec, 2) == expected
