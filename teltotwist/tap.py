@@ -23,10 +23,38 @@ from twisted.python.failure import Failure
 
 from teltotwist.catalogue import load_catalogue
 from teltotwist.cluster.amqp import AmqpBus, parse_cluster_url
+from teltotwist.cluster.bus import IClusterBus
+from teltotwist.cluster.exposition import ExpositionGatherer, WorkersExposition
+from teltotwist.cluster.hub import Hub, HubBus
+from teltotwist.cluster.link import LinkProtocol, OneProtocol
+from teltotwist.cluster.listeners import (
+    API_FD,
+    TRACKER_FD,
+    UDP_FD,
+    InheritedSocket,
+    bind_sockets,
+    shareable,
+)
 from teltotwist.cluster.member import ClusterMember
+from teltotwist.cluster.supervisor import (
+    KILL_MARGIN,
+    WorkerSupervisor,
+    worker_command,
+)
+from teltotwist.cluster.worker import (
+    ParentLink,
+    worker_member_id,
+    worker_sink_spec,
+    worker_state_dir,
+)
 from teltotwist.codec import ImeiPolicy
-from teltotwist.control.api import ApiResource, ApiSite
-from teltotwist.control.auth import ApiToken, TokenError, configured_token
+from teltotwist.control.api import ApiResource, ApiSite, MetricsExposition
+from teltotwist.control.auth import (
+    TOKEN_VARIABLE,
+    ApiToken,
+    TokenError,
+    configured_token,
+)
 from teltotwist.control.command_endpoints import CommandEndpoints
 from teltotwist.control.metrics import GatewayMetrics
 from teltotwist.control.service import ApiService
@@ -268,6 +296,22 @@ class Options(usage.Options):
             "Seconds to wait at start for the sinks to connect before listening anyway",
             _positive(float),
         ],
+        [
+            "workers",
+            None,
+            1,
+            "Worker processes sharing the ports, each with its own sinks (a "
+            "file sink writes one file per worker); 1: this process alone",
+            _positive(int),
+        ],
+        [
+            "as-worker",
+            None,
+            None,
+            "Internal: run as this worker of a --workers parent, on the "
+            "sockets it passes",
+            _positive(int),
+        ],
     ]
 
     optFlags: ClassVar[list[list[str | None]]] = [
@@ -281,13 +325,19 @@ class Options(usage.Options):
     def __init__(self) -> None:
         usage.Options.__init__(self)
         self["sinks"] = []
-        self._sink_specs: set[str] = set()
+        self._sink_specs: list[str] = []
+        self.arguments: list[str] = []
+        """The command-line arguments parsed, for the worker processes."""
+
+    def parseOptions(self, options: list[str] | None = None) -> None:
+        self.arguments = list(sys.argv[1:] if options is None else options)
+        usage.Options.parseOptions(self, options)
 
     def opt_sink(self, spec: str) -> None:
         """Where records go, as KIND:ARG (repeatable; see --help-sinks)."""
         if spec in self._sink_specs:
             raise usage.UsageError(f"--sink {spec} is given twice")
-        self._sink_specs.add(spec)
+        self._sink_specs.append(spec)
         try:
             self["sinks"].append(make_sink(spec))
         except SinkConfigurationError as error:
@@ -311,14 +361,28 @@ class Options(usage.Options):
             self["sinks"].append(make_sink("log"))
         from twisted.internet import reactor  # noqa: PLC0415 - after --reactor
 
+        worker = self["as-worker"]
+        if worker is not None:
+            self["sinks"] = [
+                make_sink(worker_sink_spec(spec, worker)) for spec in self._sink_specs
+            ] or self["sinks"]
         port = self["port"]
         if port.isdigit():
             self["port"] = port = f"tcp:{port}:backlog={LISTEN_BACKLOG}"
         try:
-            self["endpoint"] = tracker_endpoint(reactor, port)
+            self["endpoint"] = tracker_endpoint(
+                _listening_reactor(reactor, worker, TRACKER_FD), port
+            )
         except Exception as error:
             raise usage.UsageError(f"--port {port}: {error}") from None
-        self._api_options(reactor)
+        self._api_options(_listening_reactor(reactor, worker, API_FD))
+        if self["workers"] > 1:
+            for option in ("port", "api"):
+                if self[option] != "none" and not shareable(self[option]):
+                    raise usage.UsageError(
+                        f"--{option} {self[option]}: worker processes share "
+                        "tcp:, tcp6:, ssl: and haproxy:tcp: ports only"
+                    )
         self._naming_options(reactor)
         self._cluster_options()
         if self["allow-imeis"] is not None:
@@ -403,6 +467,12 @@ class ReloadOnHangup(Service):
         Service.stopService(self)
 
 
+def _listening_reactor(reactor: Any, worker: int | None, fd: int) -> Any:
+    """What an endpoint listens with: *reactor*, or in a worker, the socket
+    its parent passed at *fd*."""
+    return reactor if worker is None else InheritedSocket(reactor, fd)
+
+
 def _everyone(imei: str) -> bool:
     return True
 
@@ -455,7 +525,16 @@ def makeService(options: Options) -> IService:
     """The gateway service described by *options*."""
     from twisted.internet import reactor  # noqa: PLC0415
 
+    if options["workers"] > 1 and options["as-worker"] is None:
+        return _supervisor(options, reactor)
     root = MultiService()
+    worker: int | None = options["as-worker"]
+    state_dir = Path(options["state-dir"])
+    link: LinkProtocol | None = None
+    if worker is not None:
+        link = LinkProtocol()
+        root.addService(ParentLink(reactor, worker, link))
+        state_dir = worker_state_dir(state_dir, worker)
     allow: Callable[[str], bool] = _everyone
     reloads: list[Callable[[], None]] = []
     allowlist: ImeiAllowlist | None = None
@@ -499,35 +578,126 @@ def makeService(options: Options) -> IService:
         udp_interface=options["udp-interface"],
         drain_timeout=options["drain-timeout"],
         sink_ready_timeout=options["sink-ready-timeout"],
-        state_dir=Path(options["state-dir"]),
+        state_dir=state_dir,
         naming=(lambda imei: None) if naming is None else naming,
+        udp_reactor=_listening_reactor(reactor, worker, UDP_FD),
     )
     if allowlist is not None:
         allowlist.on_reload(gateway.factory.close_disallowed)
     gateway.whenListening().addCallbacks(freeze_startup_objects, _exit_unable_to_listen)
     metrics = GatewayMetrics(gateway.registry, version=teltotwist_version())
     gateway.events.add(metrics)
-    member = None
-    if options["cluster-settings"] is not None:
-        bus = AmqpBus(options["cluster-settings"], options["instance-id"], reactor)
-        member = ClusterMember(bus, gateway, reactor, metrics.cluster_command)
+    member = _member(options, gateway, metrics, reactor, worker=worker, link=link)
+    if member is not None:
         # Joined before the gateway listens, left after it stopped.
         root.addService(member)
     root.addService(gateway)
     if options["api-endpoint"] is not None:
-        root.addService(_api(options, gateway, metrics, member, reactor))
+        every_worker = None
+        if worker is not None and link is not None:
+            every_worker = _every_worker(link, worker)
+        root.addService(
+            _api(options, gateway, metrics, reactor, member, every_worker=every_worker)
+        )
     return root
+
+
+def _member(
+    options: Options,
+    gateway: GatewayService,
+    metrics: GatewayMetrics,
+    reactor: Any,
+    *,
+    worker: int | None,
+    link: LinkProtocol | None,
+) -> ClusterMember | None:
+    """*gateway* as a member of its cluster: over RabbitMQ with --cluster
+    (a worker's id is the instance's with ``/wN``), else a worker's over
+    its parent's hub; None for a gateway alone."""
+    bus: IClusterBus
+    if options["cluster-settings"] is not None:
+        member_id = options["instance-id"]
+        if worker is not None:
+            member_id = f"{member_id}/w{worker}"
+        bus = AmqpBus(options["cluster-settings"], member_id, reactor)
+    elif worker is not None and link is not None:
+        bus = HubBus(worker_member_id(worker), link)
+    else:
+        return None
+    return ClusterMember(bus, gateway, reactor, metrics.cluster_command)
+
+
+def _every_worker(
+    link: LinkProtocol, worker: int
+) -> Callable[[GatewayMetrics], MetricsExposition]:
+    """The metrics of every worker, this one's among them."""
+    return lambda metrics: WorkersExposition(link, worker, metrics.exposition)
+
+
+def _supervisor(options: Options, reactor: Any) -> IService:
+    """The parent of ``--workers``: it binds the ports and runs the workers,
+    which share one API token."""
+    root = MultiService()
+    environment: dict[str, str] = {}
+    if options["api-endpoint"] is not None:
+        token = options["api-token"] or ApiToken.generate()
+        environment[TOKEN_VARIABLE] = token.value
+        if token.generated:
+            _log.info(
+                "HTTP API token generated for this run (set {variable} or "
+                "--api-token-file to choose one): {token}",
+                variable=TOKEN_VARIABLE,
+                token=token.value,
+            )
+    supervisor = WorkerSupervisor(
+        reactor,
+        options["workers"],
+        lambda: bind_sockets(
+            options["port"],
+            options["udp-port"],
+            options["udp-interface"],
+            None if options["api-endpoint"] is None else options["api"],
+        ),
+        lambda number, sockets: worker_command(
+            reactor, options.arguments, number, sockets
+        ),
+        environment=environment,
+        link=_parent_link(reactor),
+        stop_timeout=options["drain-timeout"] + KILL_MARGIN,
+    )
+    supervisor.whenListening().addErrback(_exit_unable_to_listen)
+    root.addService(supervisor)
+    root.addService(ReloadOnHangup(supervisor.hangup))
+    return root
+
+
+def _parent_link(reactor: Any) -> Callable[[int], OneProtocol]:
+    """The parent's end of each worker's link: the hub between the
+    workers, and the gathering of their metrics."""
+    hub = Hub(reactor)
+    gatherer = ExpositionGatherer(reactor)
+
+    def link(number: int) -> OneProtocol:
+        protocol = LinkProtocol()
+        hub.attach(protocol)
+        gatherer.attach(number, protocol)
+        return OneProtocol(protocol)
+
+    return link
 
 
 def _api(
     options: Options,
     gateway: GatewayService,
     metrics: GatewayMetrics,
-    member: ClusterMember | None,
     reactor: Any,
+    member: ClusterMember | None = None,
+    *,
+    every_worker: Callable[[GatewayMetrics], MetricsExposition] | None = None,
 ) -> ApiService:
-    """The HTTP API in front of *gateway* (or of its cluster, through
-    *member*) and its commands, with the metrics observing it."""
+    """The HTTP API in front of *gateway* and its commands, with the metrics
+    observing it; with *member*, the fleet and commands of its cluster, and
+    with *every_worker*, the metrics of every worker."""
     token = options["api-token"] or ApiToken.generate()
     center = gateway.factory.commands
     fleet: Fleet = LocalFleet(gateway.registry, center, reactor)
@@ -539,7 +709,7 @@ def _api(
     resource = ApiResource(
         fleet,
         gateway,
-        metrics,
+        metrics if every_worker is None else every_worker(metrics),
         token,
         reactor,
         commands=commands,

@@ -21,6 +21,7 @@ from twisted.internet.task import deferLater
 from teltotwist.cluster.bus import ClusterBusError, Envelope, IClusterBus
 from teltotwist.cluster.memory import MemoryCluster
 from tests.amqp_cluster import amqp_cluster
+from tests.hub_cluster import hub_cluster
 
 IMEI = "356307042441013"
 OTHER_IMEI = "356307042441021"
@@ -38,6 +39,7 @@ async def memory_cluster() -> AsyncIterator[MemberMaker]:
 BUSES: dict[str, Callable[[], AbstractAsyncContextManager[MemberMaker]]] = {
     "memory": memory_cluster,
     "amqp": amqp_cluster,
+    "hub": hub_cluster,
 }
 """Each bus implementation under test, by name."""
 

@@ -42,8 +42,9 @@ _log = Logger()
 class MetricsExposition(Protocol):
     """The gateway's metrics, as ``/metrics`` serves them."""
 
-    def exposition(self) -> bytes:
-        """The metrics in the Prometheus text format."""
+    def exposition(self) -> bytes | Deferred[bytes]:
+        """The metrics in the Prometheus text format (gathered, for those of
+        several processes)."""
 
 
 _Handler = Callable[[], Answer | Deferred[Answer]]
@@ -157,8 +158,11 @@ class ApiResource(Resource):
             return json_answer(503, {"status": "not ready", "reasons": reasons})
         return json_answer(200, {"status": "ready"})
 
-    def _exposition(self) -> Answer:
-        return Answer(200, self._metrics.exposition(), PROMETHEUS_TEXT)
+    def _exposition(self) -> Answer | Deferred[Answer]:
+        exposed = self._metrics.exposition()
+        if isinstance(exposed, Deferred):
+            return exposed.addCallback(lambda body: Answer(200, body, PROMETHEUS_TEXT))
+        return Answer(200, exposed, PROMETHEUS_TEXT)
 
     def _trackers(self) -> Deferred[Answer]:
         return self._fleet.trackers().addCallbacks(_listing, _unavailable)
