@@ -667,26 +667,21 @@ class FixedIoEncoder:
         self._packer = layout.encoder(shape)
         self._suffix = bytes(2) if layout.has_variable_group else b""
 
-    def encode(self, fields: tuple[int, ...]) -> bytes:
-        """The bytes of the record with *fields*: timestamp in ms, priority,
-        longitude and latitude in units of 1e-7 degrees, altitude, angle,
-        satellites, speed, event id, the generation type (Codec 16 only),
-        then the IO values as unsigned integers, in the order of the ids."""
+    def record(self, fields: tuple[int, ...]) -> AvlRecord:
+        """The record with *fields*, encoded: what decoding its
+        :attr:`~AvlRecord.wire` gives. The fields are the timestamp in ms,
+        priority, longitude and latitude in units of 1e-7 degrees, altitude,
+        angle, satellites, speed, event id, the generation type (Codec 16
+        only), then the IO values as unsigned integers, in the order of the
+        ids."""
         if len(fields) != self._fields:
             raise ValueRangeError(
                 f"{len(fields)} fields given, a record takes {self._fields}"
             )
         try:
-            fixed = self._packer.pack(*self._pick(fields + self._constants))
+            wire = self._packer.pack(*self._pick(fields + self._constants))
         except struct.error as error:
             raise ValueRangeError(f"record does not fit its codec: {error}") from None
-        return fixed + self._suffix
-
-    def record(self, fields: tuple[int, ...]) -> AvlRecord:
-        """The record with *fields* (as :meth:`encode` takes them), its
-        :attr:`~AvlRecord.wire` encoded: what decoding it gives."""
-        wire = self.encode(fields)
-        head = self._head
         return _new(
             AvlRecord,
             (
@@ -699,9 +694,9 @@ class FixedIoEncoder:
                 fields[6],
                 fields[7],
                 fields[8],
-                dict(zip(self._io_ids, fields[head:])),  # noqa: B905 - as many
+                dict(zip(self._io_ids, fields[self._head :])),  # noqa: B905 - as many
                 self._io_layout,
                 fields[9] if self._has_generation_type else None,
-                wire,
+                wire + self._suffix,
             ),
         )
