@@ -107,7 +107,6 @@ class RouteWalker:
             raise RouteError(f"a route needs at least 2 points, not {len(points)}")
         if not 0 < min_speed <= max_speed:
             raise ValueError(f"speeds must be 0 < {min_speed} <= {max_speed}")
-        self._points = tuple(points)
         if not _goes_somewhere(points):
             raise RouteError("a route's points must not all be the same place")
         self._segments = tuple(map(_Segment.between, points, (*points[1:], points[0])))
