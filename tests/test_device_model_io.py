@@ -109,7 +109,7 @@ def test_values_come_in_the_order_of_the_ids_grouped_by_size() -> None:
         17: 0xFFFF,
         14: 2**40,
     }
-    sizes = [fmb920.definitions[name].size for name in fmb920.names]
+    sizes = [fmb920.definitions[name].size or 0 for name in fmb920.names]
     assert sizes == sorted(sizes)
     assert fmb920.io_layout == (*map(sizes.count, (1, 2, 4, 8)), 0, 0)
 

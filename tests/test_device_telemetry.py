@@ -159,6 +159,7 @@ def test_each_record_is_another_moment_with_its_own_noise() -> None:
     assert len({record.satellites for record in records}) == 6
 
 
-def signed(value: int, size: int) -> int:
+def signed(value: int | bytes, size: int) -> int:
     """*value*, sent in *size* bytes, as the signed integer it stands for."""
+    assert isinstance(value, int)
     return int.from_bytes(value.to_bytes(size, "big"), "big", signed=True)
