@@ -42,6 +42,7 @@ from teltotwist.gateway.dispatch import Dispatcher
 from teltotwist.gateway.items import Item, TrackerRecord
 from teltotwist.gateway.limits import Limits
 from teltotwist.gateway.tcp import TeltonikaTcpFactory
+from teltotwist.gateway.traffic import TrafficEvent
 from teltotwist.sinks import IRecordSink
 from teltotwist.testing import FakeTracker
 
@@ -66,6 +67,13 @@ class JoiningSink:
 
     def close(self) -> Deferred[None]:
         return succeed(None)
+
+
+class DiscardingWatcher:
+    """A live view's watcher that keeps nothing."""
+
+    def traffic(self, event: TrafficEvent) -> None:
+        pass
 
 
 def frames(
@@ -102,10 +110,11 @@ def best_cpu(rounds: int, run: Callable[[], object]) -> float:
 
 
 def whole_path(
-    naming: Naming, trackers: int, data: list[bytes]
+    naming: Naming, trackers: int, data: list[bytes], watch: bool = False
 ) -> Callable[[], object]:
     """A run of *data* through an embedded gateway, round-robin over
-    *trackers* logged-in trackers; each packet must be ACKed."""
+    *trackers* logged-in trackers; each packet must be ACKed. With *watch*,
+    the first tracker's traffic is watched, as by an open live view."""
     clock = MemoryReactorClock()
     dispatcher = Dispatcher([JoiningSink()], 60.0, clock)
     factory = TeltonikaTcpFactory(
@@ -115,6 +124,8 @@ def whole_path(
     for tracker in fleet:
         if tracker.login() != b"\x01":
             raise SystemExit("the embedded gateway refused a login")
+    if watch:
+        factory.traffic.watch(fleet[0].imei, DiscardingWatcher())
 
     def run() -> None:
         for number, frame in enumerate(data):
@@ -169,7 +180,7 @@ def measure(arguments: argparse.Namespace) -> dict[str, Any]:
         arguments.trackers,
     )
     records = arguments.packets * arguments.records
-    run = whole_path(naming, arguments.trackers, data)
+    run = whole_path(naming, arguments.trackers, data, arguments.watch)
     if arguments.profile:
         profile = cProfile.Profile()
         profile.runcall(run)
@@ -185,6 +196,7 @@ def measure(arguments: argparse.Namespace) -> dict[str, Any]:
         "packets": arguments.packets,
         "records_per_packet": arguments.records,
         "trackers": arguments.trackers,
+        "watched": arguments.watch,
         "microseconds_per_record": per_record,
     }
 
@@ -199,6 +211,11 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=5, help="best of (default 5)")
     parser.add_argument(
         "--profile", type=int, metavar="N", help="print cProfile's top N functions"
+    )
+    parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="watch one tracker's traffic, as an open live view does",
     )
     parser.add_argument("--json", action="store_true", help="print JSON")
     arguments = parser.parse_args(argv)
