@@ -216,10 +216,12 @@
     const latency = event.latency_ms === undefined ? "" : event.latency_ms.toFixed(1) + " ms";
     const cells = [
       time(event.time), event.direction === "in" ? "→ in" : event.direction === "out" ? "← out" : "",
-      event.kind, event.size || "", event.hex,
+      event.kind, event.size || "",
     ];
     for (const text of cells) row.insertCell().textContent = text;
-    row.cells[4].className = "hex";
+    const hex = row.insertCell();
+    hex.className = "hex";
+    hex.appendChild(document.createElement("div")).textContent = event.hex;
     const decoded = row.insertCell();
     decoded.className = "decoded";
     if (event.decoded.length) {
