@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import attrs
 import pytest
 
 from tests.conftest import running_twistd
@@ -86,8 +87,16 @@ def browser() -> Iterator[Any]:
         driver.quit()
 
 
+@attrs.frozen
+class Live:
+    """The page's URL, and the port of its gateway's trackers."""
+
+    url: str
+    port: int
+
+
 @pytest.fixture
-def page_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Live]:
     """The live view of a real gateway with a virtual tracker connected."""
     monkeypatch.setenv("TELTOTWIST_API_TOKEN", TOKEN)
     with running_twistd(
@@ -119,7 +128,7 @@ def page_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
             stderr=subprocess.DEVNULL,
         )
         try:
-            yield api
+            yield Live(api, gateway.port)
         finally:
             tracker.kill()
             tracker.wait()
@@ -146,9 +155,9 @@ def newest_record_id(records: Path, known: int) -> str | None:
 
 
 def test_the_page_shows_the_tracker_its_traffic_and_a_command_answer(
-    browser: Any, page_url: str, tmp_path: Path
+    browser: Any, live: Live, tmp_path: Path
 ) -> None:
-    browser.get(page_url)
+    browser.get(live.url)
     token = wait(browser, 10, lambda d: by_css(d, "#token"))[0]
     token.send_keys(TOKEN)
     by_css(browser, "#token-form button")[0].click()
@@ -191,3 +200,46 @@ def test_the_page_shows_the_tracker_its_traffic_and_a_command_answer(
     screenshot = os.environ.get("LIVE_VIEW_SCREENSHOT")
     if screenshot:
         browser.save_screenshot(screenshot)
+
+
+def test_a_downloaded_capture_decodes_and_replays(
+    browser: Any, live: Live, tmp_path: Path
+) -> None:
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    browser.execute_cdp_cmd(
+        "Browser.setDownloadBehavior",
+        {"behavior": "allow", "downloadPath": str(downloads)},
+    )
+    browser.get(live.url)
+    wait(browser, 10, lambda d: by_css(d, "#token"))[0].send_keys(TOKEN)
+    by_css(browser, "#token-form button")[0].click()
+    wait(browser, 15, lambda d: by_css(d, f'#trackers tr[data-imei="{IMEI}"]'))[
+        0
+    ].click()
+    wait(browser, 15, lambda d: len(by_css(d, "#traffic tr.ack")) >= 2)
+
+    by_css(browser, "#download")[0].click()
+    capture = downloads / f"capture-{IMEI}.txt"
+    wait(browser, 10, lambda d: capture.exists() and capture.stat().st_size > 0)
+    decoded = subprocess.run(
+        [sys.executable, "-m", "teltotwist", "decode"],
+        stdin=capture.open(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    replayed = subprocess.run(
+        [
+            *(sys.executable, "-m", "teltotwist", "device", "--replay", str(capture)),
+            *("--imei", "352093081452251", "--server", f"tcp:127.0.0.1:{live.port}"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert decoded.returncode == 0, decoded.stdout
+    assert '"records"' in decoded.stdout
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert "frames acknowledged" in replayed.stdout
