@@ -296,6 +296,10 @@ async def test_the_openapi_document_describes_every_endpoint(api: Api) -> None:
         "/metrics",
         "/healthz",
         "/readyz",
+        "/",
+        "/v1/live/map",
+        "/v1/live/trackers",
+        "/v1/live/trackers/{imei}/traffic",
     }
     assert served["components"]["schemas"]["Command"]["properties"]["codec"] == {
         "enum": [12, 14]

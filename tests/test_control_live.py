@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
@@ -19,8 +20,16 @@ from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
 from teltotwist.codec import AvlPacket, Codec, decode_frame, encode_frame, encode_login
+from teltotwist.control.openapi import DOCUMENT
 from tests.command_api import Gateway, running_gateway
-from tests.test_control_api import IMEI, LOOPBACK, TOKEN, options, start
+from tests.test_control_api import (
+    IMEI,
+    LOOPBACK,
+    TOKEN,
+    body_as_documented,
+    options,
+    start,
+)
 from tests.test_device_gateway import until
 from tests.vectors import by_id
 
@@ -91,6 +100,15 @@ async def gateway(
         yield running
 
 
+def assert_documented(reader: EventReader, path: str) -> None:
+    """Every event of *reader* is one the OpenAPI document gives for *path*,
+    its data as the document's schema says."""
+    events = DOCUMENT["paths"][path]["get"]["x-events"]
+    for event, data in reader.events:
+        schema = {**events[event], "components": DOCUMENT["components"]}
+        jsonschema.validate(data, schema)
+
+
 async def opened(gateway: Gateway, path: str) -> EventReader:
     response = await gateway.api.get(path)
     assert response.code == 200
@@ -143,7 +161,7 @@ async def test_the_live_streams_need_the_token(gateway: Gateway) -> None:
 async def test_the_map_settings_default_to_openstreetmap(gateway: Gateway) -> None:
     response = await gateway.api.get("/v1/live/map")
 
-    body = json.loads(await response.content())
+    body = await body_as_documented(response, "/v1/live/map")
     assert body["tiles"] == "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     assert "OpenStreetMap" in body["attribution"]
 
@@ -186,6 +204,7 @@ async def test_the_trackers_stream_lists_a_tracker_then_its_changes(
         await until(lambda: any(c["gone"] == [IMEI] for c in reader.named("changes")))
     finally:
         reader.close()
+    assert_documented(reader, "/v1/live/trackers")
 
 
 @pytest_twisted.ensureDeferred
@@ -199,6 +218,7 @@ async def test_the_traffic_stream_shows_frames_records_and_acks(
         login, reply, data, ack = reader.named("traffic")[:4]
     finally:
         reader.close()
+    assert_documented(reader, "/v1/live/trackers/{imei}/traffic")
 
     assert (login["kind"], login["direction"]) == ("login", "in")
     assert (reply["kind"], reply["hex"]) == ("login_reply", "01")
