@@ -53,7 +53,7 @@ class EventStream:
         self._held: deque[bytes] = deque()
         self._held_bytes = 0
         self._paused = False
-        self.open = True
+        self._open = True
         request.setResponseCode(200)
         request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
         request.setHeader(b"cache-control", b"no-store")
@@ -70,19 +70,12 @@ class EventStream:
         chunk = b"event: %s\ndata: %s\n\n" % (event.encode(), encode_json(data))
         self._write(chunk)
 
-    def close(self) -> None:
-        """End the stream from this side."""
-        if self.open:
-            self._end()
-            self._request.unregisterProducer()
-            self._request.finish()
-
     def pauseProducing(self) -> None:
         self._paused = True
 
     def resumeProducing(self) -> None:
         self._paused = False
-        while self._held and not self._paused and self.open:
+        while self._held and not self._paused and self._open:
             chunk = self._held.popleft()
             self._held_bytes -= len(chunk)
             self._request.write(chunk)
@@ -91,7 +84,7 @@ class EventStream:
         self._end()
 
     def _write(self, chunk: bytes) -> None:
-        if not self.open:
+        if not self._open:
             return
         if not self._paused:
             self._request.write(chunk)
@@ -110,7 +103,7 @@ class EventStream:
 
     def _keep_alive(self) -> None:
         self._keepalive = None
-        if self.open:
+        if self._open:
             self._write(b": keep-alive\n\n")
             self._keepalive = self._clock.callLater(
                 KEEPALIVE_INTERVAL, self._keep_alive
@@ -120,9 +113,9 @@ class EventStream:
         self._end()
 
     def _end(self) -> None:
-        if not self.open:
+        if not self._open:
             return
-        self.open = False
+        self._open = False
         self._held.clear()
         self._held_bytes = 0
         if self._keepalive is not None and self._keepalive.active():

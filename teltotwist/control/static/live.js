@@ -98,7 +98,9 @@
         radius: 7, weight: 2, color: "#1d3557", fillColor: "#e63946", fillOpacity: 0.9,
         className: "tracker-marker",
       }).addTo(map);
-      marker.bindTooltip(tracker.imei);
+      const label = document.createElement("span");
+      label.textContent = tracker.imei;
+      marker.bindTooltip(label);
       marker.on("click", () => select(tracker.imei));
       markers.set(tracker.imei, marker);
     } else {
@@ -189,7 +191,7 @@
     $("command-result").hidden = true;
     renderTrackers();
     drawTrack();
-    stream("v1/live/trackers/" + imei + "/traffic", onTraffic, trafficAbort.signal);
+    stream("v1/live/trackers/" + encodeURIComponent(imei) + "/traffic", onTraffic, trafficAbort.signal);
   }
 
   function onTraffic(name, event) {
@@ -283,7 +285,7 @@
     result.className = "command-result";
     result.textContent = text + ": sending…";
     try {
-      const response = await api("v1/trackers/" + selected + "/commands", {
+      const response = await api("v1/trackers/" + encodeURIComponent(selected) + "/commands", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ command: text, wait: 30 }),
