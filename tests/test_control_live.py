@@ -5,9 +5,11 @@ costing the trackers anything."""
 
 from __future__ import annotations
 
+import configparser
 import json
 import socket
 from collections.abc import AsyncIterator
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 
+import teltotwist.control
 from teltotwist.codec import AvlPacket, Codec, decode_frame, encode_frame, encode_login
 from teltotwist.control.openapi import DOCUMENT
 from tests.command_api import Gateway, running_gateway
@@ -166,17 +169,55 @@ async def test_the_map_settings_default_to_openstreetmap(gateway: Gateway) -> No
     assert "OpenStreetMap" in body["attribution"]
 
 
+@pytest.mark.parametrize(
+    ("arguments", "settings"),
+    [
+        (["--map-tiles", "none"], {"tiles": None, "attribution": ""}),
+        (
+            ["--map-tiles", "https://tiles.example/{z}/{x}/{y}.png"],
+            {"tiles": "https://tiles.example/{z}/{x}/{y}.png", "attribution": ""},
+        ),
+        (
+            [
+                *("--map-tiles", "https://t.example/{z}/{x}/{y}.png"),
+                *("--map-attribution", "&copy; Example"),
+            ],
+            {
+                "tiles": "https://t.example/{z}/{x}/{y}.png",
+                "attribution": "&copy; Example",
+            },
+        ),
+    ],
+)
 @pytest_twisted.ensureDeferred
 async def test_other_tiles_or_none_can_be_configured(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, arguments: list[str], settings: dict[str, Any]
 ) -> None:
     monkeypatch.setenv("TELTOTWIST_API_TOKEN", TOKEN)
-    api = await start(options("--api", LOOPBACK, "--map-tiles", "none"))
+    api = await start(options("--api", LOOPBACK, *arguments))
     try:
         body = json.loads(await (await api.get("/v1/live/map")).content())
     finally:
         await api.root.stopService()
-    assert body == {"tiles": None, "attribution": ""}
+    assert body == settings
+
+
+def test_every_file_of_the_page_ships_in_the_wheel() -> None:
+    """setup.cfg's package data for teltotwist.control covers every file
+    under static/, so an installed gateway serves the same page."""
+    config = configparser.ConfigParser()
+    config.read(Path(__file__).parent.parent / "setup.cfg")
+    patterns = config["options.package_data"]["teltotwist.control"].split()
+    package = Path(teltotwist.control.__file__).parent
+    shipped = sorted(
+        str(path.relative_to(package))
+        for path in (package / "static").rglob("*")
+        if path.is_file()
+    )
+    assert "static/leaflet/LICENSE" in shipped
+    assert [
+        name for name in shipped if not any(fnmatch(name, p) for p in patterns)
+    ] == []
 
 
 @pytest_twisted.ensureDeferred
