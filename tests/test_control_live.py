@@ -19,10 +19,12 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
+from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 
 import teltotwist.control
 from teltotwist.codec import AvlPacket, Codec, decode_frame, encode_frame, encode_login
+from teltotwist.control.live import MAX_STREAMS
 from teltotwist.control.openapi import DOCUMENT
 from tests.command_api import Gateway, running_gateway
 from tests.test_control_api import (
@@ -277,6 +279,40 @@ async def test_a_closed_stream_stops_watching(gateway: Gateway) -> None:
     reader.close()
 
     await until(lambda: not gateway.api.gateway.traffic.active)
+
+
+@pytest_twisted.ensureDeferred
+async def test_streams_past_the_limit_are_refused_until_one_closes(
+    gateway: Gateway,
+) -> None:
+    readers = [await opened(gateway, TRAFFIC) for _ in range(MAX_STREAMS)]
+    try:
+        refused = await gateway.api.get("/v1/live/trackers")
+        readers.pop().close()
+        accepted = await retried(gateway, "/v1/live/trackers")
+        reader = EventReader()
+        accepted.original.deliverBody(reader)
+        readers.append(reader)
+    finally:
+        for reader in readers:
+            reader.close()
+
+    assert refused.code == 503
+    assert json.loads(await refused.content()) == {
+        "error": f"{MAX_STREAMS} live streams are open already; close one"
+    }
+
+
+async def retried(gateway: Gateway, path: str) -> Any:
+    """The first answer to GET *path* that is not 503 (a closed stream is
+    counted out once its connection is gone)."""
+    for _ in range(500):
+        response = await gateway.api.get(path)
+        if response.code != 503:
+            return response
+        await response.content()
+        await deferLater(reactor, 0.01, lambda: None)
+    pytest.fail(f"GET {path} stayed refused")
 
 
 @pytest_twisted.ensureDeferred

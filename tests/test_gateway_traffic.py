@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from twisted.internet.testing import MemoryReactorClock
 
+from teltotwist.catalogue import load_catalogue
 from teltotwist.codec import decode_frame, encode_login, tcp_ack
 from teltotwist.gateway.dispatch import Dispatcher
 from teltotwist.gateway.limits import Limits
@@ -16,6 +17,7 @@ from teltotwist.gateway.traffic import TrafficEvent
 from teltotwist.testing import FakeTracker, RecordingSink
 from tests.vectors import by_id
 
+CODEC8 = by_id("wiki-c8-tcp-1").data
 CODEC8E = by_id("traccar-01-avl").data
 GETINFO_COMMAND = by_id("wiki-c12-getinfo-cmd").data
 GETINFO_RESPONSE = by_id("wiki-c12-getinfo-resp").data
@@ -76,6 +78,23 @@ def test_a_watched_tracker_shows_its_login_frames_records_acks_and_logout(
     assert "latitude" in data["decoded"][0]
     assert ack["latency_ms"] == 0
     assert ack["note"] == "2 records acknowledged"
+
+
+def test_records_show_with_their_attributes_when_io_naming_is_on() -> None:
+    clock = MemoryReactorClock()
+    naming = load_catalogue().naming("FMB920")
+    factory = TeltonikaTcpFactory(
+        Dispatcher([RecordingSink()], 20, clock), clock, naming=lambda imei: naming
+    )
+    watcher = Watcher()
+    factory.traffic.watch(IMEI, watcher)
+    tracker = FakeTracker(factory, imei=IMEI)
+    tracker.login()
+    tracker.send(CODEC8)
+
+    [record] = watcher.events[2].to_json()["decoded"]
+    assert record["io"]["66"] == 24079
+    assert record["attributes"]["external_voltage"] == 24.079
 
 
 def test_commands_both_ways_show_with_their_decoded_frames(
