@@ -167,6 +167,12 @@ def test_the_page_shows_the_tracker_its_traffic_and_a_command_answer(
     assert "km/h" in wait(browser, 15, lambda d: "km/h" in row.text and row.text), (
         "the row shows the last position and speed"
     )
+    search = by_css(browser, "#filter")[0]
+    search.send_keys("999")
+    wait(browser, 5, lambda d: not by_css(d, "#trackers tbody tr"))
+    search.clear()
+    search.send_keys(IMEI[:6])
+    row = wait(browser, 5, lambda d: by_css(d, f'#trackers tr[data-imei="{IMEI}"]'))[0]
     row.click()
     wait(browser, 15, lambda d: by_css(d, "#traffic tr.data"))
 
