@@ -82,7 +82,7 @@ class Deliver:
     *frame* is the data frame as received (for the traffic tap)."""
 
     items: tuple[Item, ...]
-    frame: bytes = attrs.field(default=b"", eq=False, repr=False)
+    frame: bytes = attrs.field(eq=False, repr=False)
 
 
 @attrs.frozen
@@ -91,7 +91,7 @@ class CommandReceived:
     the frame as received."""
 
     frame: CommandFrame
-    data: bytes = attrs.field(default=b"", eq=False, repr=False)
+    data: bytes = attrs.field(eq=False, repr=False)
 
 
 @attrs.frozen
@@ -114,7 +114,7 @@ class CommandAnswered:
 
     message: CommandMessage
     executed: bool
-    data: bytes = attrs.field(default=b"", eq=False, repr=False)
+    data: bytes = attrs.field(eq=False, repr=False)
 
 
 @attrs.frozen
