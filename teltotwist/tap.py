@@ -25,6 +25,12 @@ from teltotwist.codec import ImeiPolicy
 from teltotwist.control.api import ApiResource, ApiSite
 from teltotwist.control.auth import ApiToken, TokenError, configured_token
 from teltotwist.control.command_endpoints import CommandEndpoints
+from teltotwist.control.live import (
+    OPENSTREETMAP_ATTRIBUTION,
+    OPENSTREETMAP_TILES,
+    LiveEndpoints,
+    MapTiles,
+)
 from teltotwist.control.metrics import GatewayMetrics
 from teltotwist.control.service import ApiService
 from teltotwist.gateway.allowlist import AllowlistError, ImeiAllowlist, parse_allowlist
@@ -240,6 +246,20 @@ class Options(usage.Options):
             None,
             "File holding the API's bearer token (else $TELTOTWIST_API_TOKEN; "
             "with neither, a token is generated and logged at start).",
+        ],
+        [
+            "map-tiles",
+            None,
+            OPENSTREETMAP_TILES,
+            "Tile URL template of the live view's map ({z}/{x}/{y}); none: no "
+            "tiles, positions on a plain background.",
+        ],
+        [
+            "map-attribution",
+            None,
+            None,
+            "The attribution the live view's map shows for its tiles (HTML); "
+            "default: OpenStreetMap's with the default tiles, else none.",
         ],
         [
             "sink-ready-timeout",
@@ -483,7 +503,20 @@ def _api(options: Options, gateway: GatewayService, reactor: Any) -> ApiService:
     token = options["api-token"] or ApiToken.generate()
     center = gateway.factory.commands
     commands = None if center is None else CommandEndpoints(center, reactor)
+    live = LiveEndpoints(gateway.registry, gateway.traffic, reactor, _tiles(options))
     resource = ApiResource(
-        gateway.registry, gateway, metrics, token, reactor, commands=commands
+        gateway.registry, gateway, metrics, token, reactor, commands=commands, live=live
     )
     return ApiService(options["api-endpoint"], ApiSite(resource), token)
+
+
+def _tiles(options: Options) -> MapTiles:
+    """The live view's map tiles as ``--map-tiles`` and ``--map-attribution``
+    say."""
+    url = options["map-tiles"]
+    attribution = options["map-attribution"]
+    if url == "none":
+        return MapTiles(None, attribution or "")
+    if attribution is None:
+        attribution = OPENSTREETMAP_ATTRIBUTION if url == OPENSTREETMAP_TILES else ""
+    return MapTiles(url, attribution)
