@@ -220,7 +220,7 @@ async def test_without_the_token_nothing_is_revealed(
 @pytest_twisted.ensureDeferred
 async def test_unknown_paths_are_404_and_other_methods_405(api: Api) -> None:
     unknown = await api.get("/v1/nothing")
-    root = await api.get("/")
+    root = await api.get("/nothing")
     post = await api.request("POST", "/v1/trackers")
     put = await api.request("PUT", f"/v1/trackers/{IMEI}/connection")
 
@@ -296,6 +296,10 @@ async def test_the_openapi_document_describes_every_endpoint(api: Api) -> None:
         "/metrics",
         "/healthz",
         "/readyz",
+        "/",
+        "/v1/live/map",
+        "/v1/live/trackers",
+        "/v1/live/trackers/{imei}/traffic",
     }
     assert served["components"]["schemas"]["Command"]["properties"]["codec"] == {
         "enum": [12, 14]
