@@ -109,7 +109,10 @@ class ApiResource(Resource):
         if not isinstance(answer, Deferred):
             return _respond(request, answer)
         request.notifyFinish().addErrback(lambda _: answer.cancel())
-        answer.addCallback(_finish, request).addErrback(_unless_disconnected)
+        answer.addErrback(_unless_disconnected)
+        answer.addCallback(_finish, request).addErrback(
+            lambda failure: _log.failure("HTTP API: answering failed", failure)
+        )
         return NOT_DONE_YET
 
     def _answer(self, request: Request) -> Answer | Deferred[Answer] | EventStream:
@@ -259,15 +262,19 @@ def _respond(request: Request, answer: Answer) -> bytes:
     return answer.body
 
 
-def _finish(answer: Answer, request: Request) -> None:
-    request.write(_respond(request, answer))
-    request.finish()
+def _finish(answer: Answer | None, request: Request) -> None:
+    if answer is not None:
+        request.write(_respond(request, answer))
+        request.finish()
 
 
-def _unless_disconnected(failure: Failure) -> None:
-    """Nothing when the client went (its wait was cancelled); else log."""
-    if not failure.check(CancelledError):
-        _log.failure("HTTP API: answering a request failed", failure)
+def _unless_disconnected(failure: Failure) -> Answer | None:
+    """Nothing when the client went (its wait was cancelled); else log, and
+    answer ``500``."""
+    if failure.check(CancelledError):
+        return None
+    _log.failure("HTTP API: answering a request failed", failure)
+    return error_answer(500, "the request failed; the gateway's log says why")
 
 
 class ApiSite(Site):
