@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+MAX_MEMBERS = 1024
+"""Members known at most; one heard beyond them is answered, not waited
+for."""
+
 
 class Membership:
     """The members known to *member_id* (itself always among them)."""
@@ -21,7 +25,11 @@ class Membership:
 
     def heard(self, member_id: str) -> bool:
         """*member_id* sent a message; True when it was not known."""
-        if member_id == self._member_id or member_id in self._others:
+        if (
+            member_id == self._member_id
+            or member_id in self._others
+            or len(self._others) >= MAX_MEMBERS - 1
+        ):
             return False
         self._others.add(member_id)
         return True
