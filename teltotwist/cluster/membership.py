@@ -23,16 +23,10 @@ class Membership:
         """The ids of the members known now."""
         return frozenset({*self._others, self._member_id})
 
-    def heard(self, member_id: str) -> bool:
-        """*member_id* sent a message; True when it was not known."""
-        if (
-            member_id == self._member_id
-            or member_id in self._others
-            or len(self._others) >= MAX_MEMBERS - 1
-        ):
-            return False
-        self._others.add(member_id)
-        return True
+    def heard(self, member_id: str) -> None:
+        """*member_id* sent a message: it is known from now on."""
+        if member_id != self._member_id and len(self._others) < MAX_MEMBERS - 1:
+            self._others.add(member_id)
 
     def left(self, member_ids: Iterable[str]) -> None:
         """*member_ids* left, or did not answer in time: forget them until
