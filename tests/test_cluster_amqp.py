@@ -176,6 +176,24 @@ async def test_an_imei_unbound_while_disconnected_stays_unbound(
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_bind_the_broker_refuses_fails_and_the_member_joins_again(
+    cluster: Cluster,
+) -> None:
+    sender, held = await cluster.joined(), await cluster.joined()
+    await held.bus.bind(IMEI)
+    await delete_exchange(cluster.prefix)  # an operator's mistake
+
+    with pytest.raises(ClusterBusError, match="NOT_FOUND"):
+        await held.bus.bind(OTHER_IMEI)
+
+    await eventually(lambda: not held.bus.ready)
+    await eventually(lambda: held.bus.ready)  # the exchange declared again
+    sent = envelope(sender.bus)
+    assert await sender.bus.send_to_tracker(OTHER_IMEI, sent) is True
+    assert await held.received(1) == [sent]
+
+
+@pytest_twisted.ensureDeferred
 async def test_while_the_broker_is_unreachable_start_waits_and_calls_fail(
     cluster: Cluster,
 ) -> None:

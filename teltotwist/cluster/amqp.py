@@ -26,7 +26,13 @@ from urllib.parse import quote
 
 import attrs
 from twisted.application.internet import backoffPolicy
-from twisted.internet.defer import Deferred, DeferredLock, fail, succeed
+from twisted.internet.defer import (
+    Deferred,
+    DeferredLock,
+    fail,
+    gatherResults,
+    succeed,
+)
 from twisted.internet.defer import TimeoutError as DeferredTimeoutError
 from twisted.internet.interfaces import (
     IDelayedCall,
@@ -131,7 +137,7 @@ class AmqpBus:
         :param retry_policy: seconds to wait before reconnecting, from the
             number of failed attempts in a row.
         :param connect_timeout: seconds for a connection attempt, until the
-            member's queue is bound and consumed.
+            broker took the login (binding every IMEI again may take longer).
         :param stop_timeout: seconds ``stop`` waits for the connection to close.
         :param max_unconfirmed: messages that may await the broker's confirm;
             past that, sends fail at once.
@@ -216,9 +222,11 @@ class AmqpBus:
         """Bind *imei* to this member. While disconnected it fails, yet the
         IMEI is bound once reconnected, as every IMEI bound is."""
         self._bound.add(imei)
-        return self._on_channel(
-            lambda channel: channel.bind(self._queue, self.exchange, f"imei.{imei}")
-        )
+
+        async def bind(channel: ConfirmedChannel) -> None:
+            await channel.bind(self._queue, self.exchange, f"imei.{imei}")
+
+        return self._on_channel(bind)
 
     def unbind(self, imei: str) -> Deferred[None]:
         self._bound.discard(imei)
@@ -366,7 +374,6 @@ class AmqpBus:
         self._retry = None
         connecting = Deferred.fromCoroutine(self._join())
         self._connecting = connecting
-        connecting.addTimeout(self._connect_timeout, self._reactor)
         connecting.addCallbacks(self._connected, self._not_connected)
 
     async def _join(self) -> ConfirmedChannel:
@@ -376,16 +383,20 @@ class AmqpBus:
 
         assert self._endpoint is not None
         broker = self.settings.broker
-        channel = await open_channel(
-            self._endpoint,
-            self._reactor,
-            vhost=broker.vhost,
-            username=broker.username,
-            password=broker.password,
-            exchange=self.exchange,
-            declare=True,
-            exchange_type="direct",
+        opening = Deferred.fromCoroutine(
+            open_channel(
+                self._endpoint,
+                self._reactor,
+                vhost=broker.vhost,
+                username=broker.username,
+                password=broker.password,
+                exchange=self.exchange,
+                declare=True,
+                exchange_type="direct",
+            )
         )
+        # Not the binding: the more trackers, the longer it takes.
+        channel = await opening.addTimeout(self._connect_timeout, self._reactor)
         try:
             await channel.declare_queue(self._queue, exclusive=True)
             for routing_key in (f"member.{self.member_id}", "all"):
@@ -402,8 +413,12 @@ class AmqpBus:
         those unbound meanwhile."""
         done: set[str] = set()
         while todo := self._bound - done:
-            for imei in todo:
-                await channel.bind(self._queue, self.exchange, f"imei.{imei}")
+            await gatherResults(
+                [
+                    channel.bind(self._queue, self.exchange, f"imei.{imei}")
+                    for imei in todo
+                ]
+            )
             done |= todo
         for imei in done - self._bound:
             await channel.unbind(self._queue, self.exchange, f"imei.{imei}")
