@@ -31,6 +31,7 @@ from pika.exceptions import (  # type: ignore[import-untyped]
     UnroutableError,
 )
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import TimeoutError as DeferredTimeoutError
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
@@ -134,16 +135,43 @@ async def open_channel(
     exchange: str,
     declare: bool,
     exchange_type: str = "topic",
+    timeout: float,
 ) -> ConfirmedChannel:
     """Connect, log in, open a channel in confirm mode and check *exchange*:
     declare it (*exchange_type*, durable) if *declare*, else require that it
-    exists.
+    exists; all within *timeout* seconds.
 
     :raises PublishError: saying why, in the broker's words when it gave any.
     """
     parameters = pika.ConnectionParameters(
         virtual_host=vhost, credentials=pika.PlainCredentials(username, password)
     )
+    opening = Deferred.fromCoroutine(
+        _open_channel(
+            endpoint,
+            reactor,
+            parameters,
+            exchange=exchange,
+            declare=declare,
+            exchange_type=exchange_type,
+        )
+    )
+    opening.addTimeout(timeout, reactor)
+    try:
+        return await opening
+    except DeferredTimeoutError:
+        raise PublishError(f"no connection within {timeout:g} s") from None
+
+
+async def _open_channel(
+    endpoint: IStreamClientEndpoint,
+    reactor: IReactorTime,
+    parameters: Any,
+    *,
+    exchange: str,
+    declare: bool,
+    exchange_type: str,
+) -> ConfirmedChannel:
     factory = Factory.forProtocol(
         lambda: TwistedProtocolConnection(parameters, custom_reactor=reactor)
     )
