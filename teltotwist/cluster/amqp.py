@@ -17,11 +17,10 @@ connection it is not ready and every call fails at once.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from contextlib import suppress
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 import attrs
@@ -413,17 +412,3 @@ def _envelope(delivery: Delivery) -> Envelope:
         sender=delivery.reply_to or "",
         correlation=delivery.correlation_id,
     )
-
-
-def bus_from_url(url: str, member_id: str) -> AmqpBus:
-    """The bus of ``--cluster URL`` on the global reactor, the password from
-    the environment when the URL has none.
-
-    :raises ClusterConfigurationError: when the URL is not usable.
-    """
-    settings = parse_cluster_url(url, os.environ)
-    # Imported here: importing it installs the default reactor, which must
-    # not happen before twistd installs the one its --reactor option names.
-    from twisted.internet import reactor  # noqa: PLC0415
-
-    return AmqpBus(settings, member_id, cast(IReactorTime, reactor))
