@@ -7,6 +7,7 @@ import atexit
 import gc
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,8 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 
 from teltotwist.catalogue import load_catalogue
+from teltotwist.cluster.amqp import AmqpBus, parse_cluster_url
+from teltotwist.cluster.member import ClusterMember
 from teltotwist.codec import ImeiPolicy
 from teltotwist.control.api import ApiResource, ApiSite
 from teltotwist.control.auth import ApiToken, TokenError, configured_token
@@ -28,6 +31,7 @@ from teltotwist.control.command_endpoints import CommandEndpoints
 from teltotwist.control.metrics import GatewayMetrics
 from teltotwist.control.service import ApiService
 from teltotwist.gateway.allowlist import AllowlistError, ImeiAllowlist, parse_allowlist
+from teltotwist.gateway.fleet import Fleet, LocalFleet
 from teltotwist.gateway.limits import DuplicateLogin, Limits
 from teltotwist.gateway.models import ModelsError, TrackerModels
 from teltotwist.gateway.proxied import tracker_endpoint
@@ -242,6 +246,22 @@ class Options(usage.Options):
             "with neither, a token is generated and logged at start).",
         ],
         [
+            "cluster",
+            None,
+            None,
+            "Join the gateway instances sharing this RabbitMQ broker as one "
+            "cluster (commands, tracker list, duplicate logins): "
+            "amqp://USER[:PASSWORD]@HOST[:PORT]/VHOST[?prefix=NAME] (password "
+            "also from $TELTOTWIST_CLUSTER_PASSWORD).",
+        ],
+        [
+            "instance-id",
+            None,
+            None,
+            "This instance's id in the cluster, unique while it runs. "
+            "Default: HOST:PID.",
+        ],
+        [
             "sink-ready-timeout",
             None,
             DEFAULT_SINK_READY_TIMEOUT,
@@ -300,6 +320,7 @@ class Options(usage.Options):
             raise usage.UsageError(f"--port {port}: {error}") from None
         self._api_options(reactor)
         self._naming_options(reactor)
+        self._cluster_options()
         if self["allow-imeis"] is not None:
             path = Path(self["allow-imeis"])
             if not path.is_file():
@@ -325,6 +346,21 @@ class Options(usage.Options):
             )
         except ModelsError as error:
             raise usage.UsageError(str(error)) from None
+
+    def _cluster_options(self) -> None:
+        """``cluster-settings`` (None without --cluster) and ``instance-id``."""
+        if self["instance-id"] is None:
+            self["instance-id"] = f"{socket.gethostname()}:{os.getpid()}"
+        self["cluster-settings"] = None
+        if self["cluster"] is None:
+            return
+        try:
+            self["cluster-settings"] = parse_cluster_url(self["cluster"], os.environ)
+        except ValueError as error:
+            message = str(error)
+            if "--cluster" not in message:
+                message = f"--cluster: {message}"
+            raise usage.UsageError(message) from None
 
     def _api_options(self, reactor: Any) -> None:
         """``api-endpoint`` (None for ``--api none``) and ``api-token`` (None
@@ -469,21 +505,44 @@ def makeService(options: Options) -> IService:
     if allowlist is not None:
         allowlist.on_reload(gateway.factory.close_disallowed)
     gateway.whenListening().addCallbacks(freeze_startup_objects, _exit_unable_to_listen)
+    metrics = GatewayMetrics(gateway.registry, version=teltotwist_version())
+    gateway.events.add(metrics)
+    member = None
+    if options["cluster-settings"] is not None:
+        bus = AmqpBus(options["cluster-settings"], options["instance-id"], reactor)
+        member = ClusterMember(bus, gateway, reactor, metrics.cluster_command)
+        # Joined before the gateway listens, left after it stopped.
+        root.addService(member)
     root.addService(gateway)
     if options["api-endpoint"] is not None:
-        root.addService(_api(options, gateway, reactor))
+        root.addService(_api(options, gateway, metrics, member, reactor))
     return root
 
 
-def _api(options: Options, gateway: GatewayService, reactor: Any) -> ApiService:
-    """The HTTP API in front of *gateway* and its commands, with the metrics
-    observing it."""
-    metrics = GatewayMetrics(gateway.registry, version=teltotwist_version())
-    gateway.events.add(metrics)
+def _api(
+    options: Options,
+    gateway: GatewayService,
+    metrics: GatewayMetrics,
+    member: ClusterMember | None,
+    reactor: Any,
+) -> ApiService:
+    """The HTTP API in front of *gateway* (or of its cluster, through
+    *member*) and its commands, with the metrics observing it."""
     token = options["api-token"] or ApiToken.generate()
     center = gateway.factory.commands
-    commands = None if center is None else CommandEndpoints(center, reactor)
+    fleet: Fleet = LocalFleet(gateway.registry, center, reactor)
+    checks: list[Callable[[], str | None]] = []
+    if member is not None:
+        fleet = member.fleet
+        checks.append(member.not_ready_why)
+    commands = None if center is None else CommandEndpoints(fleet)
     resource = ApiResource(
-        gateway.registry, gateway, metrics, token, reactor, commands=commands
+        fleet,
+        gateway,
+        metrics,
+        token,
+        reactor,
+        commands=commands,
+        readiness_checks=checks,
     )
     return ApiService(options["api-endpoint"], ApiSite(resource), token)

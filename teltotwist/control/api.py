@@ -11,7 +11,7 @@ and refused tokens are logged rate-limited, with the peer but not the path.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from twisted.internet.defer import CancelledError, Deferred
@@ -27,7 +27,7 @@ from teltotwist.control.command_endpoints import CommandEndpoints
 from teltotwist.control.health import Readiness, not_ready_reasons
 from teltotwist.control.openapi import DOCUMENT
 from teltotwist.gateway.faultlog import FaultLog
-from teltotwist.gateway.registry import TrackerRegistry
+from teltotwist.gateway.fleet import Fleet, FleetUnavailableError, Json, TrackerListing
 
 MAX_REQUEST_BODY = 64 * 1024
 """Bytes of a request body kept at most; a longer one is answered 413."""
@@ -76,16 +76,18 @@ class ApiResource(Resource):
 
     def __init__(
         self,
-        registry: TrackerRegistry,
+        fleet: Fleet,
         gateway: Readiness,
         metrics: MetricsExposition,
         token: ApiToken,
         clock: IReactorTime,
         *,
         commands: CommandEndpoints | None = None,
+        readiness_checks: Sequence[Callable[[], str | None]] = (),
     ) -> None:
         Resource.__init__(self)
-        self._registry = registry
+        self._fleet = fleet
+        self._checks = readiness_checks
         self._gateway = gateway
         self._metrics = metrics
         self._token = token
@@ -150,6 +152,7 @@ class ApiResource(Resource):
 
     def _readiness(self) -> Answer:
         reasons = not_ready_reasons(self._gateway)
+        reasons.extend(filter(None, (check() for check in self._checks)))
         if reasons:
             return json_answer(503, {"status": "not ready", "reasons": reasons})
         return json_answer(200, {"status": "ready"})
@@ -157,20 +160,38 @@ class ApiResource(Resource):
     def _exposition(self) -> Answer:
         return Answer(200, self._metrics.exposition(), PROMETHEUS_TEXT)
 
-    def _trackers(self) -> Answer:
-        trackers = [state.to_json() for state in self._registry.trackers()]
-        return json_answer(200, {"trackers": trackers})
+    def _trackers(self) -> Deferred[Answer]:
+        return self._fleet.trackers().addCallbacks(_listing, _unavailable)
 
-    def _tracker(self, imei: str) -> Answer:
-        state = self._registry.get(imei)
-        if state is None:
-            return error_answer(404, "no tracker with this IMEI now")
-        return json_answer(200, state.to_json())
+    def _tracker(self, imei: str) -> Deferred[Answer]:
+        return self._fleet.tracker(imei).addCallbacks(_tracker, _unavailable)
 
-    def _disconnect(self, imei: str) -> Answer:
-        if not self._registry.close(imei, "closed through the HTTP API"):
-            return error_answer(404, "no TCP connection for this IMEI")
-        return Answer(204)
+    def _disconnect(self, imei: str) -> Deferred[Answer]:
+        return self._fleet.disconnect(imei).addCallbacks(_disconnected, _unavailable)
+
+
+def _listing(listing: TrackerListing) -> Answer:
+    body: dict[str, object] = {"trackers": listing.trackers}
+    if listing.members is not None:
+        body["members"] = listing.members
+    return json_answer(200, body)
+
+
+def _tracker(tracker: Json | None) -> Answer:
+    if tracker is None:
+        return error_answer(404, "no tracker with this IMEI now")
+    return json_answer(200, tracker)
+
+
+def _disconnected(closed: bool) -> Answer:
+    if not closed:
+        return error_answer(404, "no TCP connection for this IMEI")
+    return Answer(204)
+
+
+def _unavailable(failure: Failure) -> Answer:
+    failure.trap(FleetUnavailableError)
+    return error_answer(503, failure.getErrorMessage())
 
 
 def _command_routes(
