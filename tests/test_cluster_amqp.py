@@ -26,11 +26,20 @@ from teltotwist.cluster.amqp import (
 )
 from teltotwist.cluster.bus import ClusterBusError, Envelope
 from teltotwist.cluster.router import ParkingFullError, ParkingLimits
-from tests.amqp_cluster import delete_exchange, fresh_prefix, member_of, settings_for
+from tests.amqp_cluster import (
+    MAX_PARKED_TIME,
+    broker_channel,
+    delete_exchange,
+    fresh_prefix,
+    member_of,
+    settings_for,
+)
 from tests.faultproxy import FaultProxy
 from tests.services import RABBITMQ, require
 
 IMEI = "356307042441013"
+PERSISTENT = 2
+"""AMQP's ``delivery_mode`` for a message the broker writes to disk."""
 OTHER_IMEI = "352093081452251"
 
 
@@ -248,6 +257,32 @@ async def test_parked_messages_outlive_the_member_that_parked_them(
     await parker.bus.stop()
 
     assert await collector.bus.collect(IMEI) == [kept]
+
+
+@pytest_twisted.ensureDeferred
+async def test_parked_messages_are_kept_as_a_broker_restart_keeps_them(
+    cluster: Cluster,
+) -> None:
+    member = await cluster.joined()
+    await member.bus.park(IMEI, envelope(member.bus), 30)
+    queue = f"{cluster.prefix}.parked.{IMEI}"
+
+    async with broker_channel() as channel:
+        # The broker refuses to declare an existing queue again with another
+        # durability: this passes only if the bus declared it durable.
+        await channel.queue_declare(
+            queue,
+            durable=True,
+            arguments={
+                "x-expires": round(MAX_PARKED_TIME * 1000),
+                "x-max-length": ParkingLimits().per_imei,
+                "x-overflow": "reject-publish",
+            },
+        )
+        parked = await channel.basic_get(queue, auto_ack=True)
+        await channel.queue_delete(queue)
+
+    assert parked.properties.delivery_mode == PERSISTENT
 
 
 @pytest_twisted.ensureDeferred
