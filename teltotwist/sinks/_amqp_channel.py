@@ -62,7 +62,6 @@ class RefusedError(PublishError):
 class Delivery:
     """A message the broker delivered, with the properties the bus uses."""
 
-    routing_key: str
     body: bytes
     message_type: str | None
     reply_to: str | None
@@ -113,7 +112,6 @@ class _Diagnosis:
 def _delivery(message: Any) -> Delivery:
     properties = message.properties
     return Delivery(
-        routing_key=message.method.routing_key,
         body=message.body,
         message_type=properties.type,
         reply_to=properties.reply_to,
@@ -282,18 +280,15 @@ class ConfirmedChannel:
         durable: bool = False,
         exclusive: bool = False,
         arguments: dict[str, object] | None = None,
-    ) -> int:
-        """Declare queue *name* (auto-deleted when *exclusive*); returns the
-        number of messages it holds."""
-        declared = await self._channel.queue_declare(
+    ) -> None:
+        """Declare queue *name*, auto-deleted when *exclusive*."""
+        await self._channel.queue_declare(
             name,
             durable=durable,
             exclusive=exclusive,
             auto_delete=exclusive,
             arguments=arguments,
         )
-        count: int = declared.method.message_count
-        return count
 
     def bind(self, queue: str, exchange: str, routing_key: str) -> Deferred[None]:
         """Route the messages *exchange* gets for *routing_key* to *queue*;
