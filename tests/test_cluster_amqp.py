@@ -203,6 +203,23 @@ async def test_a_bind_the_broker_refuses_fails_and_the_member_joins_again(
 
 
 @pytest_twisted.ensureDeferred
+async def test_past_the_bound_on_unconfirmed_messages_sends_fail_at_once(
+    cluster: Cluster,
+) -> None:
+    member = await cluster.joined(through_proxy=True, max_unconfirmed=2)
+    cluster.proxy.stalled = True  # no confirm comes back
+    waiting = [member.bus.broadcast(envelope(member.bus)) for _ in range(2)]
+
+    assert "2 messages to amqp://guest@127.0.0.1:" in refusal(
+        member.bus.broadcast(envelope(member.bus))
+    )
+    cluster.proxy.cut()
+    for sent in waiting:
+        with pytest.raises(ClusterBusError, match="before the broker confirmed"):
+            await sent
+
+
+@pytest_twisted.ensureDeferred
 async def test_while_the_broker_is_unreachable_start_waits_and_calls_fail(
     cluster: Cluster,
 ) -> None:
