@@ -23,7 +23,7 @@ import pika  # type: ignore[import-untyped]
 import pytest
 
 from tests.services import RABBITMQ, require, require_program
-from tests.test_haproxy import CONFIG, TOKEN, Instance, haproxy, instance
+from tests.test_haproxy import CONFIG, TOKEN, Instance, free_port, haproxy, instance
 
 DEVICES = 30
 LOAD_SECONDS = 25
@@ -200,3 +200,14 @@ def test_three_instances_route_commands_and_lose_nothing_when_one_dies(
     }
     assert len(ids) >= summary["records_acked"] > 0, (summary, errors)
     assert "Traceback" not in "".join(log for _, log in stopped)
+
+
+def test_an_instance_that_cannot_reach_the_clusters_broker_is_not_ready(
+    tmp_path: Path,
+) -> None:
+    nowhere = f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F"
+    with instance(tmp_path / "gateway", "--cluster", nowhere) as gateway:
+        status, body = call(gateway, "GET", "/readyz")
+
+    assert status == 503
+    assert body["reasons"] == ["cluster bus not connected"]

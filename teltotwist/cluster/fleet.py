@@ -310,10 +310,13 @@ def _error_body(error: BaseException) -> Body:
 
 
 def _parking_failed(failure: Failure) -> Json:
-    """A park the bus refused: too many parked (429), or the bus (503)."""
+    """A park the bus refused: too many parked (429), a TTL it cannot keep
+    (400), or the bus down (503)."""
     if failure.check(ParkingFullError):
         raise QueueFullError(failure.getErrorMessage())
-    failure.trap(ClusterBusError)
+    failure.trap(ClusterBusError, ValueError)
+    if failure.check(ValueError):  # a TTL the bus cannot keep
+        return failure  # type: ignore[return-value]
     raise FleetUnavailableError(
         f"the command could not be parked: {failure.getErrorMessage()}"
     )
