@@ -7,6 +7,7 @@ import atexit
 import gc
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,8 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 
 from teltotwist.catalogue import load_catalogue
+from teltotwist.cluster.amqp import AmqpBus, parse_cluster_url
+from teltotwist.cluster.bus import IClusterBus
 from teltotwist.cluster.exposition import ExpositionGatherer, WorkersExposition
 from teltotwist.cluster.hub import Hub, HubBus
 from teltotwist.cluster.link import LinkProtocol, OneProtocol
@@ -271,6 +274,22 @@ class Options(usage.Options):
             "with neither, a token is generated and logged at start).",
         ],
         [
+            "cluster",
+            None,
+            None,
+            "Join the gateway instances sharing this RabbitMQ broker as one "
+            "cluster (commands, tracker list, duplicate logins): "
+            "amqp://USER[:PASSWORD]@HOST[:PORT]/VHOST[?prefix=NAME] (password "
+            "also from $TELTOTWIST_CLUSTER_PASSWORD).",
+        ],
+        [
+            "instance-id",
+            None,
+            None,
+            "This instance's id in the cluster, unique while it runs. "
+            "Default: HOST:PID.",
+        ],
+        [
             "sink-ready-timeout",
             None,
             DEFAULT_SINK_READY_TIMEOUT,
@@ -365,6 +384,7 @@ class Options(usage.Options):
                         "tcp:, tcp6:, ssl: and haproxy:tcp: ports only"
                     )
         self._naming_options(reactor)
+        self._cluster_options()
         if self["allow-imeis"] is not None:
             path = Path(self["allow-imeis"])
             if not path.is_file():
@@ -390,6 +410,21 @@ class Options(usage.Options):
             )
         except ModelsError as error:
             raise usage.UsageError(str(error)) from None
+
+    def _cluster_options(self) -> None:
+        """``cluster-settings`` (None without --cluster) and ``instance-id``."""
+        if self["instance-id"] is None:
+            self["instance-id"] = f"{socket.gethostname()}:{os.getpid()}"
+        self["cluster-settings"] = None
+        if self["cluster"] is None:
+            return
+        try:
+            self["cluster-settings"] = parse_cluster_url(self["cluster"], os.environ)
+        except ValueError as error:
+            message = str(error)
+            if "--cluster" not in message:
+                message = f"--cluster: {message}"
+            raise usage.UsageError(message) from None
 
     def _api_options(self, reactor: Any) -> None:
         """``api-endpoint`` (None for ``--api none``) and ``api-token`` (None
@@ -550,24 +585,37 @@ def makeService(options: Options) -> IService:
     if allowlist is not None:
         allowlist.on_reload(gateway.factory.close_disallowed)
     gateway.whenListening().addCallbacks(freeze_startup_objects, _exit_unable_to_listen)
-    root.addService(gateway)
+    metrics = GatewayMetrics(gateway.registry, version=teltotwist_version())
+    gateway.events.add(metrics)
     member = None
-    if worker is not None and link is not None:
-        member = ClusterMember(HubBus(worker_member_id(worker), link), gateway, reactor)
+    bus = _cluster_bus(options, reactor, worker, link)
+    if bus is not None:
+        member = ClusterMember(bus, gateway, reactor, metrics.cluster_command)
+        # Joined before the gateway listens, left after it stopped.
         root.addService(member)
+    root.addService(gateway)
     if options["api-endpoint"] is not None:
-        every_worker = None
+        exposition: MetricsExposition = metrics
         if worker is not None and link is not None:
-            every_worker = _every_worker(link, worker)
-        root.addService(_api(options, gateway, reactor, member, every_worker))
+            exposition = WorkersExposition(link, worker, metrics.exposition)
+        root.addService(_api(options, gateway, exposition, member, reactor))
     return root
 
 
-def _every_worker(
-    link: LinkProtocol, worker: int
-) -> Callable[[GatewayMetrics], MetricsExposition]:
-    """The metrics of every worker, this one's among them."""
-    return lambda metrics: WorkersExposition(link, worker, metrics.exposition)
+def _cluster_bus(
+    options: Options, reactor: Any, worker: int | None, link: LinkProtocol | None
+) -> IClusterBus | None:
+    """The bus of the cluster this process is a member of: RabbitMQ's with
+    --cluster (each worker a member of its own), else a worker's parent's;
+    None for a single process on its own."""
+    if options["cluster-settings"] is not None:
+        member_id = options["instance-id"]
+        if worker is not None:
+            member_id = f"{member_id}/w{worker}"
+        return AmqpBus(options["cluster-settings"], member_id, reactor)
+    if worker is not None and link is not None:
+        return HubBus(worker_member_id(worker), link)
+    return None
 
 
 def _supervisor(options: Options, reactor: Any) -> IService:
@@ -625,15 +673,12 @@ def _parent_link(reactor: Any) -> Callable[[int], OneProtocol]:
 def _api(
     options: Options,
     gateway: GatewayService,
+    metrics: MetricsExposition,
+    member: ClusterMember | None,
     reactor: Any,
-    member: ClusterMember | None = None,
-    every_worker: Callable[[GatewayMetrics], MetricsExposition] | None = None,
 ) -> ApiService:
-    """The HTTP API in front of *gateway* and its commands, with the metrics
-    observing it; with *member*, the fleet and commands of its cluster, and
-    with *every_worker*, the metrics of every worker."""
-    metrics = GatewayMetrics(gateway.registry, version=teltotwist_version())
-    gateway.events.add(metrics)
+    """The HTTP API in front of *gateway* (or of its cluster, through
+    *member*) and its commands, with the metrics observing it."""
     token = options["api-token"] or ApiToken.generate()
     center = gateway.factory.commands
     fleet: Fleet = LocalFleet(gateway.registry, center, reactor)
@@ -645,7 +690,7 @@ def _api(
     resource = ApiResource(
         fleet,
         gateway,
-        metrics if every_worker is None else every_worker(metrics),
+        metrics,
         token,
         reactor,
         commands=commands,

@@ -1,11 +1,13 @@
 """The cluster's logic: real gateways on loopback ports, each a member of
-one in-process cluster (MemoryBus), with trackers connecting to one or the
-other; what the API would answer is asked of each member's fleet."""
+one cluster (in-process over MemoryBus, and on the real RabbitMQ over
+AmqpBus), with trackers connecting to one or the other; what the API would
+answer is asked of each member's fleet."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -20,6 +22,7 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.internet.task import deferLater
 
 import teltotwist
+from teltotwist.cluster.bus import IClusterBus
 from teltotwist.cluster.member import ClusterMember
 from teltotwist.cluster.memory import MemoryBus, MemoryCluster
 from teltotwist.codec import encode_login, login_reply
@@ -29,6 +32,7 @@ from teltotwist.gateway.fleet import CommandOrder, FleetUnavailableError
 from teltotwist.gateway.limits import DuplicateLogin, Limits
 from teltotwist.gateway.service import GatewayService
 from teltotwist.testing import RecordingSink
+from tests.amqp_cluster import amqp_cluster
 from tests.net import PortReportingEndpoint, TrackerClient
 
 IMEI = "356307042441013"
@@ -44,11 +48,11 @@ async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 
 
 class Member:
-    """A real gateway on a loopback port, a member of *cluster*."""
+    """A real gateway on a loopback port, a member of a cluster through *bus*."""
 
-    def __init__(self, cluster: MemoryCluster, name: str, limits: Limits) -> None:
+    def __init__(self, bus: IClusterBus, limits: Limits) -> None:
         self.sink = RecordingSink()
-        self.bus: MemoryBus = cluster.member(name)
+        self.bus = bus
         self.limits = limits
         self.service: GatewayService | None = None
         self.member: ClusterMember | None = None
@@ -88,17 +92,42 @@ class Member:
         return imei in self.service.factory.by_imei
 
 
+@asynccontextmanager
+async def memory_cluster() -> AsyncIterator[Callable[[str], IClusterBus]]:
+    yield MemoryCluster(reactor).member
+
+
+BUSES = {"memory": memory_cluster, "amqp": amqp_cluster}
+
+
+@pytest.fixture(params=sorted(BUSES))
+def bus_kind(request: pytest.FixtureRequest) -> str:
+    kind: str = request.param
+    return kind
+
+
 @pytest_twisted.async_yield_fixture
-async def cluster() -> AsyncIterator[Callable[..., Any]]:
+async def cluster(bus_kind: str) -> AsyncIterator[Callable[..., Any]]:
     """Starts members of one cluster (stopped at the end), and remembers
-    the trackers and connections to stop."""
-    shared = MemoryCluster(reactor)
+    the trackers to stop."""
     started: list[Member] = []
     trackers: list[VirtualTracker] = []
+    async with (
+        BUSES[bus_kind]() as make,
+        _members(make, started, trackers) as start,
+    ):
+        yield start
 
+
+@asynccontextmanager
+async def _members(
+    make: Callable[[str], IClusterBus],
+    started: list[Member],
+    trackers: list[VirtualTracker],
+) -> AsyncIterator[Callable[..., Any]]:
     async def start(count: int, **limits: Any) -> list[Member]:
         members = [
-            Member(shared, f"member-{len(started) + n}", Limits(**limits))
+            Member(make(f"member-{len(started) + n}"), Limits(**limits))
             for n in range(count)
         ]
         for member in members:
@@ -113,11 +142,13 @@ async def cluster() -> AsyncIterator[Callable[..., Any]]:
         return members
 
     start.trackers = trackers  # type: ignore[attr-defined]
-    yield start
-    for tracker in trackers:
-        await tracker.stop()
-    for member in started:
-        await member.stop()
+    try:
+        yield start
+    finally:
+        for tracker in trackers:
+            await tracker.stop()
+        for member in started:
+            await member.stop()
 
 
 def virtual_tracker(start: Any, member: Member, imei: str = IMEI) -> list[DeviceEvent]:
@@ -187,7 +218,7 @@ async def test_a_parked_command_is_delivered_where_the_tracker_logs_in(
     cluster: Any,
 ) -> None:
     a, b = await cluster(2)
-    queued = await a.fleet.send(CommandOrder(IMEI, "getver", None, 12, 600, 0))
+    queued = await a.fleet.send(CommandOrder(IMEI, "getver", None, 12, 30, 0))
     assert queued["status"] == "queued"
     assert await b.fleet.command(queued["id"]) == queued
 
@@ -263,11 +294,13 @@ async def test_a_login_elsewhere_is_rejected_while_the_connection_is_active(
     assert a.holds(IMEI) and not first.closed.called
 
 
+@pytest.mark.parametrize("bus_kind", ["memory"])
 @pytest_twisted.ensureDeferred
 async def test_a_login_is_decided_alone_when_the_bus_is_down(cluster: Any) -> None:
     a, b = await cluster(2, duplicate_login=DuplicateLogin.REJECT)
     await log_in(b)
     await until(lambda: b.holds(IMEI))
+    assert isinstance(a.bus, MemoryBus)
     a.bus.disconnect()
 
     _, reply = await log_in(a)

@@ -13,7 +13,6 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-import attrs
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
@@ -60,12 +59,6 @@ _ERRORS: dict[str, type[Exception]] = {
 }
 
 
-@attrs.define
-class _Parked:
-    command: Command
-    expires_at_ms: int
-
-
 class ClusterFleet:
     """The :class:`~teltotwist.gateway.fleet.Fleet` of a cluster, seen
     from one member: *local* is this member's own; *membership* says which
@@ -89,7 +82,8 @@ class ClusterFleet:
         self._clock = clock
         self._membership = membership
         self._counted = counted
-        self._parked: OrderedDict[str, _Parked] = OrderedDict()
+        self._parked: OrderedDict[str, Command] = OrderedDict()
+        """The commands this member parked, until collected (bounded)."""
 
     # The Fleet.
 
@@ -239,16 +233,15 @@ class ClusterFleet:
         return parked.addCallback(kept).addErrback(_parking_failed)
 
     def _remember(self, command: Command) -> None:
-        self._parked[command.id] = _Parked(command, command.expires_at_ms)
+        self._parked[command.id] = command
         while len(self._parked) > MAX_PARKED_SHOWN:
             self._parked.popitem(last=False)
 
     def _parked_here(self, command_id: str) -> Command | None:
-        parked = self._parked.get(command_id)
-        if parked is None:
+        command = self._parked.get(command_id)
+        if command is None:
             return None
-        command = parked.command
-        if parked.expires_at_ms <= self._clock.seconds() * 1000:
+        if command.expires_at_ms <= self._clock.seconds() * 1000:
             command.status = CommandStatus.EXPIRED
             command.error = "the tracker did not connect within the TTL"
         return command
@@ -310,10 +303,13 @@ def _error_body(error: BaseException) -> Body:
 
 
 def _parking_failed(failure: Failure) -> Json:
-    """A park the bus refused: too many parked (429), or the bus (503)."""
+    """A park the bus refused: too many parked (429), a TTL it cannot keep
+    (400), or the bus down (503)."""
     if failure.check(ParkingFullError):
         raise QueueFullError(failure.getErrorMessage())
-    failure.trap(ClusterBusError)
+    failure.trap(ClusterBusError, ValueError)
+    if failure.check(ValueError):  # a TTL the bus cannot keep
+        return failure  # type: ignore[return-value]
     raise FleetUnavailableError(
         f"the command could not be parked: {failure.getErrorMessage()}"
     )

@@ -62,7 +62,9 @@ class MemoryBus:
     """One member of a :class:`MemoryCluster`.
 
     :meth:`disconnect` and :meth:`reconnect` play a transport that loses its
-    link: meanwhile the member is not ready and every call fails.
+    link: meanwhile the member is not ready and every call fails; once
+    reconnected it binds again every IMEI bound, those bound meanwhile
+    included (as :class:`~teltotwist.cluster.amqp.AmqpBus` does).
     """
 
     def __init__(self, cluster: MemoryCluster, member_id: str) -> None:
@@ -70,6 +72,7 @@ class MemoryBus:
         self.member_id = member_id
         self._receiver: Receiver | None = None
         self._connected = True
+        self._bound: set[str] = set()
 
     @property
     def ready(self) -> bool:
@@ -81,6 +84,7 @@ class MemoryBus:
         return succeed(None)
 
     def stop(self) -> Deferred[None]:
+        self._bound.clear()
         if self._receiver is not None:
             self._cluster._leave(self.member_id)
             self._receiver = None
@@ -92,15 +96,19 @@ class MemoryBus:
         self._cluster._leave(self.member_id)
 
     def reconnect(self) -> None:
-        """Join again, with no bindings (as after a transport's reconnect)."""
+        """Join again, and bind again every IMEI bound."""
         if self._receiver is not None:
             self._cluster._join(self.member_id, self._receiver)
+            for imei in self._bound:
+                self._cluster.router.bind(self.member_id, imei)
         self._connected = True
 
     def bind(self, imei: str) -> Deferred[None]:
+        self._bound.add(imei)
         return self._call(lambda: self._cluster.router.bind(self.member_id, imei))
 
     def unbind(self, imei: str) -> Deferred[None]:
+        self._bound.discard(imei)
         return self._call(lambda: self._cluster.router.unbind(self.member_id, imei))
 
     def send_to_tracker(self, imei: str, envelope: Envelope) -> Deferred[bool]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -50,10 +50,19 @@ class ClusterPresence:
         self._counted = counted
 
     def claim(self, imei: str, peer: str) -> Deferred[str | None]:
+        """Ask the holder, if any; a login it lets go on binds the IMEI here
+        before it is answered, so that the next login elsewhere asks here."""
         asked = self._requests.ask_tracker(
             imei, LOGIN_CLAIM, {"imei": imei, "peer": peer}, CLAIM_WAIT
         )
-        return asked.addCallback(_conflict)
+        return asked.addCallback(_conflict).addCallback(self._bind_unless, imei)
+
+    def _bind_unless(self, conflict: str | None, imei: str) -> Deferred[str | None]:
+        if conflict is not None:
+            return succeed(conflict)
+        bound = self._bus.bind(imei)
+        bound.addErrback(self._failed, "binding", imei)
+        return bound.addCallback(lambda _: None)
 
     def logged_in(self, imei: str) -> None:
         bound = self._bus.bind(imei)

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_cluster_member -*-
+# -*- test-case-name: tests.test_cluster_requests,tests.test_cluster_member -*-
 """Requests between members and their answers, matched by correlation id.
 
 A request goes to the member holding a tracker (one answer) or to every

@@ -224,6 +224,10 @@ DOCUMENT: JsonObject = {
                             {"type": "null"},
                         ]
                     },
+                    "member": {
+                        "type": "string",
+                        "description": "In a cluster: the instance holding it",
+                    },
                 },
             },
             "TrackerList": {
@@ -233,7 +237,12 @@ DOCUMENT: JsonObject = {
                     "trackers": {
                         "type": "array",
                         "items": {"$ref": "#/components/schemas/Tracker"},
-                    }
+                    },
+                    "members": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "In a cluster: the instances that answered",
+                    },
                 },
             },
             "CommandRequest": {
