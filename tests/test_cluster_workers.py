@@ -357,6 +357,13 @@ def test_sigterm_drains_every_worker_and_keeps_every_acked_record(
     assert acked <= filed[1] | filed[2]
 
 
+def test_a_sighup_to_the_parent_reaches_every_worker(tmp_path: Path) -> None:
+    with two_workers(tmp_path) as gateway:
+        gateway.twistd.process.send_signal(signal.SIGHUP)
+
+        gateway.wait_for(r"(SIGHUP: nothing to reload)", 2)
+
+
 def test_workers_end_when_their_parent_is_killed(tmp_path: Path) -> None:
     with two_workers(tmp_path) as gateway:
         pids = gateway.worker_pids()
