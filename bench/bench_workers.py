@@ -12,12 +12,16 @@ burst10
     1,000 trackers, a 10-record packet each a second, all at the same
     instant (``--burst``), 20 s.
 
-Runs alternate between 1 and 2 workers, scenario by scenario, for
-``--repeat`` rounds; each checks that the records the load ACKed are the
-lines the workers' files hold (``records.w1.jsonl``, ``records.w2.jsonl``).
-The report gives, per scenario and worker count, the median records/s (and
-the range), the median ACK latency percentiles and the errors. Exit status
-0 when every run's records check out, 1 when not, 2 on error.
+Before them, the same load drives ``ackonly.py`` (beside this file: it
+ACKs every frame at once and stores nothing), reported as 0 workers: the
+floor under the others, what the load generator and the machine give by
+themselves at the time. Runs alternate between the floor, 1 and 2 workers,
+scenario by scenario, for ``--repeat`` rounds; each gateway run checks that
+the records the load ACKed are the lines the workers' files hold
+(``records.w1.jsonl``, ``records.w2.jsonl``). The report gives, per
+scenario and worker count, the median records/s (and the range), the
+median ACK latency percentiles and the errors. Exit status 0 when every
+run's records check out, 1 when not, 2 on error.
 
 Run from a checkout::
 
@@ -50,12 +54,14 @@ from bench_durable import (
     SPARE_DESCRIPTORS,
     Scenario,
     Server,
+    ackonly_command,
     free_port,
     run_load,
 )
 from harness import BenchError, ensure_descriptors, global_timeout
 
-WORKER_COUNTS = (1, 2)
+WORKER_COUNTS = (0, 1, 2)
+"""0: the floor, ``ackonly.py``."""
 CHOSEN = ("flat", "burst10")
 
 
@@ -67,7 +73,8 @@ class Run:
     workers: int
     round: int
     records_acked: int
-    file_lines: int
+    file_lines: int | None
+    """None: the floor files nothing."""
     records_per_second: float
     p50_ms: float
     p99_ms: float
@@ -76,7 +83,7 @@ class Run:
 
     @property
     def consistent(self) -> bool:
-        return self.records_acked == self.file_lines
+        return self.file_lines is None or self.records_acked == self.file_lines
 
 
 def gateway_command(workers: int, port: int, records: Path) -> list[str]:
@@ -132,14 +139,18 @@ def run_once(
     port = free_port()
     name = f"{scenario.name}-{workers}-{round_}"
     records = workdir / f"{name}.jsonl"
-    server = Server(
-        gateway_command(workers, port, records), None, workdir / f"{name}.log"
+    command = (
+        gateway_command(workers, port, records) if workers else ackonly_command(port)
     )
+    server = Server(command, None, workdir / f"{name}.log")
     try:
-        wait_for_workers(server, workers, min(deadline, time.monotonic() + 60))
+        if workers:
+            wait_for_workers(server, workers, min(deadline, time.monotonic() + 60))
+        else:
+            server.wait_until_listening(port, min(deadline, time.monotonic() + 60))
         summary = run_load(scenario, port, deadline)
         server.stop()
-        lines = lines_filed(workdir, name)
+        lines = lines_filed(workdir, name) if workers else None
     finally:
         server.stop()
         for path in workdir.glob(f"{name}*.jsonl"):
@@ -160,9 +171,15 @@ def run_once(
 
 
 def describe(run: Run) -> str:
-    check = "records ok" if run.consistent else f"{run.file_lines:,} lines filed"
+    if run.file_lines is None:
+        check = "the floor: files nothing"
+    elif run.consistent:
+        check = "records ok"
+    else:
+        check = f"{run.file_lines:,} lines filed"
     return (
-        f"round {run.round} {run.scenario:<8} {run.workers} worker(s) "
+        f"round {run.round} {run.scenario:<8} "
+        f"{f'{run.workers} worker(s)' if run.workers else 'floor':<11} "
         f"{run.records_per_second:>9,.0f} records/s  p50 {run.p50_ms:,.1f} ms  "
         f"p99 {run.p99_ms:,.1f} ms  errors {run.errors}  {check}"
     )
@@ -217,7 +234,8 @@ def table(figures: dict[str, Any]) -> str:
                 else "ok"
             )
             lines.append(
-                f"{name:<9} {workers:>7} {each['records_per_second']:>10,.0f} "
+                f"{name:<9} {'floor' if workers == '0' else workers:>7} "
+                f"{each['records_per_second']:>10,.0f} "
                 f"{f'({low:,.0f}-{high:,.0f})':>17} {each['p50_ms']:>8,.1f} "
                 f"{each['p99_ms']:>8,.1f} {each['max_ms']:>8,.1f} "
                 f"{each['errors']:>6}  {check}"

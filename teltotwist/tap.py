@@ -607,51 +607,35 @@ def makeService(options: Options) -> IService:
     gateway.whenListening().addCallbacks(freeze_startup_objects, _exit_unable_to_listen)
     metrics = GatewayMetrics(gateway.registry, version=teltotwist_version())
     gateway.events.add(metrics)
-    member = _member(options, gateway, metrics, reactor, worker=worker, link=link)
-    if member is not None:
+    member = None
+    bus = _cluster_bus(options, reactor, worker, link)
+    if bus is not None:
+        member = ClusterMember(bus, gateway, reactor, metrics.cluster_command)
         # Joined before the gateway listens, left after it stopped.
         root.addService(member)
     root.addService(gateway)
     if options["api-endpoint"] is not None:
-        every_worker = None
+        exposition: MetricsExposition = metrics
         if worker is not None and link is not None:
-            every_worker = _every_worker(link, worker)
-        root.addService(
-            _api(options, gateway, metrics, reactor, member, every_worker=every_worker)
-        )
+            exposition = WorkersExposition(link, worker, metrics.exposition)
+        root.addService(_api(options, gateway, exposition, member, reactor))
     return root
 
 
-def _member(
-    options: Options,
-    gateway: GatewayService,
-    metrics: GatewayMetrics,
-    reactor: Any,
-    *,
-    worker: int | None,
-    link: LinkProtocol | None,
-) -> ClusterMember | None:
-    """*gateway* as a member of its cluster: over RabbitMQ with --cluster
-    (a worker's id is the instance's with ``/wN``), else a worker's over
-    its parent's hub; None for a gateway alone."""
-    bus: IClusterBus
+def _cluster_bus(
+    options: Options, reactor: Any, worker: int | None, link: LinkProtocol | None
+) -> IClusterBus | None:
+    """The bus of the cluster this process is a member of: RabbitMQ's with
+    --cluster (each worker a member of its own), else a worker's parent's;
+    None for a single process on its own."""
     if options["cluster-settings"] is not None:
         member_id = options["instance-id"]
         if worker is not None:
             member_id = f"{member_id}/w{worker}"
-        bus = AmqpBus(options["cluster-settings"], member_id, reactor)
-    elif worker is not None and link is not None:
-        bus = HubBus(worker_member_id(worker), link)
-    else:
-        return None
-    return ClusterMember(bus, gateway, reactor, metrics.cluster_command)
-
-
-def _every_worker(
-    link: LinkProtocol, worker: int
-) -> Callable[[GatewayMetrics], MetricsExposition]:
-    """The metrics of every worker, this one's among them."""
-    return lambda metrics: WorkersExposition(link, worker, metrics.exposition)
+        return AmqpBus(options["cluster-settings"], member_id, reactor)
+    if worker is not None and link is not None:
+        return HubBus(worker_member_id(worker), link)
+    return None
 
 
 def _supervisor(options: Options, reactor: Any) -> IService:
@@ -709,15 +693,12 @@ def _parent_link(reactor: Any) -> Callable[[int], OneProtocol]:
 def _api(
     options: Options,
     gateway: GatewayService,
-    metrics: GatewayMetrics,
+    metrics: MetricsExposition,
+    member: ClusterMember | None,
     reactor: Any,
-    member: ClusterMember | None = None,
-    *,
-    every_worker: Callable[[GatewayMetrics], MetricsExposition] | None = None,
 ) -> ApiService:
-    """The HTTP API in front of *gateway* and its commands, with the metrics
-    observing it; with *member*, the fleet and commands of its cluster, and
-    with *every_worker*, the metrics of every worker."""
+    """The HTTP API in front of *gateway* (or of its cluster, through
+    *member*) and its commands, with the metrics observing it."""
     token = options["api-token"] or ApiToken.generate()
     center = gateway.factory.commands
     fleet: Fleet = LocalFleet(gateway.registry, center, reactor)
@@ -730,7 +711,7 @@ def _api(
     resource = ApiResource(
         fleet,
         gateway,
-        metrics if every_worker is None else every_worker(metrics),
+        metrics,
         token,
         reactor,
         commands=commands,

@@ -1,5 +1,5 @@
-"""bench/bench_workers.py end to end at a tiny scale: the gateway with 1
-and with 2 workers, each run's records checked."""
+"""bench/bench_workers.py end to end at a tiny scale: the floor, then the
+gateway with 1 and with 2 workers, each gateway run's records checked."""
 
 from __future__ import annotations
 
@@ -36,8 +36,11 @@ def test_both_worker_counts_are_driven_and_their_records_checked(
 
     assert finished.returncode == 0, finished.stderr
     report = json.loads(finished.stdout)
-    assert [run["workers"] for run in report["runs"]] == [1, 2]
-    for run in report["runs"]:
+    floor, *gateways = report["runs"]
+    assert (floor["workers"], floor["file_lines"]) == (0, None)
+    assert floor["records_acked"] > 0
+    assert [run["workers"] for run in gateways] == [1, 2]
+    for run in gateways:
         assert run["records_acked"] == run["file_lines"] > 0
-    assert set(report["medians"]["flat"]) == {"1", "2"}
+    assert set(report["medians"]["flat"]) == {"0", "1", "2"}
     assert list(tmp_path.iterdir()) == []  # its scratch files removed

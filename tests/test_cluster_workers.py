@@ -273,6 +273,50 @@ def test_any_worker_answers_the_api_for_every_worker(
     assert sum(tcp.values()) == len(imeis)
 
 
+def holder(client: socket.socket, pids: list[int], seconds: float = 10) -> int:
+    """Which worker accepted *client*'s connection (as ``ss`` tells)."""
+    local = f"127.0.0.1:{client.getsockname()[1]}"
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        listed = subprocess.run(
+            ["ss", "-tnpH", "state", "established"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for line in listed.splitlines():
+            fields = line.split()
+            if len(fields) > 3 and fields[3] == local:
+                found = {int(pid) for pid in re.findall(r"pid=(\d+)", line)}
+                if found & set(pids):
+                    return (found & set(pids)).pop()
+        time.sleep(0.05)
+    raise AssertionError(f"no worker holds {local}")
+
+
+def test_a_second_login_is_refused_by_either_worker(tmp_path: Path) -> None:
+    imei = FIRST_IMEI
+    with two_workers(tmp_path) as gateway:
+        pids = gateway.worker_pids()
+        with logged_in(gateway.twistd.port, imei) as first:
+            held_by = holder(first, pids)
+            for _ in range(50):
+                with socket.create_connection(
+                    ("127.0.0.1", gateway.twistd.port), timeout=10
+                ) as second:
+                    other = holder(second, pids) != held_by
+                    second.sendall(encode_login(str(imei)))
+                    assert receive_exactly(second, 1) == b"\x00"
+                if other:
+                    break
+            else:
+                pytest.fail("every second login went to the first one's worker")
+
+            # The first connection goes on.
+            first.sendall(frame(1_700_000_001_000))
+            assert receive_exactly(first, 4) == tcp_ack(1)
+
+
 def test_a_killed_worker_is_restarted_and_its_trackers_acked_again(
     tmp_path: Path,
 ) -> None:
@@ -311,6 +355,13 @@ def test_sigterm_drains_every_worker_and_keeps_every_acked_record(
     assert not [pid for pid in pids if alive(pid)]
     filed = gateway.filed()
     assert acked <= filed[1] | filed[2]
+
+
+def test_a_sighup_to_the_parent_reaches_every_worker(tmp_path: Path) -> None:
+    with two_workers(tmp_path) as gateway:
+        gateway.twistd.process.send_signal(signal.SIGHUP)
+
+        gateway.wait_for(r"(SIGHUP: nothing to reload)", 2)
 
 
 def test_workers_end_when_their_parent_is_killed(tmp_path: Path) -> None:

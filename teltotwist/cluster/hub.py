@@ -3,7 +3,7 @@
 (``--workers``), routed by their parent.
 
 Each worker is a member; its :class:`HubBus` speaks AMP over its link to
-the parent (:mod:`teltotwist.cluster.worker`), where one :class:`Hub` keeps
+the parent (:mod:`teltotwist.cluster.link`), where one :class:`Hub` keeps
 the :class:`~teltotwist.cluster.router.Router` of all of them and passes
 each message on to the links of the members it is for. Parked messages live
 in the parent's memory: they outlast any worker, not the parent.
@@ -11,11 +11,10 @@ in the parent's memory: they outlast any worker, not the parent.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
 from twisted.protocols import amp
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -30,11 +29,8 @@ from teltotwist.cluster.link import (
 )
 from teltotwist.cluster.router import ParkingFullError, ParkingLimits, Router
 
-T = TypeVar("T")
-
 MAX_BODY = 16 * 1024 * 1024
 """The largest envelope body the hub carries, in bytes."""
-_log = Logger()
 
 
 def _put_envelope(strings: dict[bytes, bytes], key: bytes, envelope: Envelope) -> None:

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_cluster_workers -*-
+# -*- test-case-name: tests.test_cluster_supervisor -*-
 """``--workers N``: the parent process, which binds the ports and keeps N
 worker processes running on them.
 
@@ -61,6 +61,8 @@ class _WorkerProcess(ProcessProtocol):
         self.started = started
         self._ended = ended
         self.pid: int | None = None
+        self.end_reason = ""
+        """How it ended, once it has: ``signal 9``, ``exit status 1``."""
         self.finished: Deferred[None] = Deferred()
 
     def connectionMade(self) -> None:
