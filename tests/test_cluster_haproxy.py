@@ -237,7 +237,7 @@ def test_the_workers_of_an_instance_are_each_a_member_of_its_cluster(
         )
         gateway = Workers(twistd, tmp_path)
         gateway.wait_for(r"(Listening for trackers on) .*sinks", 2)
-        gateway.wait_for(r"cluster member (gw/w\d) joined", 2)
+        gateway.wait_for(r"Cluster: member.hello from (gw/w\d)", 2)
 
         (api_port,) = gateway.wait_for(r"HTTP API on http://127.0.0.1:(\d+)/")
         api = Instance(twistd, int(api_port), tmp_path)
