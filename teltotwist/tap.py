@@ -7,6 +7,7 @@ import atexit
 import gc
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -21,9 +22,39 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 
 from teltotwist.catalogue import load_catalogue
+from teltotwist.cluster.amqp import AmqpBus, parse_cluster_url
+from teltotwist.cluster.bus import IClusterBus
+from teltotwist.cluster.exposition import ExpositionGatherer, WorkersExposition
+from teltotwist.cluster.hub import Hub, HubBus
+from teltotwist.cluster.link import LinkProtocol, OneProtocol
+from teltotwist.cluster.listeners import (
+    API_FD,
+    TRACKER_FD,
+    UDP_FD,
+    InheritedSocket,
+    bind_sockets,
+    shareable,
+)
+from teltotwist.cluster.member import ClusterMember
+from teltotwist.cluster.supervisor import (
+    KILL_MARGIN,
+    WorkerSupervisor,
+    worker_command,
+)
+from teltotwist.cluster.worker import (
+    ParentLink,
+    worker_member_id,
+    worker_sink_spec,
+    worker_state_dir,
+)
 from teltotwist.codec import ImeiPolicy
-from teltotwist.control.api import ApiResource, ApiSite
-from teltotwist.control.auth import ApiToken, TokenError, configured_token
+from teltotwist.control.api import ApiResource, ApiSite, MetricsExposition
+from teltotwist.control.auth import (
+    TOKEN_VARIABLE,
+    ApiToken,
+    TokenError,
+    configured_token,
+)
 from teltotwist.control.command_endpoints import CommandEndpoints
 from teltotwist.control.live import (
     OPENSTREETMAP_ATTRIBUTION,
@@ -34,6 +65,7 @@ from teltotwist.control.live import (
 from teltotwist.control.metrics import GatewayMetrics
 from teltotwist.control.service import ApiService
 from teltotwist.gateway.allowlist import AllowlistError, ImeiAllowlist, parse_allowlist
+from teltotwist.gateway.fleet import Fleet, LocalFleet
 from teltotwist.gateway.limits import DuplicateLogin, Limits
 from teltotwist.gateway.models import ModelsError, TrackerModels
 from teltotwist.gateway.proxied import tracker_endpoint
@@ -248,6 +280,22 @@ class Options(usage.Options):
             "with neither, a token is generated and logged at start).",
         ],
         [
+            "cluster",
+            None,
+            None,
+            "Join the gateway instances sharing this RabbitMQ broker as one "
+            "cluster (commands, tracker list, duplicate logins): "
+            "amqp://USER[:PASSWORD]@HOST[:PORT]/VHOST[?prefix=NAME] (password "
+            "also from $TELTOTWIST_CLUSTER_PASSWORD).",
+        ],
+        [
+            "instance-id",
+            None,
+            None,
+            "This instance's id in the cluster, unique while it runs. "
+            "Default: HOST:PID.",
+        ],
+        [
             "map-tiles",
             None,
             OPENSTREETMAP_TILES,
@@ -268,6 +316,22 @@ class Options(usage.Options):
             "Seconds to wait at start for the sinks to connect before listening anyway",
             _positive(float),
         ],
+        [
+            "workers",
+            None,
+            1,
+            "Worker processes sharing the ports, each with its own sinks (a "
+            "file sink writes one file per worker); 1: this process alone",
+            _positive(int),
+        ],
+        [
+            "as-worker",
+            None,
+            None,
+            "Internal: run as this worker of a --workers parent, on the "
+            "sockets it passes",
+            _positive(int),
+        ],
     ]
 
     optFlags: ClassVar[list[list[str | None]]] = [
@@ -281,13 +345,19 @@ class Options(usage.Options):
     def __init__(self) -> None:
         usage.Options.__init__(self)
         self["sinks"] = []
-        self._sink_specs: set[str] = set()
+        self._sink_specs: list[str] = []
+        self.arguments: list[str] = []
+        """The command-line arguments parsed, for the worker processes."""
+
+    def parseOptions(self, options: list[str] | None = None) -> None:
+        self.arguments = list(sys.argv[1:] if options is None else options)
+        usage.Options.parseOptions(self, options)
 
     def opt_sink(self, spec: str) -> None:
         """Where records go, as KIND:ARG (repeatable; see --help-sinks)."""
         if spec in self._sink_specs:
             raise usage.UsageError(f"--sink {spec} is given twice")
-        self._sink_specs.add(spec)
+        self._sink_specs.append(spec)
         try:
             self["sinks"].append(make_sink(spec))
         except SinkConfigurationError as error:
@@ -311,15 +381,30 @@ class Options(usage.Options):
             self["sinks"].append(make_sink("log"))
         from twisted.internet import reactor  # noqa: PLC0415 - after --reactor
 
+        worker = self["as-worker"]
+        if worker is not None:
+            self["sinks"] = [
+                make_sink(worker_sink_spec(spec, worker)) for spec in self._sink_specs
+            ] or self["sinks"]
         port = self["port"]
         if port.isdigit():
             self["port"] = port = f"tcp:{port}:backlog={LISTEN_BACKLOG}"
         try:
-            self["endpoint"] = tracker_endpoint(reactor, port)
+            self["endpoint"] = tracker_endpoint(
+                _listening_reactor(reactor, worker, TRACKER_FD), port
+            )
         except Exception as error:
             raise usage.UsageError(f"--port {port}: {error}") from None
-        self._api_options(reactor)
+        self._api_options(_listening_reactor(reactor, worker, API_FD))
+        if self["workers"] > 1:
+            for option in ("port", "api"):
+                if self[option] != "none" and not shareable(self[option]):
+                    raise usage.UsageError(
+                        f"--{option} {self[option]}: worker processes share "
+                        "tcp:, tcp6:, ssl: and haproxy:tcp: ports only"
+                    )
         self._naming_options(reactor)
+        self._cluster_options()
         if self["allow-imeis"] is not None:
             path = Path(self["allow-imeis"])
             if not path.is_file():
@@ -345,6 +430,21 @@ class Options(usage.Options):
             )
         except ModelsError as error:
             raise usage.UsageError(str(error)) from None
+
+    def _cluster_options(self) -> None:
+        """``cluster-settings`` (None without --cluster) and ``instance-id``."""
+        if self["instance-id"] is None:
+            self["instance-id"] = f"{socket.gethostname()}:{os.getpid()}"
+        self["cluster-settings"] = None
+        if self["cluster"] is None:
+            return
+        try:
+            self["cluster-settings"] = parse_cluster_url(self["cluster"], os.environ)
+        except ValueError as error:
+            message = str(error)
+            if "--cluster" not in message:
+                message = f"--cluster: {message}"
+            raise usage.UsageError(message) from None
 
     def _api_options(self, reactor: Any) -> None:
         """``api-endpoint`` (None for ``--api none``) and ``api-token`` (None
@@ -385,6 +485,12 @@ class ReloadOnHangup(Service):
     def stopService(self) -> None:
         signal.signal(signal.SIGHUP, self._previous or signal.SIG_DFL)
         Service.stopService(self)
+
+
+def _listening_reactor(reactor: Any, worker: int | None, fd: int) -> Any:
+    """What an endpoint listens with: *reactor*, or in a worker, the socket
+    its parent passed at *fd*."""
+    return reactor if worker is None else InheritedSocket(reactor, fd)
 
 
 def _everyone(imei: str) -> bool:
@@ -439,7 +545,16 @@ def makeService(options: Options) -> IService:
     """The gateway service described by *options*."""
     from twisted.internet import reactor  # noqa: PLC0415
 
+    if options["workers"] > 1 and options["as-worker"] is None:
+        return _supervisor(options, reactor)
     root = MultiService()
+    worker: int | None = options["as-worker"]
+    state_dir = Path(options["state-dir"])
+    link: LinkProtocol | None = None
+    if worker is not None:
+        link = LinkProtocol()
+        root.addService(ParentLink(reactor, worker, link))
+        state_dir = worker_state_dir(state_dir, worker)
     allow: Callable[[str], bool] = _everyone
     reloads: list[Callable[[], None]] = []
     allowlist: ImeiAllowlist | None = None
@@ -483,29 +598,125 @@ def makeService(options: Options) -> IService:
         udp_interface=options["udp-interface"],
         drain_timeout=options["drain-timeout"],
         sink_ready_timeout=options["sink-ready-timeout"],
-        state_dir=Path(options["state-dir"]),
+        state_dir=state_dir,
         naming=(lambda imei: None) if naming is None else naming,
+        udp_reactor=_listening_reactor(reactor, worker, UDP_FD),
     )
     if allowlist is not None:
         allowlist.on_reload(gateway.factory.close_disallowed)
     gateway.whenListening().addCallbacks(freeze_startup_objects, _exit_unable_to_listen)
+    metrics = GatewayMetrics(gateway.registry, version=teltotwist_version())
+    gateway.events.add(metrics)
+    member = None
+    bus = _cluster_bus(options, reactor, worker, link)
+    if bus is not None:
+        member = ClusterMember(bus, gateway, reactor, metrics.cluster_command)
+        # Joined before the gateway listens, left after it stopped.
+        root.addService(member)
     root.addService(gateway)
     if options["api-endpoint"] is not None:
-        root.addService(_api(options, gateway, reactor))
+        exposition: MetricsExposition = metrics
+        if worker is not None and link is not None:
+            exposition = WorkersExposition(link, worker, metrics.exposition)
+        root.addService(_api(options, gateway, exposition, member, reactor))
     return root
 
 
-def _api(options: Options, gateway: GatewayService, reactor: Any) -> ApiService:
-    """The HTTP API in front of *gateway* and its commands, with the metrics
-    observing it."""
-    metrics = GatewayMetrics(gateway.registry, version=teltotwist_version())
-    gateway.events.add(metrics)
+def _cluster_bus(
+    options: Options, reactor: Any, worker: int | None, link: LinkProtocol | None
+) -> IClusterBus | None:
+    """The bus of the cluster this process is a member of: RabbitMQ's with
+    --cluster (each worker a member of its own), else a worker's parent's;
+    None for a single process on its own."""
+    if options["cluster-settings"] is not None:
+        member_id = options["instance-id"]
+        if worker is not None:
+            member_id = f"{member_id}/w{worker}"
+        return AmqpBus(options["cluster-settings"], member_id, reactor)
+    if worker is not None and link is not None:
+        return HubBus(worker_member_id(worker), link)
+    return None
+
+
+def _supervisor(options: Options, reactor: Any) -> IService:
+    """The parent of ``--workers``: it binds the ports and runs the workers,
+    which share one API token."""
+    root = MultiService()
+    environment: dict[str, str] = {}
+    if options["api-endpoint"] is not None:
+        token = options["api-token"] or ApiToken.generate()
+        environment[TOKEN_VARIABLE] = token.value
+        if token.generated:
+            _log.info(
+                "HTTP API token generated for this run (set {variable} or "
+                "--api-token-file to choose one): {token}",
+                variable=TOKEN_VARIABLE,
+                token=token.value,
+            )
+    supervisor = WorkerSupervisor(
+        reactor,
+        options["workers"],
+        lambda: bind_sockets(
+            options["port"],
+            options["udp-port"],
+            options["udp-interface"],
+            None if options["api-endpoint"] is None else options["api"],
+        ),
+        lambda number, sockets: worker_command(
+            reactor, options.arguments, number, sockets
+        ),
+        environment=environment,
+        link=_parent_link(reactor),
+        stop_timeout=options["drain-timeout"] + KILL_MARGIN,
+    )
+    supervisor.whenListening().addErrback(_exit_unable_to_listen)
+    root.addService(supervisor)
+    root.addService(ReloadOnHangup(supervisor.hangup))
+    return root
+
+
+def _parent_link(reactor: Any) -> Callable[[int], OneProtocol]:
+    """The parent's end of each worker's link: the hub between the
+    workers, and the gathering of their metrics."""
+    hub = Hub(reactor)
+    gatherer = ExpositionGatherer(reactor)
+
+    def link(number: int) -> OneProtocol:
+        protocol = LinkProtocol()
+        hub.attach(protocol)
+        gatherer.attach(number, protocol)
+        return OneProtocol(protocol)
+
+    return link
+
+
+def _api(
+    options: Options,
+    gateway: GatewayService,
+    metrics: MetricsExposition,
+    member: ClusterMember | None,
+    reactor: Any,
+) -> ApiService:
+    """The HTTP API in front of *gateway* (or of its cluster, through
+    *member*) and its commands, with the metrics observing it."""
     token = options["api-token"] or ApiToken.generate()
     center = gateway.factory.commands
-    commands = None if center is None else CommandEndpoints(center, reactor)
+    fleet: Fleet = LocalFleet(gateway.registry, center, reactor)
+    checks: list[Callable[[], str | None]] = []
+    if member is not None:
+        fleet = member.fleet
+        checks.append(member.not_ready_why)
+    commands = None if center is None else CommandEndpoints(fleet)
     live = LiveEndpoints(gateway.registry, gateway.traffic, reactor, _tiles(options))
     resource = ApiResource(
-        gateway.registry, gateway, metrics, token, reactor, commands=commands, live=live
+        fleet,
+        gateway,
+        metrics,
+        token,
+        reactor,
+        commands=commands,
+        readiness_checks=checks,
+        live=live,
     )
     return ApiService(options["api-endpoint"], ApiSite(resource), token)
 

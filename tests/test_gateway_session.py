@@ -21,6 +21,7 @@ from teltotwist.gateway.events import LoginResult, Rejection
 from teltotwist.gateway.items import TrackerRecord, UnparsedFrame
 from teltotwist.gateway.session import (
     Action,
+    ClaimLogin,
     Close,
     CommandAnswered,
     CommandReceived,
@@ -272,6 +273,41 @@ def test_a_claimed_imei_gets_00_and_is_closed_with_the_claims_reason() -> None:
     assert session.data_received(LOGIN) == [
         Send(login_reply(False)),
         Close(f"{IMEI} is active elsewhere", LoginResult.DUPLICATE),
+    ]
+    assert session.imei is None
+
+
+def claiming_elsewhere() -> TrackerSession:
+    """A session whose login is claimed elsewhere: it waits, unanswered."""
+    session = TrackerSession(
+        lambda imei: True,
+        lambda: RECEIVED_AT,
+        64 * 1024,
+        claims_elsewhere=lambda imei: True,
+    )
+    assert session.data_received(LOGIN) == [ClaimLogin(IMEI)]
+    assert session.imei is None
+    return session
+
+
+def test_a_login_claimed_elsewhere_is_answered_once_let_go_frames_waiting() -> None:
+    session = claiming_elsewhere()
+    # A tracker that does not wait for its reply: its frame waits too.
+    assert session.data_received(CODEC8) == []
+
+    actions = session.login_claimed(None)
+
+    assert actions[:2] == [Send(login_reply(True)), LoggedIn(IMEI)]
+    assert only_delivery(actions[2:]).items[0].imei == IMEI
+    assert session.login_claimed(None) == []
+
+
+def test_a_login_claimed_elsewhere_is_refused_with_the_holders_reason() -> None:
+    session = claiming_elsewhere()
+
+    assert session.login_claimed("IMEI 1 is logged in on gw-2") == [
+        Send(login_reply(False)),
+        Close("IMEI 1 is logged in on gw-2", LoginResult.DUPLICATE),
     ]
     assert session.imei is None
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import attrs
 import pytest
+from twisted.internet.defer import Deferred
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogEvent, LogLevel, capturedLogs, formatEvent
 
@@ -21,6 +22,7 @@ from teltotwist.gateway.events import DataPathEvents, LoginResult, Rejection, Tr
 from teltotwist.gateway.items import TrackerRecord
 from teltotwist.gateway.limits import DuplicateLogin, Limits
 from teltotwist.gateway.models import TrackerModels
+from teltotwist.gateway.presence import CLAIM_WAIT
 from teltotwist.gateway.tcp import TeltonikaTcpFactory
 from teltotwist.testing import FakeTracker, RecordingSink
 from tests.observer import RecordingObserver
@@ -820,3 +822,84 @@ def test_a_broken_observer_neither_delays_nor_breaks_the_ack(
         assert tracker.send(CODEC8) == tcp_ack(1)
     state = factory.registry.get(tracker.imei)
     assert state is not None and state.packets == 2
+
+
+class Elsewhere:
+    """A presence: the claims it was asked, answered when the test says."""
+
+    def __init__(self) -> None:
+        self.claims: list[tuple[str, Deferred[str | None]]] = []
+        self.held: list[str] = []
+
+    def claim(self, imei: str, peer: str) -> Deferred[str | None]:
+        answer: Deferred[str | None] = Deferred()
+        self.claims.append((imei, answer))
+        return answer
+
+    def logged_in(self, imei: str) -> None:
+        self.held.append(imei)
+
+    def logged_out(self, imei: str) -> None:
+        self.held.remove(imei)
+
+
+def test_a_login_claimed_elsewhere_is_answered_only_once_decided(
+    factory: TeltonikaTcpFactory,
+) -> None:
+    factory.presence = elsewhere = Elsewhere()
+    tracker = FakeTracker(factory)
+    assert tracker.login() == b""
+    [(imei, answer)] = elsewhere.claims
+
+    answer.callback(None)
+
+    assert tracker.replies() == b"\x01"
+    assert elsewhere.held == [imei] == [tracker.imei]
+    assert tracker.send(CODEC8) == tcp_ack(1)
+    tracker.disconnect()
+    assert elsewhere.held == []
+
+
+def test_a_login_refused_elsewhere_is_refused(factory: TeltonikaTcpFactory) -> None:
+    factory.presence = elsewhere = Elsewhere()
+    tracker = FakeTracker(factory)
+    tracker.login()
+
+    elsewhere.claims[0][1].callback("IMEI 1 is logged in on gw-2")
+
+    assert tracker.replies() == b"\x00"
+    assert not tracker.connected
+    assert elsewhere.held == []
+
+
+def test_a_claim_unanswered_in_time_is_decided_here(
+    factory: TeltonikaTcpFactory, clock: MemoryReactorClock
+) -> None:
+    factory.presence = elsewhere = Elsewhere()
+    tracker = FakeTracker(factory)
+    tracker.login()
+    clock.advance(CLAIM_WAIT - 0.1)
+    assert tracker.replies() == b""
+
+    clock.advance(0.1)
+
+    assert tracker.replies() == b"\x01"
+    assert elsewhere.held == [tracker.imei]
+
+
+def test_a_second_connection_here_is_not_claimed_elsewhere(
+    clock: MemoryReactorClock,
+) -> None:
+    factory = make_factory(clock, duplicate_login=DuplicateLogin.REPLACE)
+    factory.presence = elsewhere = Elsewhere()
+    older = FakeTracker(factory)
+    older.login()
+    elsewhere.claims[0][1].callback(None)
+
+    newer = FakeTracker(factory, peer=("192.0.2.11", 40_001))
+
+    assert newer.login() == b"\x01"
+    assert len(elsewhere.claims) == 1
+    assert not older.connected
+    # The older's logout is not told: the IMEI is still held here.
+    assert elsewhere.held == [older.imei, newer.imei]

@@ -137,15 +137,17 @@ def free_port() -> int:
 
 
 @contextmanager
-def haproxy(program: Path, gateways: Sequence[Instance]) -> Iterator[HAProxy]:
-    """HAProxy run from the documented configuration, in front of *gateways*."""
+def haproxy(
+    program: Path, gateways: Sequence[Instance], config: Path = CONFIG
+) -> Iterator[HAProxy]:
+    """HAProxy run from *config* (the documented one), in front of *gateways*."""
     port = free_port()
     environment = {**os.environ, "TRACKERS": f"127.0.0.1:{port}"}
     for number, gateway in enumerate(gateways, start=1):
         environment[f"GATEWAY_{number}"] = f"127.0.0.1:{gateway.twistd.port}"
         environment[f"API_{number}"] = str(gateway.api_port)
     process = subprocess.Popen(
-        [str(program), "-db", "-f", str(CONFIG)],
+        [str(program), "-db", "-f", str(config)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -20,7 +20,14 @@ MAY_IMPORT = {
     "codec": {"codec"},
     "gateway": {"catalogue", "codec", "gateway", "sinks.interfaces", "sinks"},
     "control": {"codec", "gateway", "control"},
-    "cluster": {"codec", "gateway", "cluster"},
+    "cluster": {
+        "codec",
+        "gateway",
+        "cluster",
+        "sinks._amqp_channel",
+        "sinks._amqp_link",
+        "sinks._amqp_settings",
+    },
     "sinks": {"codec", "gateway.items", "sinks"},
     "device": {"catalogue", "codec", "device"},
     "load": {"codec", "device", "load"},
@@ -28,7 +35,10 @@ MAY_IMPORT = {
 }
 """For each layer, the project modules (prefixes under ``teltotwist.``) it may
 import. ``gateway`` may import ``sinks`` only for the ``IRecordSink``
-interface, which the package ``teltotwist.sinks`` re-exports."""
+interface, which the package ``teltotwist.sinks`` re-exports. ``cluster``
+shares the AMQP sink's connection, reconnection and URL parsing (one AMQP client in the
+project, below both: the sinks import nothing of the cluster), and no more of
+the sinks."""
 
 NO_TWISTED = {"catalogue", "codec"}
 """Layers that are pure: no Twisted, so they run under any event loop."""

@@ -117,6 +117,22 @@ def test_duplicate_login_is_reject_by_default_or_replace() -> None:
         parse("--duplicate-login", "kick")
 
 
+def test_a_cluster_member_is_named_host_and_pid_unless_told() -> None:
+    assert parse()["cluster-settings"] is None
+    assert parse()["instance-id"].endswith(f":{os.getpid()}")
+    options = parse(
+        "--cluster",
+        "amqp://guest:guest@127.0.0.1/%2F?prefix=fleet-eu",
+        "--instance-id",
+        "gw-1",
+    )
+
+    assert options["cluster-settings"].prefix == "fleet-eu"
+    assert options["instance-id"] == "gw-1"
+    with pytest.raises(usage.UsageError, match="--cluster"):
+        parse("--cluster", "http://127.0.0.1/")
+
+
 def test_the_gateway_waits_for_its_sinks_as_long_as_told() -> None:
     root = makeService(parse("--sink-ready-timeout", "2.5"))
 

@@ -12,7 +12,7 @@ and refused tokens are logged rate-limited, with the peer but not the path.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from twisted.internet.defer import CancelledError, Deferred
@@ -31,7 +31,7 @@ from teltotwist.control.live import LiveEndpoints
 from teltotwist.control.openapi import DOCUMENT
 from teltotwist.control.static_files import StaticFiles
 from teltotwist.gateway.faultlog import FaultLog
-from teltotwist.gateway.registry import TrackerRegistry
+from teltotwist.gateway.fleet import Fleet, FleetUnavailableError, Json, TrackerListing
 
 MAX_REQUEST_BODY = 64 * 1024
 """Bytes of a request body kept at most; a longer one is answered 413."""
@@ -46,8 +46,9 @@ _log = Logger()
 class MetricsExposition(Protocol):
     """The gateway's metrics, as ``/metrics`` serves them."""
 
-    def exposition(self) -> bytes:
-        """The metrics in the Prometheus text format."""
+    def exposition(self) -> bytes | Deferred[bytes]:
+        """The metrics in the Prometheus text format (gathered, for those of
+        several processes)."""
 
 
 _Handler = Callable[[], Answer | Deferred[Answer] | EventStream]
@@ -80,17 +81,19 @@ class ApiResource(Resource):
 
     def __init__(
         self,
-        registry: TrackerRegistry,
+        fleet: Fleet,
         gateway: Readiness,
         metrics: MetricsExposition,
         token: ApiToken,
         clock: IReactorTime,
         *,
         commands: CommandEndpoints | None = None,
+        readiness_checks: Sequence[Callable[[], str | None]] = (),
         live: LiveEndpoints | None = None,
     ) -> None:
         Resource.__init__(self)
-        self._registry = registry
+        self._fleet = fleet
+        self._checks = readiness_checks
         self._gateway = gateway
         self._metrics = metrics
         self._token = token
@@ -106,7 +109,10 @@ class ApiResource(Resource):
         if not isinstance(answer, Deferred):
             return _respond(request, answer)
         request.notifyFinish().addErrback(lambda _: answer.cancel())
-        answer.addCallback(_finish, request).addErrback(_unless_disconnected)
+        answer.addErrback(_unless_disconnected)
+        answer.addCallback(_finish, request).addErrback(
+            lambda failure: _log.failure("HTTP API: answering failed", failure)
+        )
         return NOT_DONE_YET
 
     def _answer(self, request: Request) -> Answer | Deferred[Answer] | EventStream:
@@ -163,27 +169,49 @@ class ApiResource(Resource):
 
     def _readiness(self) -> Answer:
         reasons = not_ready_reasons(self._gateway)
+        reasons.extend(filter(None, (check() for check in self._checks)))
         if reasons:
             return json_answer(503, {"status": "not ready", "reasons": reasons})
         return json_answer(200, {"status": "ready"})
 
-    def _exposition(self) -> Answer:
-        return Answer(200, self._metrics.exposition(), PROMETHEUS_TEXT)
+    def _exposition(self) -> Answer | Deferred[Answer]:
+        exposed = self._metrics.exposition()
+        if isinstance(exposed, Deferred):
+            return exposed.addCallback(lambda body: Answer(200, body, PROMETHEUS_TEXT))
+        return Answer(200, exposed, PROMETHEUS_TEXT)
 
-    def _trackers(self) -> Answer:
-        trackers = [state.to_json() for state in self._registry.trackers()]
-        return json_answer(200, {"trackers": trackers})
+    def _trackers(self) -> Deferred[Answer]:
+        return self._fleet.trackers().addCallbacks(_listing, _unavailable)
 
-    def _tracker(self, imei: str) -> Answer:
-        state = self._registry.get(imei)
-        if state is None:
-            return error_answer(404, "no tracker with this IMEI now")
-        return json_answer(200, state.to_json())
+    def _tracker(self, imei: str) -> Deferred[Answer]:
+        return self._fleet.tracker(imei).addCallbacks(_tracker, _unavailable)
 
-    def _disconnect(self, imei: str) -> Answer:
-        if not self._registry.close(imei, "closed through the HTTP API"):
-            return error_answer(404, "no TCP connection for this IMEI")
-        return Answer(204)
+    def _disconnect(self, imei: str) -> Deferred[Answer]:
+        return self._fleet.disconnect(imei).addCallbacks(_disconnected, _unavailable)
+
+
+def _listing(listing: TrackerListing) -> Answer:
+    body: dict[str, object] = {"trackers": listing.trackers}
+    if listing.members is not None:
+        body["members"] = listing.members
+    return json_answer(200, body)
+
+
+def _tracker(tracker: Json | None) -> Answer:
+    if tracker is None:
+        return error_answer(404, "no tracker with this IMEI now")
+    return json_answer(200, tracker)
+
+
+def _disconnected(closed: bool) -> Answer:
+    if not closed:
+        return error_answer(404, "no TCP connection for this IMEI")
+    return Answer(204)
+
+
+def _unavailable(failure: Failure) -> Answer:
+    failure.trap(FleetUnavailableError)
+    return error_answer(503, failure.getErrorMessage())
 
 
 def _command_routes(
@@ -234,15 +262,19 @@ def _respond(request: Request, answer: Answer) -> bytes:
     return answer.body
 
 
-def _finish(answer: Answer, request: Request) -> None:
-    request.write(_respond(request, answer))
-    request.finish()
+def _finish(answer: Answer | None, request: Request) -> None:
+    if answer is not None:
+        request.write(_respond(request, answer))
+        request.finish()
 
 
-def _unless_disconnected(failure: Failure) -> None:
-    """Nothing when the client went (its wait was cancelled); else log."""
-    if not failure.check(CancelledError):
-        _log.failure("HTTP API: answering a request failed", failure)
+def _unless_disconnected(failure: Failure) -> Answer | None:
+    """Nothing when the client went (its wait was cancelled); else log, and
+    answer ``500``."""
+    if failure.check(CancelledError):
+        return None
+    _log.failure("HTTP API: answering a request failed", failure)
+    return error_answer(500, "the request failed; the gateway's log says why")
 
 
 class ApiSite(Site):

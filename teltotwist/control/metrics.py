@@ -155,6 +155,13 @@ class GatewayMetrics:
         self._commands = {
             status: commands.labels(status=status.value) for status in CommandStatus
         }
+        self._cluster_commands = Counter(
+            "teltotwist_cluster_commands",
+            "Commands of a cluster: routed to another member, parked for a"
+            " tracker connected nowhere, or collected at a login here.",
+            ["outcome"],
+            registry=registry,
+        )
 
     def exposition(self) -> bytes:
         """Every metric in the Prometheus text format."""
@@ -201,3 +208,7 @@ class GatewayMetrics:
     def command(self, status: CommandStatus) -> None:
         """Count a command entering *status*."""
         self._commands[status].inc()
+
+    def cluster_command(self, outcome: str) -> None:
+        """Count a cluster's command ``routed``, ``parked`` or ``collected``."""
+        self._cluster_commands.labels(outcome=outcome).inc()

@@ -226,6 +226,10 @@ DOCUMENT: JsonObject = {
                             {"type": "null"},
                         ]
                     },
+                    "member": {
+                        "type": "string",
+                        "description": "In a cluster: the instance holding it",
+                    },
                 },
             },
             "TrackerList": {
@@ -235,7 +239,12 @@ DOCUMENT: JsonObject = {
                     "trackers": {
                         "type": "array",
                         "items": {"$ref": "#/components/schemas/Tracker"},
-                    }
+                    },
+                    "members": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "In a cluster: the instances that answered",
+                    },
                 },
             },
             "CommandRequest": {

@@ -229,27 +229,28 @@ class CommandCenter:
         payload: bytes | None = None,
         codec: int = Codec.CODEC12,
         ttl: float = 0.0,
+        command_id: str | None = None,
     ) -> Command:
         """Queue a command (*text*, or raw *payload*) for *imei* and send it
         as soon as the tracker may take it.
 
         :param ttl: seconds the command may wait for a tracker that is not
             connected; 0 sends it only to a connected tracker.
-        :raises ValueError: for a bad IMEI, command, codec or TTL.
+        :param command_id: the command's id, when it has one already (it
+            came from another member of a cluster); by default a new one.
+        :raises ValueError: for a bad IMEI, command, codec or TTL, or an id
+            already known.
         :raises NotConnectedError: when *ttl* is 0 and the tracker is not
             connected, or the center is stopped.
         :raises QueueFullError: when the tracker or the gateway has too many queued.
         """
         if self._stopped:
             raise NotConnectedError("the gateway is stopped")
-        problem = self._imei_policy.problem(imei)
-        if problem is not None:
-            raise ValueError(problem)
-        body, is_text = _payload(text, payload)
-        if codec not in COMMAND_CODECS:
-            raise ValueError(f"codec must be 12 or 14, not {codec!r}")
-        if not (math.isfinite(ttl) and ttl >= 0):
-            raise ValueError(f"ttl must be a number of seconds >= 0, not {ttl!r}")
+        command = self.prepare(imei, text=text, payload=payload, codec=codec, ttl=ttl)
+        if command_id is not None:
+            if command_id in self._commands:
+                raise ValueError(f"command {command_id} is already known")
+            command.id = command_id
         if ttl == 0 and imei not in self._connections:
             raise NotConnectedError(f"tracker {imei} is not connected")
         queue = self._queues.get(imei, ())
@@ -259,8 +260,37 @@ class CommandCenter:
             )
         if self._queued >= self._limits.max_queued:
             raise QueueFullError(f"{self._limits.max_queued} commands are queued")
+        self._remember(command)
+        self._save(command)
+        self._events.command(CommandStatus.QUEUED)
+        self._enqueue(command)
+        self._send_next(imei)
+        return command
+
+    def prepare(
+        self,
+        imei: str,
+        *,
+        text: str | None = None,
+        payload: bytes | None = None,
+        codec: int = Codec.CODEC12,
+        ttl: float = 0.0,
+    ) -> Command:
+        """A new command, checked as :meth:`submit` checks it, but neither
+        kept nor queued (a cluster parks it for a tracker connected nowhere).
+
+        :raises ValueError: for a bad IMEI, command, codec or TTL.
+        """
+        problem = self._imei_policy.problem(imei)
+        if problem is not None:
+            raise ValueError(problem)
+        body, is_text = _payload(text, payload)
+        if codec not in COMMAND_CODECS:
+            raise ValueError(f"codec must be 12 or 14, not {codec!r}")
+        if not (math.isfinite(ttl) and ttl >= 0):
+            raise ValueError(f"ttl must be a number of seconds >= 0, not {ttl!r}")
         now = self._now_ms()
-        command = Command(
+        return Command(
             uuid.uuid4().hex,
             imei,
             Codec(codec),
@@ -269,12 +299,6 @@ class CommandCenter:
             now,
             now + round(ttl * 1000),
         )
-        self._remember(command)
-        self._save(command)
-        self._events.command(CommandStatus.QUEUED)
-        self._enqueue(command)
-        self._send_next(imei)
-        return command
 
     def get(self, command_id: str) -> Command | None:
         """The command with this id, or None (unknown or forgotten)."""

@@ -18,6 +18,7 @@ from twisted.internet.interfaces import (
     IDelayedCall,
     IListeningPort,
     IReactorTime,
+    IReactorUDP,
     IStreamServerEndpoint,
 )
 from twisted.logger import Logger
@@ -74,6 +75,7 @@ class GatewayService(MultiService):
         clock: IReactorTime,
         *,
         udp: tuple[int, str, TeltonikaUdpProtocol] | None = None,
+        udp_reactor: IReactorUDP | None = None,
         drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
         sink_ready_timeout: float = DEFAULT_SINK_READY_TIMEOUT,
     ) -> None:
@@ -101,7 +103,11 @@ class GatewayService(MultiService):
             port, interface, protocol = udp
             self.datagram_protocol = protocol
             self._udp = UDPServer(
-                port, protocol, interface=interface, maxPacketSize=_MAX_DATAGRAM
+                port,
+                protocol,
+                interface=interface,
+                maxPacketSize=_MAX_DATAGRAM,
+                reactor=udp_reactor,
             )
             self._udp.setServiceParent(self._listeners)
         MultiService.addService(self, self._listeners)
@@ -322,6 +328,7 @@ def makeService(
     limits: Limits = Limits(),
     udp_port: int | None = None,
     udp_interface: str = "",
+    udp_reactor: IReactorUDP | None = None,
     drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
     sink_ready_timeout: float = DEFAULT_SINK_READY_TIMEOUT,
     state_dir: Path | None = None,
@@ -337,6 +344,8 @@ def makeService(
         tracker is acknowledged.
     :param allow: which IMEIs may log in (all by default).
     :param udp_port: also receive UDP datagrams on this port.
+    :param udp_reactor: what opens that port (by default the global
+        reactor; a worker process adopts the one its parent opened).
     :param sink_ready_timeout: seconds to wait for the sinks to be ready
         before listening anyway.
     :param state_dir: where queued commands are kept across restarts (in
@@ -385,6 +394,7 @@ def makeService(
         sinks,
         reactor,
         udp=udp,
+        udp_reactor=udp_reactor,
         drain_timeout=drain_timeout,
         sink_ready_timeout=sink_ready_timeout,
     )

@@ -56,6 +56,8 @@ class State(enum.Enum):
     """Where a session is in its life."""
 
     AWAITING_LOGIN = "awaiting login"
+    CLAIMING = "claiming"
+    """The login waits for :meth:`TrackerSession.login_claimed`."""
     STREAMING = "streaming"
     DELIVERING = "delivering"
     CLOSED = "closed"
@@ -71,6 +73,14 @@ class Send:
 @attrs.frozen
 class LoggedIn:
     """The tracker logged in and was accepted."""
+
+    imei: str
+
+
+@attrs.frozen
+class ClaimLogin:
+    """Ask whether *imei* is held elsewhere, then report back with
+    :meth:`TrackerSession.login_claimed`; no reply goes before."""
 
     imei: str
 
@@ -137,6 +147,7 @@ class Close:
 Action = (
     Send
     | LoggedIn
+    | ClaimLogin
     | Deliver
     | CommandsReady
     | SendCommand
@@ -165,6 +176,8 @@ class TrackerSession:
     :param imei_policy: which logins are plausible trackers at all.
     :param claim: says why an allowed IMEI may not log in on this connection
         now (another connection holds it), or None.
+    :param claims_elsewhere: says whether an IMEI's login must also be
+        claimed elsewhere (:class:`ClaimLogin`) before it is answered.
     :param naming: the naming of an IMEI's records now (None: no attributes).
     """
 
@@ -173,6 +186,8 @@ class TrackerSession:
         "_ack",
         "_allow",
         "_claim",
+        "_claiming",
+        "_claims_elsewhere",
         "_command",
         "_framer",
         "_imei_policy",
@@ -193,11 +208,15 @@ class TrackerSession:
         imei_policy: ImeiPolicy = ImeiPolicy(),
         claim: Callable[[str], str | None] = lambda imei: None,
         *,
+        claims_elsewhere: Callable[[str], bool] = lambda imei: False,
         naming: Callable[[str], Naming | None] = lambda imei: None,
     ) -> None:
         self._allow = allow
         self._naming = naming
         self._claim = claim
+        self._claims_elsewhere = claims_elsewhere
+        self._claiming: str | None = None
+        """The IMEI whose login waits for :meth:`login_claimed`."""
         self._imei_policy = imei_policy
         self._now_ms = now_ms
         self._framer = StreamFramer(max_frame_size)
@@ -294,6 +313,20 @@ class TrackerSession:
         self._outstanding = frame.codec
         return [SendCommand(encode_frame(frame))]
 
+    def login_claimed(self, conflict: str | None) -> list[Action]:
+        """The answer to :class:`ClaimLogin`: why the login may not be
+        accepted (it is refused), or None (accepted unless a connection
+        here took the IMEI meanwhile)."""
+        imei = self._claiming
+        if self.state is not State.CLAIMING or imei is None:
+            return []
+        self._claiming = None
+        conflict = conflict or self._claim(imei)
+        if conflict is not None:
+            return self._refuse(conflict, LoginResult.DUPLICATE)
+        actions = self._accept(imei)
+        return actions + self._process()
+
     def delivery_failed(self, reason: str) -> list[Action]:
         """The sinks did not take the items: no ACK; the tracker will resend."""
         if self.state is State.CLOSED:
@@ -369,6 +402,13 @@ class TrackerSession:
         conflict = self._claim(imei)
         if conflict is not None:
             return self._refuse(conflict, LoginResult.DUPLICATE)
+        if self._claims_elsewhere(imei):
+            self._claiming = imei
+            self.state = State.CLAIMING
+            return [ClaimLogin(imei)]
+        return self._accept(imei)
+
+    def _accept(self, imei: str) -> list[Action]:
         self.imei = imei
         self.state = State.STREAMING
         return [Send(login_reply(True)), LoggedIn(imei)]

@@ -25,10 +25,12 @@ from teltotwist.gateway.faultlog import FaultLog
 from teltotwist.gateway.items import Item, TrackerRecord, now_ms
 from teltotwist.gateway.limits import DuplicateLogin, Limits
 from teltotwist.gateway.models import NamingFor
+from teltotwist.gateway.presence import CLAIM_WAIT, Presence
 from teltotwist.gateway.proxied import IProxiedProtocol, awaits_proxy_header
 from teltotwist.gateway.registry import TrackerRegistry
 from teltotwist.gateway.session import (
     Action,
+    ClaimLogin,
     Close,
     CommandAnswered,
     CommandReceived,
@@ -53,6 +55,9 @@ _OVER_BUDGET = "unfinished-frame budget"
 _NOT_DELIVERED = "not delivered"
 _NO_LOGIN = "no login"
 _CLOSED_BY_GATEWAY = "closed by the gateway"
+
+_WAITING = frozenset({State.CLAIMING, State.DELIVERING})
+"""The session's states in which the tracker waits for the gateway."""
 
 
 @implementer(IProxiedProtocol)
@@ -98,6 +103,7 @@ class TeltonikaTcpProtocol(Protocol):
             factory.limits.max_frame_size,
             factory.limits.imei_policy,
             claim=self._claim,
+            claims_elsewhere=self._claims_elsewhere,
             naming=factory.naming,
         )
         self.last_active = factory.clock.seconds()
@@ -143,11 +149,11 @@ class TeltonikaTcpProtocol(Protocol):
     def dataReceived(self, data: bytes) -> None:
         if not self._located:
             self._locate()
-        if self.session.state is State.DELIVERING and not self._reading_paused:
-            # A tracker waits for its ACK before it sends more; one that does
-            # not is read no further until the ACK, so at most this read
-            # waits in memory. Pausing only now spares a tracker that waits,
-            # as they do, two system calls per packet.
+        if self.session.state in _WAITING and not self._reading_paused:
+            # A tracker waits for its ACK (or login reply) before it sends
+            # more; one that does not is read no further until then, so at
+            # most this read waits in memory. Pausing only now spares a
+            # tracker that waits, as they do, two system calls per packet.
             assert self.transport is not None
             self.transport.pauseProducing()  # type: ignore[attr-defined]
             self._reading_paused = True
@@ -271,6 +277,10 @@ class TeltonikaTcpProtocol(Protocol):
                 self.factory.registry.tcp_logged_in(imei, self.peer, self)
                 self.factory.events.login(Transport.TCP, LoginResult.ACCEPTED)
                 self._commands_logged_in(imei)
+                if self.factory.presence is not None:
+                    self.factory.presence.logged_in(imei)
+            case ClaimLogin(imei=imei):
+                self._claim_elsewhere(imei)
             case Deliver(items=items):
                 self._deliver(items)
             case CommandsReady() | SendCommand() | CommandAnswered():
@@ -344,6 +354,39 @@ class TeltonikaTcpProtocol(Protocol):
 
     def _claim(self, imei: str) -> str | None:
         return self.factory.claim(self, imei)
+
+    def _claims_elsewhere(self, imei: str) -> bool:
+        return self.factory.presence is not None and imei not in self.factory.by_imei
+
+    def _claim_elsewhere(self, imei: str) -> None:
+        """Ask the presence whether *imei* may log in here; past
+        :data:`CLAIM_WAIT`, or if asking fails, decide here alone."""
+        presence = self.factory.presence
+        assert presence is not None
+        asked = presence.claim(imei, self.peer)
+        asked.addTimeout(CLAIM_WAIT, self.factory.clock)
+        asked.addErrback(self._claim_unanswered, imei)
+        asked.addCallback(self._claimed)
+
+    def _claim_unanswered(self, failure: Failure, imei: str) -> None:
+        self.log.warn(
+            "{label}: login for {imei} decided here: {error}",
+            label=self.label,
+            imei=imei,
+            error=failure.getErrorMessage() or repr(failure.value),
+        )
+
+    def _claimed(self, conflict: str | None) -> None:
+        if self.transport is None or self.session.state is not State.CLAIMING:
+            return
+        self._perform(self.session.login_claimed(conflict))
+        self._resume_reading()
+
+    def _resume_reading(self) -> None:
+        """Read again, if reading waited and the tracker may send now."""
+        if self._reading_paused and self.session.state is State.STREAMING:
+            self._reading_paused = False
+            self.transport.resumeProducing()  # type: ignore[union-attr]
 
     def _commands_gone(self) -> None:
         imei = self.session.imei
@@ -466,8 +509,12 @@ class TeltonikaTcpFactory(Factory):
         events: DataPathEvents | None = None,
         commands: CommandCenter | None = None,
         naming: NamingFor = lambda imei: None,
+        presence: Presence | None = None,
     ) -> None:
         self.dispatcher = dispatcher
+        self.presence = presence
+        """Where logins are claimed and reported beyond this gateway (a
+        cluster's members), if anywhere."""
         self.naming = naming
         """The naming of an IMEI's records (see :mod:`~teltotwist.gateway.models`)."""
         self.commands = commands
@@ -572,6 +619,20 @@ class TeltonikaTcpFactory(Factory):
         With ``--duplicate-login reject``, a login is refused while the IMEI's
         current connection sent a byte within ``duplicate_login_window``.
         """
+        return self._conflict(imei, protocol.peer)
+
+    def claimed_elsewhere(self, imei: str, peer: str, where: str) -> str | None:
+        """A login for *imei* from *peer* on another gateway (*where*): why
+        it must be refused (as :meth:`claim` says), or None once the IMEI's
+        connection here, if any, was closed."""
+        conflict = self._conflict(imei, f"{peer} on {where}")
+        holder = self.by_imei.get(imei)
+        if conflict is None and holder is not None:
+            self._replaced(holder, imei, f"{peer} on {where}")
+            holder.replace()
+        return conflict
+
+    def _conflict(self, imei: str, peer: str) -> str | None:
         holder = self.by_imei.get(imei)
         if (
             holder is None
@@ -587,11 +648,24 @@ class TeltonikaTcpFactory(Factory):
             "Security: IMEI {imei}: login from {peer} rejected, the connection "
             "from {holder} sent bytes {quiet:.0f} s ago (--duplicate-login reject)",
             imei=imei,
-            peer=protocol.peer,
+            peer=peer,
             holder=holder.peer,
             quiet=quiet,
         )
         return f"IMEI {imei} is logged in from {holder.peer}, active {quiet:.0f} s ago"
+
+    def _replaced(self, older: TeltonikaTcpProtocol, imei: str, peer: str) -> None:
+        if older.session.state is not State.CLOSED:
+            self.faults.warn(
+                "duplicate login replaced",
+                "Security: IMEI {imei}: login from {peer} replaces the connection "
+                "from {older}, quiet for {quiet:.0f} s (--duplicate-login {policy})",
+                imei=imei,
+                peer=peer,
+                older=older.peer,
+                quiet=self.clock.seconds() - older.last_active,
+                policy=self.limits.duplicate_login.value,
+            )
 
     def logged_in(self, protocol: TeltonikaTcpProtocol, imei: str) -> None:
         """*protocol* holds *imei* now; its previous connection is closed."""
@@ -600,17 +674,7 @@ class TeltonikaTcpFactory(Factory):
         self.by_imei[imei] = protocol
         if older is None or older is protocol:
             return
-        if older.session.state is not State.CLOSED:
-            self.faults.warn(
-                "duplicate login replaced",
-                "Security: IMEI {imei}: login from {peer} replaces the connection "
-                "from {older}, quiet for {quiet:.0f} s (--duplicate-login {policy})",
-                imei=imei,
-                peer=protocol.peer,
-                older=older.peer,
-                quiet=self.clock.seconds() - older.last_active,
-                policy=self.limits.duplicate_login.value,
-            )
+        self._replaced(older, imei, protocol.peer)
         older.replace()
 
     def close_disallowed(self) -> None:
@@ -632,6 +696,8 @@ class TeltonikaTcpFactory(Factory):
         imei = protocol.session.imei
         if imei is not None and self.by_imei.get(imei) is protocol:
             del self.by_imei[imei]
+            if self.presence is not None:
+                self.presence.logged_out(imei)
 
     def holding(self, protocol: TeltonikaTcpProtocol, held: int, started: bool) -> None:
         """*protocol* holds *held* bytes of an unfinished frame (a new one if

@@ -1,19 +1,24 @@
 # -*- test-case-name: tests.test_sinks_amqp -*-
 """pika behind a small typed face: one connection, one channel in confirm
 mode, and a Deferred per published message that fires on the broker's
-confirm and fails when the message is returned, nacked or lost.
+confirm and fails when the message is returned, nacked or lost; plus the
+few queue operations the cluster's bus needs (declare, bind, consume, get).
 
-pika ships no type hints, so its objects stay ``Any`` inside this module and
-nothing of pika leaves it. Importing this module imports pika's Twisted
-adapter, which installs the default reactor if none is installed yet: import
-it only once the reactor is chosen (the AMQP sink does, in ``startService``).
+Shared by the AMQP sink and the cluster over RabbitMQ (``tests/test_layers.py``
+lets the cluster import it). pika ships no type hints, so its objects stay
+``Any`` inside this module and nothing of pika leaves it. Importing this
+module imports pika's Twisted adapter, which installs the default reactor if
+none is installed yet: import it only once the reactor is chosen (the AMQP
+sink and bus do, when they start).
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
+import attrs
 import pika  # type: ignore[import-untyped]
 from pika.adapters.twisted_connection import (  # type: ignore[import-untyped]
     TwistedProtocolConnection,
@@ -26,16 +31,41 @@ from pika.exceptions import (  # type: ignore[import-untyped]
     UnroutableError,
 )
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import TimeoutError as DeferredTimeoutError
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.internet.protocol import Factory
+from twisted.logger import Logger
 from twisted.python.failure import Failure
+
+_log = Logger()
 
 PERSISTENT = 2
 """AMQP ``delivery_mode``: the broker writes the message to disk."""
+NOT_FOUND = 404
+"""The AMQP reply code for a queue or exchange that does not exist."""
 
 
 class PublishError(Exception):
     """The broker did not take a message, or the connection went first."""
+
+
+class ReturnedError(PublishError):
+    """The broker returned a mandatory message: no queue takes its routing key."""
+
+
+class RefusedError(PublishError):
+    """The broker nacked a message: it could not take it (a full queue that
+    rejects what comes in, say)."""
+
+
+@attrs.frozen
+class Delivery:
+    """A message the broker delivered, with the properties the bus uses."""
+
+    body: bytes
+    message_type: str | None
+    reply_to: str | None
+    correlation_id: str | None
 
 
 class _Diagnosis:
@@ -79,6 +109,16 @@ class _Diagnosis:
         return _describe(error)
 
 
+def _delivery(message: Any) -> Delivery:
+    properties = message.properties
+    return Delivery(
+        body=message.body,
+        message_type=properties.type,
+        reply_to=properties.reply_to,
+        correlation_id=properties.correlation_id,
+    )
+
+
 def _describe(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
@@ -92,15 +132,44 @@ async def open_channel(
     password: str,
     exchange: str,
     declare: bool,
+    exchange_type: str = "topic",
+    timeout: float,
 ) -> ConfirmedChannel:
     """Connect, log in, open a channel in confirm mode and check *exchange*:
-    declare it (topic, durable) if *declare*, else require that it exists.
+    declare it (*exchange_type*, durable) if *declare*, else require that it
+    exists; all within *timeout* seconds.
 
     :raises PublishError: saying why, in the broker's words when it gave any.
     """
     parameters = pika.ConnectionParameters(
         virtual_host=vhost, credentials=pika.PlainCredentials(username, password)
     )
+    opening = Deferred.fromCoroutine(
+        _open_channel(
+            endpoint,
+            reactor,
+            parameters,
+            exchange=exchange,
+            declare=declare,
+            exchange_type=exchange_type,
+        )
+    )
+    opening.addTimeout(timeout, reactor)
+    try:
+        return await opening
+    except DeferredTimeoutError:
+        raise PublishError(f"no connection within {timeout:g} s") from None
+
+
+async def _open_channel(
+    endpoint: IStreamClientEndpoint,
+    reactor: IReactorTime,
+    parameters: Any,
+    *,
+    exchange: str,
+    declare: bool,
+    exchange_type: str,
+) -> ConfirmedChannel:
     factory = Factory.forProtocol(
         lambda: TwistedProtocolConnection(parameters, custom_reactor=reactor)
     )
@@ -112,7 +181,7 @@ async def open_channel(
         channel = await protocol.channel()
         await channel.confirm_delivery()
         await channel.exchange_declare(
-            exchange, exchange_type="topic", durable=True, passive=not declare
+            exchange, exchange_type=exchange_type, durable=True, passive=not declare
         )
     except PublishError:
         protocol.transport.abortConnection()
@@ -139,6 +208,9 @@ class ConfirmedChannel:
         self._channel = channel
         self._diagnosis = diagnosis
         self._unconfirmed = 0
+        self._probe: Any = None
+        self._awaiting_answer: list[Deferred[None]] = []
+        self._question_out = False
         self._settled_waiters: list[Deferred[None]] = []
         self._lost_waiters: list[Deferred[None]] = []
         self.lost_reason: str | None = None
@@ -165,9 +237,15 @@ class ConfirmedChannel:
         *,
         content_type: str,
         message_id: str,
-        headers: dict[str, str],
+        headers: dict[str, str] | None = None,
+        message_type: str | None = None,
+        reply_to: str | None = None,
+        correlation_id: str | None = None,
+        expiration: float | None = None,
     ) -> Deferred[None]:
-        """Publish one message; fires once the broker confirms it.
+        """Publish one message; fires once the broker confirms it, and fails
+        with :class:`ReturnedError` when no queue takes it. *expiration* is
+        the seconds the broker keeps it in a queue.
 
         The Deferred is this channel's to fire: cancelling it is not supported.
         """
@@ -180,6 +258,10 @@ class ConfirmedChannel:
             delivery_mode=PERSISTENT,
             message_id=message_id,
             headers=headers,
+            type=message_type,
+            reply_to=reply_to,
+            correlation_id=correlation_id,
+            expiration=None if expiration is None else str(round(expiration * 1000)),
         )
         try:
             acked: Deferred[Any] = self._channel.basic_publish(
@@ -190,6 +272,113 @@ class ConfirmedChannel:
             acked.errback(error)
         acked.addBoth(self._settle, key, confirmed)
         return confirmed
+
+    async def declare_queue(
+        self,
+        name: str,
+        *,
+        durable: bool = False,
+        exclusive: bool = False,
+        arguments: dict[str, object] | None = None,
+    ) -> None:
+        """Declare queue *name*, auto-deleted when *exclusive*."""
+        await self._channel.queue_declare(
+            name,
+            durable=durable,
+            exclusive=exclusive,
+            auto_delete=exclusive,
+            arguments=arguments,
+        )
+
+    def bind(self, queue: str, exchange: str, routing_key: str) -> Deferred[None]:
+        """Route the messages *exchange* gets for *routing_key* to *queue*;
+        fires once the broker has.
+
+        Binds are pipelined: each is sent without waiting for its answer,
+        then one question about *queue* is answered only after the broker
+        handled every bind sent before it (it would have closed the channel
+        on a failed one). Thousands of binds cost a few round trips.
+        """
+        # pika's TwistedChannel always waits for the answer; its Channel
+        # sends the bind with nowait when given no callback.
+        self._channel._channel.queue_bind(queue, exchange, routing_key)
+        done: Deferred[None] = Deferred()
+        self._awaiting_answer.append(done)
+        if not self._question_out:
+            self._ask_after_binds(queue)
+        return done
+
+    def _ask_after_binds(self, queue: str) -> None:
+        waiters, self._awaiting_answer = self._awaiting_answer, []
+        self._question_out = True
+        asked: Deferred[Any] = self._channel.queue_declare(queue, passive=True)
+        asked.addBoth(self._answered, waiters, queue)
+
+    def _answered(
+        self, result: object, waiters: list[Deferred[None]], queue: str
+    ) -> None:
+        self._question_out = False
+        for waiter in waiters:
+            if isinstance(result, Failure):
+                waiter.errback(result)
+            else:
+                waiter.callback(None)
+        if self._awaiting_answer:
+            self._ask_after_binds(queue)
+
+    async def unbind(self, queue: str, exchange: str, routing_key: str) -> None:
+        """Undo :meth:`bind`."""
+        await self._channel.queue_unbind(queue, exchange, routing_key)
+
+    async def consume(
+        self, queue: str, on_delivery: Callable[[Delivery], None], *, prefetch: int
+    ) -> None:
+        """Hand each message of *queue* to *on_delivery*, acknowledging it
+        once handed; at most *prefetch* messages are on their way at once.
+        Returns once consuming; stops when the connection goes."""
+        await self._channel.basic_qos(prefetch_count=prefetch)
+        arrivals, _ = await self._channel.basic_consume(queue)
+        # The loop ends when the channel closes, which lost() reports.
+        Deferred.fromCoroutine(self._hand_over(arrivals, on_delivery)).addErrback(
+            lambda _: None
+        )
+
+    async def _hand_over(
+        self, arrivals: Any, on_delivery: Callable[[Delivery], None]
+    ) -> None:
+        while True:
+            message = await arrivals.get()
+            try:
+                on_delivery(_delivery(message))
+            except Exception:
+                _log.failure("handling a message from RabbitMQ")
+            self._channel.basic_ack(message.method.delivery_tag)
+
+    async def queue_length(self, queue: str) -> int | None:
+        """The number of messages in *queue*; None if there is no such queue.
+
+        Asked on a second channel, kept for the next question: the broker
+        closes a channel that asks about a missing queue.
+        """
+        if self._probe is None or not self._probe.is_open:
+            self._probe = await self._protocol.channel()
+        try:
+            declared = await self._probe.queue_declare(queue, passive=True)
+        except ChannelClosedByBroker as error:
+            if error.reply_code == NOT_FOUND:
+                return None
+            raise
+        count: int = declared.method.message_count
+        return count
+
+    async def get(self, queue: str) -> Delivery | None:
+        """Take the next message of *queue*, acknowledged; None if empty.
+        One get at a time on a channel."""
+        message = await self._channel.basic_get(queue)
+        if message is None:
+            return None
+        self._channel.basic_ack(message.method.delivery_tag)
+        return _delivery(message)
 
     def settled(self) -> Deferred[None]:
         """Fires once no message awaits its confirm (at once if none does)."""
@@ -229,7 +418,11 @@ class ConfirmedChannel:
         if not confirmed.called:
             # An UnroutableError is an ack that pika blamed for a return:
             # _returned has already failed the message that was returned.
-            if isinstance(result, Failure) and not result.check(UnroutableError):
+            if isinstance(result, Failure) and result.check(NackError):
+                confirmed.errback(
+                    RefusedError("the broker nacked the message: it could not take it")
+                )
+            elif isinstance(result, Failure) and not result.check(UnroutableError):
                 confirmed.errback(PublishError(self._explain(result)))
             else:
                 confirmed.callback(None)
@@ -241,8 +434,6 @@ class ConfirmedChannel:
     def _explain(self, failure: Failure) -> str:
         error = failure.value
         assert error is not None
-        if isinstance(error, NackError):
-            return "the broker nacked the message: it could not take it"
         if isinstance(error, ChannelClosedByBroker):
             return f"the broker closed the channel: {self._diagnosis.explain(error)}"
         return (
@@ -256,7 +447,7 @@ class ConfirmedChannel:
         waiting = [d for d in self._returnable.get(key, ()) if not d.called]
         if waiting:
             waiting[0].errback(
-                PublishError(
+                ReturnedError(
                     f"the broker returned the message ({method.reply_code} "
                     f"{method.reply_text}): no queue bound to exchange "
                     f"{method.exchange!r} takes routing key {method.routing_key!r}"

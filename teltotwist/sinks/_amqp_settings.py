@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from string import Formatter
 from urllib.parse import quote, unquote, urlsplit
 
 import attrs
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 
 from teltotwist.codec.imei import MAX_LOGIN_LENGTH
 from teltotwist.gateway.items import Item
@@ -20,7 +22,7 @@ PASSWORD_VARIABLE = "TELTOTWIST_AMQP_PASSWORD"
 MAX_ROUTING_KEY = 255
 """Bytes in an AMQP routing key or exchange name (a ``shortstr``)."""
 ROUTING_KEY_FIELDS = frozenset({"imei", "kind"})
-OPTIONS = ("exchange", "routing_key", "declare", "cafile")
+OPTIONS = ("exchange", "routing_key", "declare")
 _BOOLEANS = {
     "true": True,
     "yes": True,
@@ -50,12 +52,22 @@ class AmqpSettings:
     """Declare the exchange (topic, durable), or only check that it exists."""
 
     @property
+    def broker(self) -> Broker:
+        """The broker part of the settings."""
+        return Broker(
+            host=self.host,
+            port=self.port,
+            vhost=self.vhost,
+            username=self.username,
+            password=self.password,
+            tls=self.tls,
+            cafile=self.cafile,
+        )
+
+    @property
     def url(self) -> str:
         """The broker and exchange as a URL without the password, for logs."""
-        scheme = "amqps" if self.tls else "amqp"
-        broker = _url.shown(scheme, self.username, self.host, self.port)
-        vhost = "" if self.vhost == "/" else quote(self.vhost, safe="")
-        return f"{broker}/{vhost}?exchange={quote(self.exchange, safe='')}"
+        return f"{self.broker.url}?exchange={quote(self.exchange, safe='')}"
 
     def routing_key_for(self, item: Item) -> str:
         return self.routing_key.format(imei=item.imei, kind=kind_of(item))
@@ -74,11 +86,75 @@ def parse_url(url: str, environment: Mapping[str, str]) -> AmqpSettings:
     :raises SinkConfigurationError: saying what is wrong, never quoting the
         password.
     """
+    broker, options = parse_broker_url(
+        url,
+        environment,
+        password_variable=PASSWORD_VARIABLE,
+        known_options=OPTIONS,
+        user="the amqp sink",
+        example="--sink amqp:amqp://teltotwist@rabbitmq.example/telematics",
+    )
+    return AmqpSettings(
+        **attrs.asdict(broker),
+        exchange=_exchange(options.get("exchange", "teltonika")),
+        routing_key=_routing_key(options.get("routing_key", "teltonika.{imei}")),
+        declare=_boolean("declare", options.get("declare", "true")),
+    )
+
+
+@attrs.frozen
+class Broker:
+    """Where a RabbitMQ broker is and how to log in: the part of an AMQP URL
+    before its ``?options``."""
+
+    host: str
+    port: int
+    vhost: str
+    username: str
+    password: str = attrs.field(repr=False)
+    tls: bool
+    cafile: str | None
+
+    @property
+    def url(self) -> str:
+        """``amqp://USER@HOST:PORT/VHOST``, without the password, for logs."""
+        scheme = "amqps" if self.tls else "amqp"
+        broker = _url.shown(scheme, self.username, self.host, self.port)
+        vhost = "" if self.vhost == "/" else quote(self.vhost, safe="")
+        return f"{broker}/{vhost}"
+
+    def endpoint(self, reactor: IReactorTime, timeout: float) -> IStreamClientEndpoint:
+        """Where to connect, over TLS for ``amqps``; *timeout* in seconds."""
+        endpoint: IStreamClientEndpoint = HostnameEndpoint(
+            reactor, self.host, self.port, timeout=timeout
+        )
+        if not self.tls:
+            return endpoint
+        return wrapClientTLS(client_tls(self.host, self.cafile), endpoint)
+
+
+def parse_broker_url(
+    url: str,
+    environment: Mapping[str, str],
+    *,
+    password_variable: str,
+    known_options: Collection[str],
+    user: str,
+    example: str,
+) -> tuple[Broker, dict[str, str]]:
+    """The broker of an ``amqp://`` or ``amqps://`` URL and its ``?options``
+    (only *known_options*, plus ``cafile``), taking the password from
+    *password_variable* in *environment* when the URL has none. *user* (who
+    reads the URL) and *example* (a usable argument) name the right form when
+    the URL is not one.
+
+    :raises SinkConfigurationError: saying what is wrong, never quoting the
+        password.
+    """
     parts = urlsplit(url)
     if parts.scheme not in ("amqp", "amqps") or not parts.netloc:
         raise SinkConfigurationError(
-            "the amqp sink needs an amqp:// or amqps:// URL, such as "
-            "--sink amqp:amqp://teltotwist@rabbitmq.example/telematics"
+            f"{user} needs an amqp:// or amqps:// URL, such as {example}"
         )
     if not parts.hostname:
         raise SinkConfigurationError("the AMQP URL names no host")
@@ -95,24 +171,23 @@ def parse_url(url: str, environment: Mapping[str, str]) -> AmqpSettings:
             "the AMQP URL's port must be a number from 1 to 65535"
         )
     tls = parts.scheme == "amqps"
-    options = _url.options(parts.query, OPTIONS, "AMQP")
+    options = _url.options(parts.query, (*known_options, "cafile"), "AMQP")
     if "cafile" in options and not tls:
         raise SinkConfigurationError("cafile is for amqps:// URLs only")
-    if "cafile" in options:
-        client_tls(parts.hostname, options["cafile"])
+    cafile = options.pop("cafile", None)
+    if cafile is not None:
+        client_tls(parts.hostname, cafile)
     username = _url.user(parts.username)
-    return AmqpSettings(
+    broker = Broker(
         host=parts.hostname,
         port=port or (5671 if tls else 5672),
         vhost=_vhost(parts.path),
         username="guest" if username is None else username,
-        password=_password(username, parts.password, environment),
+        password=_password(username, parts.password, password_variable, environment),
         tls=tls,
-        cafile=options.get("cafile"),
-        exchange=_exchange(options.get("exchange", "teltonika")),
-        routing_key=_routing_key(options.get("routing_key", "teltonika.{imei}")),
-        declare=_boolean("declare", options.get("declare", "true")),
+        cafile=cafile,
     )
+    return broker, options
 
 
 def _vhost(path: str) -> str:
@@ -127,16 +202,19 @@ def _vhost(path: str) -> str:
 
 
 def _password(
-    username: str | None, quoted: str | None, environment: Mapping[str, str]
+    username: str | None,
+    quoted: str | None,
+    variable: str,
+    environment: Mapping[str, str],
 ) -> str:
-    password = _url.password(quoted, PASSWORD_VARIABLE, environment)
+    password = _url.password(quoted, variable, environment)
     if password is not None:
         return password
     if username is None:
         return "guest"
     raise SinkConfigurationError(
         f"the AMQP URL names user {username!r} but no password: set "
-        f"{PASSWORD_VARIABLE} (a password in the URL shows in the process list)"
+        f"{variable} (a password in the URL shows in the process list)"
     )
 
 

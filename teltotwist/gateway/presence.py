@@ -1,0 +1,33 @@
+# -*- test-case-name: tests.test_gateway_tcp -*-
+"""Where the gateway tells others which trackers it holds: in a cluster,
+the other members, which may hold the same IMEI on another connection.
+
+The TCP adapter asks before it accepts a login whose IMEI it does not hold
+itself, and reports each login and logout; one gateway alone needs none.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from twisted.internet.defer import Deferred
+
+CLAIM_WAIT = 2.0
+"""Seconds a login waits for :meth:`Presence.claim`; then it is decided
+here, as if no one else held the IMEI."""
+
+
+class Presence(Protocol):
+    """The trackers held elsewhere, as a login needs to know."""
+
+    def claim(self, imei: str, peer: str) -> Deferred[str | None]:
+        """A login for *imei* from *peer* is about to be accepted here:
+        fires with why it may not be (another member holds the IMEI on an
+        active connection, under ``--duplicate-login reject``), or None,
+        once any connection elsewhere was closed."""
+
+    def logged_in(self, imei: str) -> None:
+        """*imei* logged in here."""
+
+    def logged_out(self, imei: str) -> None:
+        """*imei*'s connection here closed (no newer one holds it here)."""

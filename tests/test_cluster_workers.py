@@ -1,0 +1,415 @@
+"""``twistd -n teltonika --workers 2``, for real: two worker processes share
+the tracker port, each filing its own records; the parent restarts a killed
+worker, drains them all on SIGTERM, and leaves none behind when it is killed
+itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from teltotwist.cluster.worker import worker_sink_spec
+from teltotwist.codec import (
+    AvlPacket,
+    CommandFrame,
+    decode_frame,
+    encode_frame,
+    encode_login,
+    tcp_ack,
+)
+from tests.conftest import TWISTD, Twistd, running_twistd
+from tests.net import receive_exactly
+from tests.vectors import by_id
+
+_VECTOR = decode_frame(by_id("wiki-c8-tcp-1").data)
+assert isinstance(_VECTOR, AvlPacket)
+RECORD = _VECTOR.records[0]
+FIRST_IMEI = 356307042440000
+TOKEN = "a-token-for-the-workers-tests"
+
+
+@pytest.fixture(autouse=True)
+def _api_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TELTOTWIST_API_TOKEN", TOKEN)
+
+
+def frame(timestamp_ms: int) -> bytes:
+    """A Codec 8 frame of one record of its own (by its time)."""
+    record = RECORD._replace(timestamp_ms=timestamp_ms)
+    return encode_frame(AvlPacket(_VECTOR.codec, (record,)))
+
+
+class Gateway:
+    """A running ``--workers`` parent; its log (its workers' too) is read
+    as it comes, so that a full pipe never blocks them."""
+
+    def __init__(self, twistd: Twistd, directory: Path) -> None:
+        self.twistd = twistd
+        self.directory = directory
+        self.lines = list(twistd.log)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.twistd.process.stdout is not None
+        for line in self.twistd.process.stdout:
+            self.lines.append(line)
+
+    @property
+    def log(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, pattern: str, count: int = 1, seconds: float = 30) -> list[str]:
+        """The first *count* matches of *pattern* in the log, once there."""
+        deadline = time.monotonic() + seconds
+        while True:
+            found = [m.group(1) for m in re.finditer(pattern, self.log)]
+            if len(found) >= count:
+                return found[:count]
+            assert time.monotonic() < deadline, f"no {pattern!r}:\n{self.log}"
+            time.sleep(0.1)
+
+    def worker_pids(self) -> list[int]:
+        """The pids of the two workers, as the parent logs them."""
+        return [
+            int(pid) for pid in self.wait_for(r"Worker \d started \(pid (\d+)\)", 2)
+        ]
+
+    def filed(self) -> dict[int, set[str]]:
+        """The records filed, by worker: each one's IMEI and device time."""
+        filed = {}
+        for number in (1, 2):
+            path = self.directory / f"records.w{number}.jsonl"
+            lines = path.read_text().splitlines() if path.exists() else []
+            filed[number] = {
+                ":".join(json.loads(line)["id"].split(":")[:2]) for line in lines
+            }
+        return filed
+
+
+@contextmanager
+def two_workers(directory: Path) -> Iterator[Gateway]:
+    with running_twistd(
+        directory, "--workers", "2", "--api", "tcp:0:interface=127.0.0.1"
+    ) as twistd:
+        gateway = Gateway(twistd, directory)
+        gateway.wait_for(r"(Listening for trackers on) .*sinks", 2)
+        gateway.wait_for(r"HTTP API on (http://127.0.0.1:\d+/)", 2)
+        yield gateway
+
+
+def api(gateway: Gateway, path: str, body: object = None) -> tuple[int, bytes]:
+    """The status and body of an API request (one connection each, so any
+    worker may answer it)."""
+    (base,) = gateway.wait_for(r"HTTP API on (http://127.0.0.1:\d+/)")
+    request = urllib.request.Request(
+        base + path.lstrip("/"),
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.status, response.read()
+
+
+def logged_in(port: int, imei: int) -> socket.socket:
+    """A tracker connected and logged in, one record ACKed."""
+    tracker = socket.create_connection(("127.0.0.1", port), timeout=10)
+    tracker.sendall(encode_login(str(imei)))
+    assert receive_exactly(tracker, 1) == b"\x01"
+    tracker.sendall(frame(1_700_000_000_000))
+    assert receive_exactly(tracker, 4) == tcp_ack(1)
+    return tracker
+
+
+def alive(pid: int) -> bool:
+    """True while *pid* runs (a zombie waiting for its reaper does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def send_records(port: int, imei: int, times: range) -> list[str]:
+    """A tracker logs in and sends a record per time in *times*, one packet
+    each; the records ACKed, as ``IMEI:TIME``."""
+    acked = []
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as tracker:
+        tracker.sendall(encode_login(str(imei)))
+        assert receive_exactly(tracker, 1) == b"\x01"
+        for timestamp in times:
+            tracker.sendall(frame(timestamp))
+            assert receive_exactly(tracker, 4) == tcp_ack(1)
+            acked.append(f"{imei}:{timestamp}")
+    return acked
+
+
+class Fleet:
+    """Trackers sending records on their own threads, reconnecting when
+    their connection fails, until stopped; :attr:`acked` is what the gateway
+    acknowledged."""
+
+    def __init__(self, port: int, count: int) -> None:
+        self.port = port
+        self.acked: set[str] = set()
+        self.reconnects = 0
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._run, args=(FIRST_IMEI + n,), daemon=True)
+            for n in range(count)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _run(self, imei: int) -> None:
+        timestamp = 1_700_000_000_000
+        while not self._stop.is_set():
+            try:
+                with socket.create_connection(
+                    ("127.0.0.1", self.port), timeout=10
+                ) as tracker:
+                    tracker.sendall(encode_login(str(imei)))
+                    if receive_exactly(tracker, 1) != b"\x01":
+                        raise ConnectionError("login refused")
+                    while not self._stop.is_set():
+                        timestamp += 1000
+                        tracker.sendall(frame(timestamp))
+                        if receive_exactly(tracker, 4) != tcp_ack(1):
+                            raise ConnectionError("bad ACK")
+                        self.acked.add(f"{imei}:{timestamp}")
+                        time.sleep(0.01)
+            except (OSError, ConnectionError, AssertionError):
+                self.reconnects += 1
+                time.sleep(0.1)
+
+    def wait_for_acks(self, count: int, seconds: float = 30) -> None:
+        deadline = time.monotonic() + seconds
+        while len(self.acked) < count:
+            assert time.monotonic() < deadline, f"only {len(self.acked)} ACKed"
+            time.sleep(0.05)
+
+    def stop(self) -> set[str]:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        return set(self.acked)
+
+
+def test_two_workers_share_the_port_each_filing_its_own_records(
+    tmp_path: Path,
+) -> None:
+    with two_workers(tmp_path) as gateway:
+        acked = []
+        for n in range(40):
+            acked += send_records(
+                gateway.twistd.port, FIRST_IMEI + n, range(1000, 1003)
+            )
+        gateway.twistd.process.send_signal(signal.SIGTERM)
+        gateway.twistd.process.wait(timeout=60)
+
+    filed = gateway.filed()
+    assert filed[1] and filed[2], gateway.log
+    assert filed[1] | filed[2] == set(acked)
+    assert not filed[1] & filed[2]
+
+
+def test_any_worker_answers_the_api_for_every_worker(
+    tmp_path: Path,
+) -> None:
+    with two_workers(tmp_path) as gateway, ExitStack() as trackers:
+        connected: dict[int, socket.socket] = {}
+        filed = gateway.filed()
+        # Until both workers hold trackers: the kernel picks a worker for
+        # each connection.
+        while len(connected) < 6 or not (filed[1] and filed[2]):
+            assert len(connected) < 100, "one worker got every tracker"
+            imei = FIRST_IMEI + len(connected)
+            connected[imei] = trackers.enter_context(
+                logged_in(gateway.twistd.port, imei)
+            )
+            filed = gateway.filed()
+        imeis = list(connected)
+
+        for _ in range(4):
+            status, body = api(gateway, "/v1/trackers")
+            listed = {tracker["imei"] for tracker in json.loads(body)["trackers"]}
+            assert (status, listed) == (200, {str(imei) for imei in imeis})
+        for imei, tracker in connected.items():
+            status, body = api(
+                gateway,
+                f"/v1/trackers/{imei}/commands",
+                {"command": "getinfo", "wait": 0},
+            )
+            assert status == 202
+            header = receive_exactly(tracker, 8)
+            (size,) = struct.unpack(">I", header[4:])
+            written = decode_frame(header + receive_exactly(tracker, size + 4))
+            assert isinstance(written, CommandFrame)
+            assert written.messages[0].payload == b"getinfo"
+        _, exposition = api(gateway, "/metrics")
+
+    tcp = {
+        sample.labels["worker"]: sample.value
+        for family in text_string_to_metric_families(exposition.decode())
+        for sample in family.samples
+        if sample.name == "teltotwist_connections"
+        and sample.labels["transport"] == "tcp"
+    }
+    assert set(tcp) == {"1", "2"}
+    assert sum(tcp.values()) == len(imeis)
+
+
+def holder(client: socket.socket, pids: list[int], seconds: float = 10) -> int:
+    """Which worker accepted *client*'s connection (as ``ss`` tells)."""
+    local = f"127.0.0.1:{client.getsockname()[1]}"
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        listed = subprocess.run(
+            ["ss", "-tnpH", "state", "established"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for line in listed.splitlines():
+            fields = line.split()
+            if len(fields) > 3 and fields[3] == local:
+                found = {int(pid) for pid in re.findall(r"pid=(\d+)", line)}
+                if found & set(pids):
+                    return (found & set(pids)).pop()
+        time.sleep(0.05)
+    raise AssertionError(f"no worker holds {local}")
+
+
+def test_a_second_login_is_refused_by_either_worker(tmp_path: Path) -> None:
+    imei = FIRST_IMEI
+    with two_workers(tmp_path) as gateway:
+        pids = gateway.worker_pids()
+        with logged_in(gateway.twistd.port, imei) as first:
+            held_by = holder(first, pids)
+            for _ in range(50):
+                with socket.create_connection(
+                    ("127.0.0.1", gateway.twistd.port), timeout=10
+                ) as second:
+                    other = holder(second, pids) != held_by
+                    second.sendall(encode_login(str(imei)))
+                    assert receive_exactly(second, 1) == b"\x00"
+                if other:
+                    break
+            else:
+                pytest.fail("every second login went to the first one's worker")
+
+            # The first connection goes on.
+            first.sendall(frame(1_700_000_001_000))
+            assert receive_exactly(first, 4) == tcp_ack(1)
+
+
+def test_a_killed_worker_is_restarted_and_its_trackers_acked_again(
+    tmp_path: Path,
+) -> None:
+    with two_workers(tmp_path) as gateway:
+        first, _ = gateway.worker_pids()
+        fleet = Fleet(gateway.twistd.port, 20)
+        fleet.wait_for_acks(100)
+        os.kill(first, signal.SIGKILL)
+        gateway.wait_for(r"Worker 1 \(pid \d+\) ended after [\d.]+ s: (signal 9);")
+        restarted = gateway.wait_for(r"Worker 1 started \(pid (\d+)\)", 2)[1]
+        before = len(fleet.acked)
+        fleet.wait_for_acks(before + 200)
+        acked = fleet.stop()
+        gateway.twistd.process.send_signal(signal.SIGTERM)
+        gateway.twistd.process.wait(timeout=60)
+
+    assert fleet.reconnects > 0
+    assert int(restarted) != first
+    filed = gateway.filed()
+    assert acked <= filed[1] | filed[2]
+
+
+def test_sigterm_drains_every_worker_and_keeps_every_acked_record(
+    tmp_path: Path,
+) -> None:
+    with two_workers(tmp_path) as gateway:
+        pids = gateway.worker_pids()
+        fleet = Fleet(gateway.twistd.port, 20)
+        fleet.wait_for_acks(200)
+        gateway.twistd.process.send_signal(signal.SIGTERM)
+        status = gateway.twistd.process.wait(timeout=60)
+        acked = fleet.stop()
+
+    assert status == -signal.SIGTERM, gateway.log
+    assert "Server Shut Down." in gateway.log
+    assert not [pid for pid in pids if alive(pid)]
+    filed = gateway.filed()
+    assert acked <= filed[1] | filed[2]
+
+
+def test_a_sighup_to_the_parent_reaches_every_worker(tmp_path: Path) -> None:
+    with two_workers(tmp_path) as gateway:
+        gateway.twistd.process.send_signal(signal.SIGHUP)
+
+        gateway.wait_for(r"(SIGHUP: nothing to reload)", 2)
+
+
+def test_workers_end_when_their_parent_is_killed(tmp_path: Path) -> None:
+    with two_workers(tmp_path) as gateway:
+        pids = gateway.worker_pids()
+        gateway.twistd.process.kill()
+        gateway.twistd.process.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while any(alive(pid) for pid in pids):
+            assert time.monotonic() < deadline, f"orphans: {pids}\n{gateway.log}"
+            time.sleep(0.1)
+
+    assert gateway.log.count("the parent is gone; stopping") == 2
+
+
+def test_a_port_workers_cannot_share_is_refused_at_start(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            str(TWISTD),
+            "--nodaemon",
+            "--pidfile=",
+            "teltonika",
+            "--workers",
+            "2",
+            "--port",
+            f"unix:{tmp_path / 'trackers.sock'}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode != 0
+    assert "worker processes share tcp:, tcp6:, ssl: and haproxy:tcp: ports" in (
+        result.stdout + result.stderr
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("file:records.jsonl", "file:records.w2.jsonl"),
+        ("file:/var/lib/teltotwist/records", "file:/var/lib/teltotwist/records.w2"),
+        ("amqp:amqp://broker/", "amqp:amqp://broker/"),
+        ("log", "log"),
+    ],
+)
+def test_each_worker_has_a_file_of_its_own(spec: str, expected: str) -> None:
+    assert worker_sink_spec(spec, 2) == expected
