@@ -44,6 +44,7 @@ from teltotwist.gateway.dispatch import Dispatcher
 from teltotwist.gateway.items import Item, TrackerRecord
 from teltotwist.gateway.limits import Limits
 from teltotwist.gateway.tcp import TeltonikaTcpFactory
+from teltotwist.gateway.traffic import TrafficEvent
 from teltotwist.sinks import IRecordSink
 from teltotwist.testing import FakeTracker
 
@@ -68,6 +69,13 @@ class JoiningSink:
 
     def close(self) -> Deferred[None]:
         return succeed(None)
+
+
+class DiscardingWatcher:
+    """A live view's watcher that keeps nothing."""
+
+    def traffic(self, event: TrafficEvent) -> None:
+        pass
 
 
 def frames(
@@ -104,10 +112,11 @@ def best_cpu(rounds: int, run: Callable[[], object]) -> float:
 
 
 def whole_path(
-    naming: Naming, trackers: int, data: list[bytes]
+    naming: Naming, trackers: int, data: list[bytes], watch: bool = False
 ) -> Callable[[], object]:
     """A run of *data* through an embedded gateway, round-robin over
-    *trackers* logged-in trackers; each packet must be ACKed."""
+    *trackers* logged-in trackers; each packet must be ACKed. With *watch*,
+    the first tracker's traffic is watched, as by an open live view."""
     clock = MemoryReactorClock()
     dispatcher = Dispatcher([JoiningSink()], 60.0, clock)
     factory = TeltonikaTcpFactory(
@@ -117,6 +126,8 @@ def whole_path(
     for tracker in fleet:
         if tracker.login() != b"\x01":
             raise SystemExit("the embedded gateway refused a login")
+    if watch:
+        factory.traffic.watch(fleet[0].imei, DiscardingWatcher())
 
     def run() -> None:
         for number, frame in enumerate(data):
@@ -175,7 +186,7 @@ def workload(arguments: argparse.Namespace) -> tuple[Naming, list[bytes]]:
 def measure(arguments: argparse.Namespace) -> dict[str, Any]:
     naming, data = workload(arguments)
     records = arguments.packets * arguments.records
-    run = whole_path(naming, arguments.trackers, data)
+    run = whole_path(naming, arguments.trackers, data, arguments.watch)
     per_record = {"whole": best_cpu(arguments.rounds, run) / records * 1e6}
     for name, step in steps(naming, data).items():
         per_record[name] = best_cpu(arguments.rounds, step) / records * 1e6
@@ -187,6 +198,7 @@ def measure(arguments: argparse.Namespace) -> dict[str, Any]:
         "packets": arguments.packets,
         "records_per_packet": arguments.records,
         "trackers": arguments.trackers,
+        "watched": arguments.watch,
         "microseconds_per_record": per_record,
     }
 
@@ -202,6 +214,11 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--profile", type=int, metavar="N", help="print cProfile's top N functions"
     )
+    parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="watch one tracker's traffic, as an open live view does",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON")
     arguments = parser.parse_args(argv)
     for name in ("packets", "records", "trackers", "rounds"):
@@ -214,7 +231,7 @@ def profile(arguments: argparse.Namespace) -> None:
     """Print cProfile's top functions over one run of the whole path."""
     naming, data = workload(arguments)
     profiler = cProfile.Profile()
-    profiler.runcall(whole_path(naming, arguments.trackers, data))
+    profiler.runcall(whole_path(naming, arguments.trackers, data, arguments.watch))
     pstats.Stats(profiler).sort_stats("tottime").print_stats(arguments.profile)
 
 

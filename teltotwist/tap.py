@@ -56,6 +56,12 @@ from teltotwist.control.auth import (
     configured_token,
 )
 from teltotwist.control.command_endpoints import CommandEndpoints
+from teltotwist.control.live import (
+    OPENSTREETMAP_ATTRIBUTION,
+    OPENSTREETMAP_TILES,
+    LiveEndpoints,
+    MapTiles,
+)
 from teltotwist.control.metrics import GatewayMetrics
 from teltotwist.control.service import ApiService
 from teltotwist.gateway.allowlist import AllowlistError, ImeiAllowlist, parse_allowlist
@@ -288,6 +294,20 @@ class Options(usage.Options):
             None,
             "This instance's id in the cluster, unique while it runs. "
             "Default: HOST:PID.",
+        ],
+        [
+            "map-tiles",
+            None,
+            OPENSTREETMAP_TILES,
+            "Tile URL template of the live view's map ({z}/{x}/{y}); none: no "
+            "tiles, positions on a plain background.",
+        ],
+        [
+            "map-attribution",
+            None,
+            None,
+            "The attribution the live view's map shows for its tiles (HTML); "
+            "default: OpenStreetMap's with the default tiles, else none.",
         ],
         [
             "sink-ready-timeout",
@@ -687,6 +707,7 @@ def _api(
         fleet = member.fleet
         checks.append(member.not_ready_why)
     commands = None if center is None else CommandEndpoints(fleet)
+    live = LiveEndpoints(gateway.registry, gateway.traffic, reactor, _tiles(options))
     resource = ApiResource(
         fleet,
         gateway,
@@ -695,5 +716,18 @@ def _api(
         reactor,
         commands=commands,
         readiness_checks=checks,
+        live=live,
     )
     return ApiService(options["api-endpoint"], ApiSite(resource), token)
+
+
+def _tiles(options: Options) -> MapTiles:
+    """The live view's map tiles as ``--map-tiles`` and ``--map-attribution``
+    say."""
+    url = options["map-tiles"]
+    attribution = options["map-attribution"]
+    if url == "none":
+        return MapTiles(None, attribution or "")
+    if attribution is None:
+        attribution = OPENSTREETMAP_ATTRIBUTION if url == OPENSTREETMAP_TILES else ""
+    return MapTiles(url, attribution)

@@ -48,17 +48,25 @@ def member_of(settings: AmqpBusSettings, member_id: str, **options: Any) -> Amqp
     return AmqpBus(settings, member_id, reactor, **options)
 
 
-async def delete_exchange(name: str) -> None:
-    """Delete exchange *name* over a connection of the test's own."""
+@asynccontextmanager
+async def broker_channel() -> AsyncIterator[Any]:
+    """A pika channel to RabbitMQ of the test's own."""
     host, port = RABBITMQ
     connection = await connectProtocol(
         TCP4ClientEndpoint(reactor, host, port),
         TwistedProtocolConnection(pika.ConnectionParameters()),
     )
     await connection.ready
-    channel = await connection.channel()
-    await channel.exchange_delete(name)
-    await connection.close()
+    try:
+        yield await connection.channel()
+    finally:
+        await connection.close()
+
+
+async def delete_exchange(name: str) -> None:
+    """Delete exchange *name* over a connection of the test's own."""
+    async with broker_channel() as channel:
+        await channel.exchange_delete(name)
 
 
 @asynccontextmanager

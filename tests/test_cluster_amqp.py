@@ -26,11 +26,20 @@ from teltotwist.cluster.amqp import (
 )
 from teltotwist.cluster.bus import ClusterBusError, Envelope
 from teltotwist.cluster.router import ParkingFullError, ParkingLimits
-from tests.amqp_cluster import delete_exchange, fresh_prefix, member_of, settings_for
+from tests.amqp_cluster import (
+    MAX_PARKED_TIME,
+    broker_channel,
+    delete_exchange,
+    fresh_prefix,
+    member_of,
+    settings_for,
+)
 from tests.faultproxy import FaultProxy
 from tests.services import RABBITMQ, require
 
 IMEI = "356307042441013"
+PERSISTENT = 2
+"""AMQP's ``delivery_mode`` for a message the broker writes to disk."""
 OTHER_IMEI = "352093081452251"
 
 
@@ -176,6 +185,41 @@ async def test_an_imei_unbound_while_disconnected_stays_unbound(
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_bind_the_broker_refuses_fails_and_the_member_joins_again(
+    cluster: Cluster,
+) -> None:
+    sender, held = await cluster.joined(), await cluster.joined()
+    await held.bus.bind(IMEI)
+    await delete_exchange(cluster.prefix)  # an operator's mistake
+
+    with pytest.raises(ClusterBusError, match="NOT_FOUND"):
+        await held.bus.bind(OTHER_IMEI)
+
+    await eventually(lambda: not held.bus.ready)
+    await eventually(lambda: held.bus.ready)  # the exchange declared again
+    sent = envelope(sender.bus)
+    assert await sender.bus.send_to_tracker(OTHER_IMEI, sent) is True
+    assert await held.received(1) == [sent]
+
+
+@pytest_twisted.ensureDeferred
+async def test_past_the_bound_on_unconfirmed_messages_sends_fail_at_once(
+    cluster: Cluster,
+) -> None:
+    member = await cluster.joined(through_proxy=True, max_unconfirmed=2)
+    cluster.proxy.stalled = True  # no confirm comes back
+    waiting = [member.bus.broadcast(envelope(member.bus)) for _ in range(2)]
+
+    assert "2 messages to amqp://guest@127.0.0.1:" in refusal(
+        member.bus.broadcast(envelope(member.bus))
+    )
+    cluster.proxy.cut()
+    for sent in waiting:
+        with pytest.raises(ClusterBusError, match="before the broker confirmed"):
+            await sent
+
+
+@pytest_twisted.ensureDeferred
 async def test_while_the_broker_is_unreachable_start_waits_and_calls_fail(
     cluster: Cluster,
 ) -> None:
@@ -230,6 +274,32 @@ async def test_parked_messages_outlive_the_member_that_parked_them(
     await parker.bus.stop()
 
     assert await collector.bus.collect(IMEI) == [kept]
+
+
+@pytest_twisted.ensureDeferred
+async def test_parked_messages_are_kept_as_a_broker_restart_keeps_them(
+    cluster: Cluster,
+) -> None:
+    member = await cluster.joined()
+    await member.bus.park(IMEI, envelope(member.bus), 30)
+    queue = f"{cluster.prefix}.parked.{IMEI}"
+
+    async with broker_channel() as channel:
+        # The broker refuses to declare an existing queue again with another
+        # durability: this passes only if the bus declared it durable.
+        await channel.queue_declare(
+            queue,
+            durable=True,
+            arguments={
+                "x-expires": round(MAX_PARKED_TIME * 1000),
+                "x-max-length": ParkingLimits().per_imei,
+                "x-overflow": "reject-publish",
+            },
+        )
+        parked = await channel.basic_get(queue, auto_ack=True)
+        await channel.queue_delete(queue)
+
+    assert parked.properties.delivery_mode == PERSISTENT
 
 
 @pytest_twisted.ensureDeferred

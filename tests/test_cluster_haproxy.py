@@ -2,7 +2,8 @@
 behind a real HAProxy run from ``docs/examples/haproxy.cfg``, with a fleet
 from ``teltotwist load``: a command posted to one instance reaches a
 tracker held by another and its answer comes back; one instance killed
-with SIGKILL during the load loses nothing that was ACKed."""
+with SIGKILL during the load loses nothing that was ACKed. And what an
+instance of a cluster is when its broker is away, or with ``--workers``."""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ from typing import Any
 import pika  # type: ignore[import-untyped]
 import pytest
 
+from tests.conftest import running_twistd
 from tests.services import RABBITMQ, require, require_program
+from tests.test_cluster_workers import Gateway as Workers
 from tests.test_haproxy import CONFIG, TOKEN, Instance, free_port, haproxy, instance
 
 DEVICES = 30
@@ -211,3 +214,36 @@ def test_an_instance_that_cannot_reach_the_clusters_broker_is_not_ready(
 
     assert status == 503
     assert body["reasons"] == ["cluster bus not connected"]
+
+
+def test_the_workers_of_an_instance_are_each_a_member_of_its_cluster(
+    tmp_path: Path,
+) -> None:
+    with ExitStack() as stack:
+        prefix = stack.enter_context(cluster_prefix())
+        url = f"amqp://guest:guest@127.0.0.1:5672/%2F?prefix={prefix}"
+        twistd = stack.enter_context(
+            running_twistd(
+                tmp_path,
+                "--workers",
+                "2",
+                "--api",
+                "tcp:0:interface=127.0.0.1",
+                "--cluster",
+                url,
+                "--instance-id",
+                "gw",
+            )
+        )
+        gateway = Workers(twistd, tmp_path)
+        gateway.wait_for(r"(Listening for trackers on) .*sinks", 2)
+        gateway.wait_for(r"Cluster: member.hello from (gw/w\d)", 2)
+
+        (api_port,) = gateway.wait_for(r"HTTP API on http://127.0.0.1:(\d+)/")
+        api = Instance(twistd, int(api_port), tmp_path)
+
+        def members() -> list[str]:
+            listed: list[str] = call(api, "GET", "/v1/trackers")[1]["members"]
+            return listed
+
+        until(lambda: members() == ["gw/w1", "gw/w2"])

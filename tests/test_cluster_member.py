@@ -22,7 +22,7 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.internet.task import deferLater
 
 import teltotwist
-from teltotwist.cluster.bus import IClusterBus
+from teltotwist.cluster.bus import Envelope, IClusterBus
 from teltotwist.cluster.member import ClusterMember
 from teltotwist.cluster.memory import MemoryBus, MemoryCluster
 from teltotwist.codec import encode_login, login_reply
@@ -310,3 +310,36 @@ async def test_a_login_is_decided_alone_when_the_bus_is_down(cluster: Any) -> No
     assert a.member.not_ready_why() == "cluster bus not connected"
     with pytest.raises(FleetUnavailableError):
         await a.fleet.trackers()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_command_routed_to_a_member_no_longer_holding_it_is_parked(
+    cluster: Any,
+) -> None:
+    a, b = await cluster(2)
+    # As if b's tracker had just gone, its binding not yet undone.
+    await b.bus.bind(IMEI)
+
+    queued = await a.fleet.send(CommandOrder(IMEI, "getver", None, 12, 30, 0))
+
+    assert queued["status"] == "queued"
+    assert b.commands.get(queued["id"]) is None
+    assert [c["id"] for c in await b.fleet.commands(IMEI)] == [queued["id"]]
+
+
+@pytest.mark.parametrize("bus_kind", ["memory"])
+@pytest_twisted.ensureDeferred
+async def test_a_logout_while_the_bus_is_down_is_not_bound_again(
+    cluster: Any,
+) -> None:
+    a, b = await cluster(2)
+    client, _ = await log_in(b)
+    await until(lambda: b.holds(IMEI))
+    b.bus.disconnect()
+    client.transport.loseConnection()  # type: ignore[union-attr]
+    await until(lambda: not b.holds(IMEI))
+
+    b.bus.reconnect()
+
+    probe = Envelope("probe", b"{}", a.bus.member_id)
+    assert await a.bus.send_to_tracker(IMEI, probe) is False

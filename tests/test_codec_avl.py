@@ -14,11 +14,15 @@ from teltotwist.codec import (
     AvlRecord,
     Codec,
     CountMismatchError,
+    FixedIoEncoder,
+    IoLayout,
     TruncatedError,
+    UnknownCodecError,
     ValueRangeError,
     decode_avl_payload,
     encode_avl_payload,
     encode_frame,
+    join_avl_records,
 )
 from tests.vectors import (
     TCP_AVL_VALID,
@@ -414,3 +418,71 @@ def test_records_of_hundreds_of_io_elements_round_trip() -> None:
         (record.io, record.io_layout)
     ] * 2
     assert encode_frame(decoded) == frame
+
+
+FIXED_IDS = (239, 240, 66, 67, 16, 11)
+FIXED_LAYOUT = (2, 2, 1, 1, 0, 0)
+
+
+def fixed_fields(codec: Codec, timestamp_ms: int, *values: int) -> tuple[int, ...]:
+    """What :meth:`FixedIoEncoder.record` takes: the head, then the values."""
+    generation = (7,) if codec is Codec.CODEC16 else ()
+    head = (timestamp_ms, 0, 252_562_916, -546_676_016, -12, 359, 9, 47, 0)
+    return (*head, *generation, *values)
+
+
+@pytest.mark.parametrize("codec", [Codec.CODEC8, Codec.CODEC8E, Codec.CODEC16])
+def test_records_of_fixed_ids_are_what_the_decoder_gives(codec: Codec) -> None:
+    encoder = FixedIoEncoder(codec, FIXED_IDS, FIXED_LAYOUT)
+    records = [
+        encoder.record(
+            fixed_fields(codec, 1_795_000_000_000 + n, 1, n, 0xFFFF, n, n, 2**64 - 1)
+        )
+        for n in range(3)
+    ]
+
+    payload = join_avl_records(codec, [record.wire for record in records])
+    decoded = decode_avl_payload(payload, 0, len(payload))
+
+    assert payload == encode_avl_payload(AvlPacket(codec, tuple(records)))
+    assert decoded == AvlPacket(codec, tuple(records))
+    assert [record.wire for record in decoded.records] == [r.wire for r in records]
+    assert records[1].io == {239: 1, 240: 1, 66: 0xFFFF, 67: 1, 16: 1, 11: 2**64 - 1}
+    assert (records[0].longitude, records[0].latitude) == (25.2562916, -54.6676016)
+    assert records[0].generation_type == (7 if codec is Codec.CODEC16 else None)
+
+
+@pytest.mark.parametrize(
+    ("io_ids", "io_layout", "message"),
+    [
+        ((1, 2), (1, 0, 0, 0, 0, 1), "fixed-size elements only"),
+        ((1, 2), (1, 0, 0, 0, 1, 0), "fixed-size elements only"),
+        ((1, 2), (1, 0, 0, 0, 0, 0), "does not account for the IO ids"),
+        ((1, 1), (2, 0, 0, 0, 0, 0), "does not account for the IO ids"),
+    ],
+)
+def test_fixed_ids_must_match_their_layout(
+    io_ids: tuple[int, ...], io_layout: IoLayout, message: str
+) -> None:
+    with pytest.raises(ValueRangeError, match=message):
+        FixedIoEncoder(Codec.CODEC8E, io_ids, io_layout)
+
+
+def test_a_record_of_fixed_ids_takes_every_field_and_values_that_fit() -> None:
+    encoder = FixedIoEncoder(Codec.CODEC8, FIXED_IDS, FIXED_LAYOUT)
+
+    with pytest.raises(ValueRangeError, match="16 fields given, a record takes 15"):
+        encoder.record(fixed_fields(Codec.CODEC8, 0, 1, 1, 1, 1, 1, 1, 1))
+    with pytest.raises(ValueRangeError, match="14 fields given"):
+        encoder.record(fixed_fields(Codec.CODEC8, 0, 1, 1, 1, 1, 1))
+    with pytest.raises(ValueRangeError, match="does not fit its codec"):
+        encoder.record(fixed_fields(Codec.CODEC8, 0, 256, 1, 1, 1, 1, 1))
+    with pytest.raises(UnknownCodecError):
+        FixedIoEncoder(Codec.CODEC12, FIXED_IDS, FIXED_LAYOUT)
+
+
+def test_joining_records_counts_them() -> None:
+    with pytest.raises(ValueRangeError, match="256 records do not fit"):
+        join_avl_records(Codec.CODEC8, [b""] * 256)
+    with pytest.raises(UnknownCodecError):
+        join_avl_records(Codec.CODEC14, [])

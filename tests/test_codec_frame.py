@@ -15,6 +15,7 @@ from teltotwist.codec import (
     TruncatedError,
     UnknownCodecError,
     check_envelope,
+    encode_avl_frame,
 )
 from tests.vectors import (
     ALL,
@@ -178,3 +179,12 @@ def test_crc_field_high_bytes_must_be_zero() -> None:
 
     with pytest.raises(CRCMismatchError):
         teltotwist.decode(bytes(frame))
+
+
+@pytest.mark.parametrize("vector", TCP_AVL_VALID, ids=vector_id)
+def test_a_frame_of_encoded_records_is_the_frame_they_came_in(vector: Vector) -> None:
+    packet = teltotwist.decode(vector.data)
+    assert isinstance(packet, AvlPacket)
+    frame = encode_avl_frame(packet.codec, [record.wire for record in packet.records])
+
+    assert frame == vector.data

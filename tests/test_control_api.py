@@ -14,7 +14,7 @@ import pytest_twisted
 import treq
 from twisted.application.service import IService, IServiceCollection
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import capturedLogs, formatEvent
 from twisted.python import usage
 from zope.interface import implementer
@@ -24,6 +24,7 @@ from teltotwist.control.api import MAX_REQUEST_BODY
 from teltotwist.control.auth import TOKEN_VARIABLE
 from teltotwist.control.openapi import DOCUMENT
 from teltotwist.control.service import ApiService
+from teltotwist.gateway.fleet import LocalFleet
 from teltotwist.gateway.service import GatewayService
 from teltotwist.sinks.interfaces import ISinkReadiness
 from teltotwist.tap import Options, makeService
@@ -220,7 +221,7 @@ async def test_without_the_token_nothing_is_revealed(
 @pytest_twisted.ensureDeferred
 async def test_unknown_paths_are_404_and_other_methods_405(api: Api) -> None:
     unknown = await api.get("/v1/nothing")
-    root = await api.get("/")
+    root = await api.get("/nothing")
     post = await api.request("POST", "/v1/trackers")
     put = await api.request("PUT", f"/v1/trackers/{IMEI}/connection")
 
@@ -296,6 +297,10 @@ async def test_the_openapi_document_describes_every_endpoint(api: Api) -> None:
         "/metrics",
         "/healthz",
         "/readyz",
+        "/",
+        "/v1/live/map",
+        "/v1/live/trackers",
+        "/v1/live/trackers/{imei}/traffic",
     }
     assert served["components"]["schemas"]["Command"]["properties"]["codec"] == {
         "enum": [12, 14]
@@ -372,3 +377,20 @@ def test_a_short_token_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(TOKEN_VARIABLE, "short")
     with pytest.raises(usage.UsageError, match="at least 16"):
         options()
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_answer_that_fails_unexpectedly_is_a_500_and_logged(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        LocalFleet, "trackers", lambda self: fail(RuntimeError("the fleet broke"))
+    )
+
+    with capturedLogs() as events:
+        response = await api.get("/v1/trackers")
+        body = json.loads(await response.content())
+
+    assert response.code == 500
+    assert body == {"error": "the request failed; the gateway's log says why"}
+    assert any("the fleet broke" in str(event.get("log_failure")) for event in events)

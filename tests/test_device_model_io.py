@@ -96,3 +96,26 @@ def test_model_names_are_the_catalogues_in_any_case() -> None:
 def test_trackers_of_one_model_share_its_io_table() -> None:
     assert model_io("FMB920") is model_io("FMB920")
     assert model_io("FMB920").definitions == ModelIo("FMB920").definitions
+
+
+def test_values_come_in_the_order_of_the_ids_grouped_by_size() -> None:
+    fmb920 = ModelIo("FMB920")
+    readings = dict.fromkeys(fmb920.names, 7) | {"axis_x": -1, "iccid2": 2**40}
+
+    values = fmb920.values(readings)
+
+    assert dict(zip(fmb920.io_ids, values, strict=True)) == {
+        **dict.fromkeys(fmb920.io_ids, 7),
+        17: 0xFFFF,
+        14: 2**40,
+    }
+    sizes = [fmb920.definitions[name].size or 0 for name in fmb920.names]
+    assert sizes == sorted(sizes)
+    assert fmb920.io_layout == (*map(sizes.count, (1, 2, 4, 8)), 0, 0)
+
+
+def test_a_model_without_these_readings_sends_none() -> None:
+    """FM3010 names none of them in the catalogue."""
+    fm3010 = ModelIo("FM3010")
+
+    assert (fm3010.names, fm3010.values({}), fm3010.io_layout) == ((), [], (0,) * 6)

@@ -8,7 +8,14 @@ import pytest
 from twisted.internet.task import Clock
 
 from teltotwist.catalogue import load_catalogue
-from teltotwist.codec import AvlPacket, AvlRecord, Codec, decode_frame, encode_frame
+from teltotwist.codec import (
+    AvlPacket,
+    AvlRecord,
+    Codec,
+    decode_frame,
+    encode_avl_frame,
+    encode_frame,
+)
 from teltotwist.device import RoutePoint, RouteWalker, TelemetrySource
 
 START = 1_795_000_000.0
@@ -34,9 +41,11 @@ def test_records_survive_their_codec(codec: Codec) -> None:
         clock.advance(10.5)
         records.append(telemetry.sample())
 
-    decoded = decode_frame(encode_frame(AvlPacket(codec, tuple(records))))
+    frame = encode_avl_frame(codec, [record.wire for record in records])
+    decoded = decode_frame(frame)
 
     assert decoded == AvlPacket(codec, tuple(records))
+    assert frame == encode_frame(decoded)
     assert [record.timestamp_ms for record in records] == [
         1_795_000_010_500,
         1_795_000_021_000,
@@ -121,3 +130,36 @@ def test_a_model_sends_what_its_catalogue_names(model: str, codec: Codec) -> Non
     assert attributes["total_odometer"] == attributes["trip_odometer"] == 1000
     assert -1040 <= attributes["axis_z"] <= -960  # at rest: gravity, in mG
     assert all(-60 <= attributes[axis] <= 60 for axis in ("axis_x", "axis_y"))
+
+
+def test_each_record_is_another_moment_with_its_own_noise() -> None:
+    clock = Clock()
+    clock.advance(START)
+    telemetry = TelemetrySource(clock, Codec.CODEC8E, rng=random.Random(6))
+    records = []
+    for _ in range(200):
+        clock.advance(1)
+        records.append(telemetry.sample())
+
+    assert len({record.wire for record in records}) == 200
+    assert len({(record.latitude, record.longitude) for record in records}) == 200
+    ranges = {
+        21: range(3, 6),  # GSM signal
+        66: range(12_000, 14_001),  # external voltage, mV
+        67: range(4_000, 4_201),  # battery voltage, mV
+        17: range(-60, 61),  # accelerometer, mG
+        18: range(-60, 61),
+        19: range(-1_040, -959),
+    }
+    for io_id, expected in ranges.items():
+        values = {signed(record.io[io_id], 2) for record in records}
+        assert values <= set(expected)
+        assert len(values) >= min(len(expected), 60)  # drawn anew each time
+    assert all(7 <= record.satellites <= 12 for record in records)
+    assert len({record.satellites for record in records}) == 6
+
+
+def signed(value: int | bytes, size: int) -> int:
+    """*value*, sent in *size* bytes, as the signed integer it stands for."""
+    assert isinstance(value, int)
+    return int.from_bytes(value.to_bytes(size, "big"), "big", signed=True)

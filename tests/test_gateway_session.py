@@ -452,7 +452,7 @@ def test_a_codec_14_ack_and_nack_answer_the_outstanding_command() -> None:
     session.send_command(GETVER_14)
     [nack] = session.data_received(NACK_14)
     assert nack == CommandAnswered(
-        CommandMessage(CommandType.NACK, b"", imei=IMEI), executed=False
+        CommandMessage(CommandType.NACK, b"", imei=IMEI), executed=False, data=NACK_14
     )
 
 

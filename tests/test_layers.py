@@ -25,6 +25,7 @@ MAY_IMPORT = {
         "gateway",
         "cluster",
         "sinks._amqp_channel",
+        "sinks._amqp_link",
         "sinks._amqp_settings",
     },
     "sinks": {"codec", "gateway.items", "sinks"},
@@ -35,7 +36,7 @@ MAY_IMPORT = {
 """For each layer, the project modules (prefixes under ``teltotwist.``) it may
 import. ``gateway`` may import ``sinks`` only for the ``IRecordSink``
 interface, which the package ``teltotwist.sinks`` re-exports. ``cluster``
-shares the AMQP sink's connection and URL parsing (one AMQP client in the
+shares the AMQP sink's connection, reconnection and URL parsing (one AMQP client in the
 project, below both: the sinks import nothing of the cluster), and no more of
 the sinks."""
 

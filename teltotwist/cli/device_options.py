@@ -27,7 +27,18 @@ def register(commands: Any) -> None:
         required=True,
         help="the gateway, as a Twisted client endpoint: tcp:HOST:PORT",
     )
-    parser.add_argument("--imei", required=True, help="the IMEI to log in with")
+    parser.add_argument(
+        "--imei", help="the IMEI to log in with (with --replay: the capture's)"
+    )
+    parser.add_argument(
+        "--replay",
+        type=Path,
+        metavar="FILE",
+        help=(
+            "send the tracker's frames of a capture file (the live view saves "
+            "them) one at a time, each once the previous is ACKed, then exit"
+        ),
+    )
     parser.add_argument(
         "--codec", choices=list(CODECS), default="8", help="AVL codec (default 8)"
     )

@@ -17,28 +17,27 @@ connection it is not ready and every call fails at once.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from contextlib import suppress
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 import attrs
-from twisted.application.internet import backoffPolicy
-from twisted.internet.defer import Deferred, DeferredLock, fail, succeed
-from twisted.internet.defer import TimeoutError as DeferredTimeoutError
-from twisted.internet.interfaces import (
-    IDelayedCall,
-    IReactorTime,
-    IStreamClientEndpoint,
+from twisted.internet.defer import (
+    Deferred,
+    DeferredLock,
+    fail,
+    gatherResults,
 )
-from twisted.logger import Logger
-from twisted.python.failure import Failure
+from twisted.internet.interfaces import (
+    IReactorTime,
+)
 from zope.interface import implementer
 
 from teltotwist.cluster.bus import ClusterBusError, Envelope, IClusterBus, Receiver
 from teltotwist.cluster.router import ParkingFullError, ParkingLimits
+from teltotwist.sinks._amqp_link import RETRY_POLICY, AmqpLink
 from teltotwist.sinks._amqp_settings import MAX_ROUTING_KEY, Broker, parse_broker_url
 
 if TYPE_CHECKING:
@@ -55,10 +54,6 @@ MAX_PREFIX = 128
 """Bytes in a prefix: the queue names built on it stay within AMQP's 255."""
 MAX_PARKED_TIME = 31 * 24 * 3600.0
 """Seconds a message may stay parked, and an unused parked queue lives."""
-RETRY_POLICY = backoffPolicy(initialDelay=0.5, maxDelay=30.0)
-"""Seconds before reconnecting, as the AMQP sink waits."""
-
-_log = Logger()
 
 
 class ClusterConfigurationError(ValueError):
@@ -131,8 +126,9 @@ class AmqpBus:
         :param retry_policy: seconds to wait before reconnecting, from the
             number of failed attempts in a row.
         :param connect_timeout: seconds for a connection attempt, until the
-            member's queue is bound and consumed.
-        :param stop_timeout: seconds ``stop`` waits for the connection to close.
+            broker took the login (binding every IMEI again may take longer).
+        :param stop_timeout: seconds ``stop`` waits for the broker to confirm
+            what is in flight, then to close the connection.
         :param max_unconfirmed: messages that may await the broker's confirm;
             past that, sends fail at once.
         :param prefetch: messages the broker may send ahead of the receiver.
@@ -149,9 +145,7 @@ class AmqpBus:
         self.settings = settings
         self.member_id = member_id
         self._reactor = reactor
-        self._retry_policy = retry_policy
         self._connect_timeout = connect_timeout
-        self._stop_timeout = stop_timeout
         self._max_unconfirmed = max_unconfirmed
         self._prefetch = prefetch
         self._parked_arguments: dict[str, object] = {
@@ -164,19 +158,22 @@ class AmqpBus:
         self._queue = queue
         self._bound: set[str] = set()
         self._receiver: Receiver | None = None
-        self._endpoint: IStreamClientEndpoint | None = None
-        self._channel: ConfirmedChannel | None = None
-        self._connecting: Deferred[ConfirmedChannel] | None = None
-        self._retry: IDelayedCall | None = None
-        self._failures = 0
-        self._status = "the first attempt is under way"
+        self._endpoint = settings.broker.endpoint(reactor, connect_timeout)
         self._joined: list[Deferred[None]] = []
         self._one_get_at_a_time = DeferredLock()
+        self._link = AmqpLink(
+            f"cluster member {member_id} at {settings.url}",
+            reactor,
+            self._join,
+            on_open=self._opened,
+            retry_policy=retry_policy,
+            stop_timeout=stop_timeout,
+        )
 
     @property
     def ready(self) -> bool:
         """True while connected, with this member's queue bound and consumed."""
-        return self._channel is not None
+        return self._link.channel is not None
 
     @property
     def exchange(self) -> str:
@@ -188,37 +185,30 @@ class AmqpBus:
         if self._receiver is not None:
             return fail(ClusterBusError(f"member {self.member_id} is started already"))
         self._receiver = receiver
-        self._endpoint = self.settings.broker.endpoint(
-            self._reactor, self._connect_timeout
-        )
         joined: Deferred[None] = Deferred()
         self._joined.append(joined)
-        self._connect()
+        self._link.start()
         return joined
 
     def stop(self) -> Deferred[None]:
-        """Stop reconnecting and close the connection: the broker deletes
-        this member's queue, and its bindings with it."""
+        """Stop reconnecting and close the connection (once the broker
+        confirmed what is in flight, or a few seconds passed): the broker
+        deletes this member's queue, and its bindings with it."""
         self._receiver = None
-        if self._retry is not None and self._retry.active():
-            self._retry.cancel()
-        if self._connecting is not None:
-            self._connecting.cancel()
         joined, self._joined = self._joined, []
         for waiter in joined:
             waiter.errback(ClusterBusError(f"member {self.member_id} was stopped"))
-        channel, self._channel = self._channel, None
-        if channel is None:
-            return succeed(None)
-        return Deferred.fromCoroutine(self._close(channel))
+        return self._link.stop()
 
     def bind(self, imei: str) -> Deferred[None]:
         """Bind *imei* to this member. While disconnected it fails, yet the
         IMEI is bound once reconnected, as every IMEI bound is."""
         self._bound.add(imei)
-        return self._on_channel(
-            lambda channel: channel.bind(self._queue, self.exchange, f"imei.{imei}")
-        )
+
+        async def bind(channel: ConfirmedChannel) -> None:
+            await channel.bind(self._queue, self.exchange, f"imei.{imei}")
+
+        return self._on_channel(bind)
 
     def unbind(self, imei: str) -> Deferred[None]:
         self._bound.discard(imei)
@@ -335,7 +325,7 @@ class AmqpBus:
         """Run *action* on the channel, as a Deferred failing with a
         :class:`ClusterBusError` when not connected or when the broker fails
         it."""
-        channel = self._channel
+        channel = self._link.channel
         if channel is None:
             return fail(ClusterBusError(self._why_not_ready()))
         return Deferred.fromCoroutine(self._run(channel, action))
@@ -359,22 +349,14 @@ class AmqpBus:
             return f"member {self.member_id} is not started"
         return (
             f"member {self.member_id} is not connected to {self.settings.url} "
-            f"(reconnecting in the background): {self._status}"
+            f"(reconnecting in the background): {self._link.status}"
         )
-
-    def _connect(self) -> None:
-        self._retry = None
-        connecting = Deferred.fromCoroutine(self._join())
-        self._connecting = connecting
-        connecting.addTimeout(self._connect_timeout, self._reactor)
-        connecting.addCallbacks(self._connected, self._not_connected)
 
     async def _join(self) -> ConfirmedChannel:
         # Imported here: it imports pika's Twisted adapter, which installs the
         # default reactor if twistd has not installed its own yet.
         from teltotwist.sinks._amqp_channel import open_channel  # noqa: PLC0415
 
-        assert self._endpoint is not None
         broker = self.settings.broker
         channel = await open_channel(
             self._endpoint,
@@ -385,6 +367,7 @@ class AmqpBus:
             exchange=self.exchange,
             declare=True,
             exchange_type="direct",
+            timeout=self._connect_timeout,  # not binding: it takes what it takes
         )
         try:
             await channel.declare_queue(self._queue, exclusive=True)
@@ -402,8 +385,12 @@ class AmqpBus:
         those unbound meanwhile."""
         done: set[str] = set()
         while todo := self._bound - done:
-            for imei in todo:
-                await channel.bind(self._queue, self.exchange, f"imei.{imei}")
+            await gatherResults(
+                [
+                    channel.bind(self._queue, self.exchange, f"imei.{imei}")
+                    for imei in todo
+                ]
+            )
             done |= todo
         for imei in done - self._bound:
             await channel.unbind(self._queue, self.exchange, f"imei.{imei}")
@@ -412,57 +399,10 @@ class AmqpBus:
         if self._receiver is not None:
             self._receiver(_envelope(delivery))
 
-    def _connected(self, channel: ConfirmedChannel) -> None:
-        self._connecting = None
-        self._channel = channel
-        self._failures = 0
-        _log.info(
-            "cluster member {member} joined at {url}",
-            member=self.member_id,
-            url=self.settings.url,
-        )
-        channel.lost().addCallback(self._lost, channel)
+    def _opened(self, channel: ConfirmedChannel) -> None:
         joined, self._joined = self._joined, []
         for waiter in joined:
             waiter.callback(None)
-
-    def _not_connected(self, failure: Failure) -> None:
-        self._connecting = None
-        if self._receiver is None:  # stop() cancelled the attempt
-            return
-        if failure.check(DeferredTimeoutError):
-            reason = f"no connection within {self._connect_timeout:g} s"
-        else:
-            reason = failure.getErrorMessage()
-        self._status = f"the last attempt failed: {reason}"
-        self._retry_later("could not join", reason)
-
-    def _lost(self, _: None, channel: ConfirmedChannel) -> None:
-        if self._channel is not channel:  # closed by stop()
-            return
-        self._channel = None
-        self._status = f"the connection was lost: {channel.lost_reason}"
-        self._retry_later("lost its connection", channel.lost_reason)
-
-    def _retry_later(self, what: str, reason: str | None) -> None:
-        self._failures += 1
-        delay = self._retry_policy(self._failures)
-        _log.warn(
-            "cluster member {member} {what}, retrying in {delay:.1f} s: {reason}",
-            member=self.member_id,
-            what=what,
-            delay=delay,
-            reason=reason,
-        )
-        self._retry = self._reactor.callLater(delay, self._connect)
-
-    async def _close(self, channel: ConfirmedChannel) -> None:
-        closed = channel.close()
-        closed.addTimeout(self._stop_timeout, self._reactor)
-        try:
-            await closed
-        except DeferredTimeoutError:
-            channel.abort()
 
 
 def _envelope(delivery: Delivery) -> Envelope:
@@ -472,17 +412,3 @@ def _envelope(delivery: Delivery) -> Envelope:
         sender=delivery.reply_to or "",
         correlation=delivery.correlation_id,
     )
-
-
-def bus_from_url(url: str, member_id: str) -> AmqpBus:
-    """The bus of ``--cluster URL`` on the global reactor, the password from
-    the environment when the URL has none.
-
-    :raises ClusterConfigurationError: when the URL is not usable.
-    """
-    settings = parse_cluster_url(url, os.environ)
-    # Imported here: importing it installs the default reactor, which must
-    # not happen before twistd installs the one its --reactor option names.
-    from twisted.internet import reactor  # noqa: PLC0415
-
-    return AmqpBus(settings, member_id, cast(IReactorTime, reactor))

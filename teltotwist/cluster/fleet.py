@@ -147,11 +147,15 @@ class ClusterFleet:
     # The other members' questions.
 
     def command_asked(self, request: Envelope, body: Body) -> None:
-        """Another member routes a command to a tracker held here."""
+        """Another member routes a command to a tracker held here (or just
+        gone: then the asker parks it)."""
         try:
             order = _order(body)
         except (KeyError, TypeError, ValueError) as error:
             self._requests.answer(request, {"error": "invalid", "message": str(error)})
+            return
+        if order.imei not in self._factory.by_imei:
+            self._requests.answer(request, {"held": False})
             return
         sent = self._local.send(order)
         sent.addCallbacks(
@@ -194,7 +198,7 @@ class ClusterFleet:
         return asked.addCallback(answered)
 
     def _sent(self, answer: Body | None, order: CommandOrder) -> Deferred[Json] | Json:
-        if answer is None:
+        if answer is None or answer.get("held") is False:
             return self._park(order)
         self._counted("routed")
         if "command" in answer:

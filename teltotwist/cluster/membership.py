@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+MAX_MEMBERS = 1024
+"""Members known at most; one heard beyond them is answered, not waited
+for."""
+
 
 class Membership:
     """The members known to *member_id* (itself always among them)."""
@@ -19,12 +23,10 @@ class Membership:
         """The ids of the members known now."""
         return frozenset({*self._others, self._member_id})
 
-    def heard(self, member_id: str) -> bool:
-        """*member_id* sent a message; True when it was not known."""
-        if member_id == self._member_id or member_id in self._others:
-            return False
-        self._others.add(member_id)
-        return True
+    def heard(self, member_id: str) -> None:
+        """*member_id* sent a message: it is known from now on."""
+        if member_id != self._member_id and len(self._others) < MAX_MEMBERS - 1:
+            self._others.add(member_id)
 
     def left(self, member_ids: Iterable[str]) -> None:
         """*member_ids* left, or did not answer in time: forget them until

@@ -71,8 +71,10 @@ class ClusterPresence:
         collected.addErrback(self._failed, "binding", imei)
 
     def logged_out(self, imei: str) -> None:
-        if self._bus.ready:
-            self._bus.unbind(imei).addErrback(self._failed, "unbinding", imei)
+        # Unbound even while the bus is down, so that it is not bound again
+        # once reconnected; the failure then says only that it is down.
+        unbound = self._bus.unbind(imei)
+        unbound.addErrback(self._failed, "unbinding", imei, quiet=not self._bus.ready)
 
     def claim_asked(self, request: Envelope, body: Body) -> None:
         """Another member asks whether a login for an IMEI held here may go
@@ -104,7 +106,11 @@ class ClusterPresence:
             )
             self._bus.send_to_member(envelope.sender, notice).addErrback(lambda _: None)
 
-    def _failed(self, failure: Failure, doing: str, imei: str) -> None:
+    def _failed(
+        self, failure: Failure, doing: str, imei: str, *, quiet: bool = False
+    ) -> None:
+        if quiet:
+            return
         _log.warn(
             "Cluster: {doing} {imei} failed: {error}",
             doing=doing,

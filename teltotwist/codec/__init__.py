@@ -6,7 +6,12 @@ command Codecs 12 / 13 / 14 / 15, UDP datagrams, ACKs, and the record JSON.
 """
 
 from teltotwist.codec.acks import login_reply, tcp_ack, udp_ack
-from teltotwist.codec.avl import decode_avl_payload, encode_avl_payload
+from teltotwist.codec.avl import (
+    FixedIoEncoder,
+    decode_avl_payload,
+    encode_avl_payload,
+    join_avl_records,
+)
 from teltotwist.codec.crc import crc16_ibm, crc16_ibm_pure
 from teltotwist.codec.errors import (
     CodecError,
@@ -25,6 +30,7 @@ from teltotwist.codec.frame import (
     check_envelope,
     decode_checked_frame,
     decode_frame,
+    encode_avl_frame,
     encode_frame,
 )
 from teltotwist.codec.imei import (
@@ -81,6 +87,7 @@ __all__ = [
     "CommandMessage",
     "CommandType",
     "CountMismatchError",
+    "FixedIoEncoder",
     "Frame",
     "FrameTooLargeError",
     "FramingError",
@@ -105,6 +112,7 @@ __all__ = [
     "decode_checked_frame",
     "decode_frame",
     "decode_udp",
+    "encode_avl_frame",
     "encode_avl_payload",
     "encode_frame",
     "encode_json",
@@ -113,6 +121,7 @@ __all__ = [
     "format_timestamp_ms",
     "io_elements",
     "is_digits",
+    "join_avl_records",
     "login_reply",
     "packet_to_json",
     "record_fields",

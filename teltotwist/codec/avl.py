@@ -23,8 +23,9 @@ ones. ``tests/test_codec_compiled.py`` checks that both decode alike.
 from __future__ import annotations
 
 import functools
+import operator
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Generic, NoReturn, Protocol, TypeVar
 
 from teltotwist.codec.errors import (
@@ -520,21 +521,32 @@ def _decode_variable(
 def encode_avl_payload(packet: AvlPacket) -> bytes:
     """Encode *packet* from the codec id byte to the second record count."""
     codec = packet.codec
-    if codec not in AVL_CODECS:
-        raise UnknownCodecError(f"codec {codec!r} carries no AVL records")
-    count = len(packet.records)
-    if count > 0xFF:
-        raise ValueRangeError(f"{count} records do not fit in one packet (max 255)")
+    layout = _layout_of(codec)
     io16 = packet.io16
     if io16 and codec is not Codec.CODEC8:
         raise ValueRangeError("only Codec 8 can carry the 16-byte IO group")
     if not io16 and any(record.io_layout[4] for record in packet.records):
         raise ValueRangeError("records with 16-byte IO elements need io16=True")
-    layout = _LAYOUTS[codec]
-    parts = [bytes((codec, count))]
-    parts.extend(_encode_record(record, layout, io16) for record in packet.records)
-    parts.append(bytes((count,)))
-    return b"".join(parts)
+    return join_avl_records(
+        codec, [_encode_record(record, layout, io16) for record in packet.records]
+    )
+
+
+def join_avl_records(codec: Codec, records: Sequence[bytes]) -> bytes:
+    """The AVL payload, from the codec id byte to the second record count, of
+    *records* already encoded for *codec*: each one's :attr:`AvlRecord.wire`
+    (as :class:`FixedIoEncoder` makes it, or the decoder keeps it)."""
+    _layout_of(codec)
+    count = len(records)
+    if count > 0xFF:
+        raise ValueRangeError(f"{count} records do not fit in one packet (max 255)")
+    return b"".join((bytes((codec, count)), *records, bytes((count,))))
+
+
+def _layout_of(codec: Codec) -> _Layout:
+    if codec not in AVL_CODECS:
+        raise UnknownCodecError(f"codec {codec!r} carries no AVL records")
+    return _LAYOUTS[codec]
 
 
 def _encode_record(record: AvlRecord, layout: _Layout, io16: bool) -> bytes:
@@ -596,3 +608,95 @@ def _encode_variable(items: Iterator[tuple[int, IoValue]], count: int) -> bytes:
             raise ValueRangeError(f"variable-length IO {io_id} must be bytes")
         parts.append(_NX_HEAD.pack(io_id, len(value)) + value)
     return b"".join(parts)
+
+
+class FixedIoEncoder:
+    """Builds and encodes records of *codec* that all carry the IO ids
+    *io_ids*, in this order, grouped as *io_layout* says: fixed-size elements
+    only.
+
+    A tracker sends the same ids in every record, so the struct, the ids and
+    the counts are prepared once, and a record costs one C-level reordering
+    and one pack: what a load generator needs to encode each record once,
+    when it is recorded (:meth:`record`), and to send packets of them with
+    :func:`join_avl_records`.
+    """
+
+    __slots__ = (
+        "_constants",
+        "_fields",
+        "_has_generation_type",
+        "_head",
+        "_io_ids",
+        "_io_layout",
+        "_packer",
+        "_pick",
+        "_suffix",
+    )
+
+    def __init__(self, codec: Codec, io_ids: Sequence[int], io_layout: IoLayout):
+        layout = _layout_of(codec)
+        if len(io_layout) != 6 or io_layout[4] or io_layout[5]:
+            raise ValueRangeError(
+                f"io_layout {io_layout} must count fixed-size elements only"
+            )
+        if sum(io_layout) != len(io_ids) or len(set(io_ids)) != len(io_ids):
+            raise ValueRangeError(
+                f"io_layout {io_layout} does not account for the IO ids {io_ids}"
+            )
+        shape = io_layout[:4]
+        self._head = head = layout.head_fields - 1  # all but N total
+        self._fields = head + len(io_ids)
+        self._has_generation_type = layout.has_generation_type
+        self._io_ids = tuple(io_ids)
+        self._io_layout = io_layout
+        # The packer's arguments are taken from the fields followed by the
+        # constants: N total, then each group's count and its ids.
+        constants: list[int] = [len(io_ids)]
+        order = [*range(head), self._fields]
+        ids = iter(enumerate(io_ids))
+        for count in shape:
+            order.append(self._fields + len(constants))
+            constants.append(count)
+            for _ in range(count):
+                index, io_id = next(ids)
+                order += (self._fields + len(constants), head + index)
+                constants.append(io_id)
+        self._constants = tuple(constants)
+        self._pick = operator.itemgetter(*order)
+        self._packer = layout.encoder(shape)
+        self._suffix = bytes(2) if layout.has_variable_group else b""
+
+    def record(self, fields: tuple[int, ...]) -> AvlRecord:
+        """The record with *fields*, encoded: what decoding its
+        :attr:`~AvlRecord.wire` gives. The fields are the timestamp in ms,
+        priority, longitude and latitude in units of 1e-7 degrees, altitude,
+        angle, satellites, speed, event id, the generation type (Codec 16
+        only), then the IO values as unsigned integers, in the order of the
+        ids."""
+        if len(fields) != self._fields:
+            raise ValueRangeError(
+                f"{len(fields)} fields given, a record takes {self._fields}"
+            )
+        try:
+            wire = self._packer.pack(*self._pick(fields + self._constants))
+        except struct.error as error:
+            raise ValueRangeError(f"record does not fit its codec: {error}") from None
+        return _new(
+            AvlRecord,
+            (
+                fields[0],
+                fields[1],
+                fields[2] / 10_000_000,
+                fields[3] / 10_000_000,
+                fields[4],
+                fields[5],
+                fields[6],
+                fields[7],
+                fields[8],
+                dict(zip(self._io_ids, fields[self._head :])),  # noqa: B905 - as many
+                self._io_layout,
+                fields[9] if self._has_generation_type else None,
+                wire + self._suffix,
+            ),
+        )

@@ -4,8 +4,13 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 
-from teltotwist.codec.avl import decode_avl_payload, encode_avl_payload
+from teltotwist.codec.avl import (
+    decode_avl_payload,
+    encode_avl_payload,
+    join_avl_records,
+)
 from teltotwist.codec.commands import decode_command_payload, encode_command_payload
 from teltotwist.codec.crc import crc16_ibm
 from teltotwist.codec.errors import (
@@ -124,3 +129,10 @@ def encode_frame(content: AvlPacket | CommandFrame) -> bytes:
     if isinstance(content, AvlPacket):
         return wrap_payload(encode_avl_payload(content))
     return wrap_payload(encode_command_payload(content))
+
+
+def encode_avl_frame(codec: Codec, records: Sequence[bytes]) -> bytes:
+    """A complete TCP AVL data frame of *records* already encoded for *codec*
+    (see :func:`~teltotwist.codec.avl.join_avl_records`): they are joined,
+    not encoded again."""
+    return wrap_payload(join_avl_records(codec, records))

@@ -1,5 +1,6 @@
 # -*- test-case-name: tests.test_control_api -*-
-"""The HTTP API (twisted.web): trackers under ``/v1``, health and metrics.
+"""The HTTP API (twisted.web): trackers under ``/v1``, health and metrics,
+and the live view's page at ``/``.
 
 JSON in and out; every error is ``{"error": "..."}``. Every ``/v1`` request
 is checked for the token before anything else, so a request without it
@@ -24,8 +25,11 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 from teltotwist.control.answers import Answer, error_answer, json_answer
 from teltotwist.control.auth import ApiToken
 from teltotwist.control.command_endpoints import CommandEndpoints
+from teltotwist.control.event_stream import EventStream
 from teltotwist.control.health import Readiness, not_ready_reasons
+from teltotwist.control.live import LiveEndpoints
 from teltotwist.control.openapi import DOCUMENT
+from teltotwist.control.static_files import StaticFiles
 from teltotwist.gateway.faultlog import FaultLog
 from teltotwist.gateway.fleet import Fleet, FleetUnavailableError, Json, TrackerListing
 
@@ -47,7 +51,7 @@ class MetricsExposition(Protocol):
         several processes)."""
 
 
-_Handler = Callable[[], Answer | Deferred[Answer]]
+_Handler = Callable[[], Answer | Deferred[Answer] | EventStream]
 
 
 class ApiRequest(Request):
@@ -85,6 +89,7 @@ class ApiResource(Resource):
         *,
         commands: CommandEndpoints | None = None,
         readiness_checks: Sequence[Callable[[], str | None]] = (),
+        live: LiveEndpoints | None = None,
     ) -> None:
         Resource.__init__(self)
         self._fleet = fleet
@@ -93,17 +98,24 @@ class ApiResource(Resource):
         self._metrics = metrics
         self._token = token
         self._commands = commands
+        self._live = live
+        self._static = StaticFiles() if live is not None else None
         self._faults = FaultLog(_log, clock)
 
     def render(self, request: Request) -> bytes | int:
         answer = self._answer(request)
+        if isinstance(answer, EventStream):
+            return NOT_DONE_YET
         if not isinstance(answer, Deferred):
             return _respond(request, answer)
         request.notifyFinish().addErrback(lambda _: answer.cancel())
-        answer.addCallback(_finish, request).addErrback(_unless_disconnected)
+        answer.addErrback(_unless_disconnected)
+        answer.addCallback(_finish, request).addErrback(
+            lambda failure: _log.failure("HTTP API: answering failed", failure)
+        )
         return NOT_DONE_YET
 
-    def _answer(self, request: Request) -> Answer | Deferred[Answer]:
+    def _answer(self, request: Request) -> Answer | Deferred[Answer] | EventStream:
         if isinstance(request, ApiRequest) and request.body_too_large:
             return error_answer(413, f"request body over {MAX_REQUEST_BODY} bytes")
         segments = [s.decode("utf-8", "replace") for s in request.postpath or []]
@@ -149,6 +161,10 @@ class ApiResource(Resource):
                 methods = {b"DELETE": lambda: self._disconnect(imei)}
         if self._commands is not None:
             methods = methods or _command_routes(self._commands, segments, request)
+        if self._live is not None and self._static is not None:
+            methods = methods or _live_routes(
+                self._live, self._static, segments, request
+            )
         return methods
 
     def _readiness(self) -> Answer:
@@ -213,6 +229,24 @@ def _command_routes(
     return None
 
 
+def _live_routes(
+    live: LiveEndpoints, static: StaticFiles, segments: list[str], request: Request
+) -> dict[bytes, _Handler] | None:
+    """The handlers of the live view's paths, by method; None for another."""
+    match segments:
+        case ["v1", "live", "map"]:
+            return {b"GET": live.map_settings}
+        case ["v1", "live", "trackers"]:
+            return {b"GET": lambda: live.trackers(request)}
+        case ["v1", "live", "trackers", imei, "traffic"]:
+            return {b"GET": lambda: live.traffic(request, imei)}
+        case [""] | ["static", *_]:
+            path = "/".join(segments[1:]) if segments[0] else "index.html"
+            found = static.answer(path)
+            return None if found is None else {b"GET": lambda: found}
+    return None
+
+
 def _body(request: Request) -> bytes:
     content = request.content
     return b"" if content is None else content.read()
@@ -228,15 +262,19 @@ def _respond(request: Request, answer: Answer) -> bytes:
     return answer.body
 
 
-def _finish(answer: Answer, request: Request) -> None:
-    request.write(_respond(request, answer))
-    request.finish()
+def _finish(answer: Answer | None, request: Request) -> None:
+    if answer is not None:
+        request.write(_respond(request, answer))
+        request.finish()
 
 
-def _unless_disconnected(failure: Failure) -> None:
-    """Nothing when the client went (its wait was cancelled); else log."""
-    if not failure.check(CancelledError):
-        _log.failure("HTTP API: answering a request failed", failure)
+def _unless_disconnected(failure: Failure) -> Answer | None:
+    """Nothing when the client went (its wait was cancelled); else log, and
+    answer ``500``."""
+    if failure.check(CancelledError):
+        return None
+    _log.failure("HTTP API: answering a request failed", failure)
+    return error_answer(500, "the request failed; the gateway's log says why")
 
 
 class ApiSite(Site):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from teltotwist.control.command_request import DEFAULT_WAIT, MAX_TTL, MAX_WAIT
+from teltotwist.control.openapi_live import LIVE_PATHS, LIVE_SCHEMAS
 from teltotwist.gateway.commands import COMMAND_CODECS, CommandStatus
 
 JsonObject = dict[str, Any]
@@ -46,7 +47,7 @@ DOCUMENT: JsonObject = {
         "title": "teltotwist HTTP API",
         "version": "1",
         "description": "The trackers a teltotwist gateway holds, commands to "
-        "them, its health and its metrics.",
+        "them, its health and its metrics, and the live view.",
     },
     "security": [{"bearer": []}],
     "paths": {
@@ -167,6 +168,7 @@ DOCUMENT: JsonObject = {
                 },
             }
         },
+        **LIVE_PATHS,
     },
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -330,6 +332,7 @@ DOCUMENT: JsonObject = {
                     "reasons": {"type": "array", "items": {"type": "string"}},
                 },
             },
+            **LIVE_SCHEMAS,
         },
     },
 }

@@ -24,7 +24,7 @@ from teltotwist.device.route import (
     distance_metres,
     load_route,
 )
-from teltotwist.device.telemetry import DEFAULT_MODEL, TelemetrySource, build_record
+from teltotwist.device.telemetry import DEFAULT_MODEL, TelemetrySource
 from teltotwist.device.tracker import (
     DeviceEvent,
     EventKind,
@@ -54,7 +54,6 @@ __all__ = [
     "VirtualTracker",
     "answer_commands",
     "bearing_degrees",
-    "build_record",
     "distance_metres",
     "load_route",
 ]

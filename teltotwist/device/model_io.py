@@ -15,7 +15,7 @@ from types import MappingProxyType
 
 from teltotwist.catalogue import Definition, load_catalogue
 from teltotwist.catalogue.definition import scale_of
-from teltotwist.codec import IoLayout, IoValue, io_elements
+from teltotwist.codec import Codec, FixedIoEncoder, IoLayout, IoValue, io_elements
 
 READINGS: Mapping[str, frozenset[str]] = MappingProxyType(
     {
@@ -73,12 +73,41 @@ class ModelIo:
                 and raw_units(definition) in units
             ):
                 found[name] = definition
-        self.definitions: Mapping[str, Definition] = MappingProxyType(found)
-        """The catalogue row of each reading this model sends."""
         gnss = found.get("gnss_status")
         fix = _GNSS_FIX.search(gnss.description) if gnss else None
         self.gnss_fix = int(fix.group(1)) if fix else None
         """The GNSS status value meaning "on, with a fix"; ``None`` if unknown."""
+        if self.gnss_fix is None:
+            found.pop("gnss_status", None)  # it has no value to send
+        self.definitions: Mapping[str, Definition] = MappingProxyType(found)
+        """The catalogue row of each reading this model sends."""
+        order = list(READINGS)
+        names = sorted(found, key=lambda name: (found[name].size, order.index(name)))
+        self.names = tuple(names)
+        """The readings it sends, in the order of their IO elements."""
+        self.io_ids = tuple(found[name].io_id for name in names)
+        """Their IO ids, in the same order."""
+        sizes = [found[name].size for name in names]
+        ones, twos, fours, eights = map(sizes.count, _FIXED_SIZES)
+        self.io_layout: IoLayout = (ones, twos, fours, eights, 0, 0)
+        """How many of them each IO group holds."""
+        self._masks = tuple((1 << 8 * (size or 0)) - 1 for size in sizes)
+        self._signed = tuple(
+            (index, self._masks[index])
+            for index, name in enumerate(names)
+            if found[name].type == "Signed"
+        )
+        """Where the values that can be negative are, and their masks."""
+        self._encoders: dict[Codec, FixedIoEncoder] = {}
+
+    def values(self, readings: Mapping[str, int]) -> list[int]:
+        """The IO values of *readings*, which must hold every one of
+        :attr:`names`: in the order of :attr:`io_ids`, signed ones as two's
+        complement of their size."""
+        values = list(map(readings.__getitem__, self.names))
+        for index, mask in self._signed:
+            values[index] &= mask
+        return values
 
     def elements(
         self, readings: Mapping[str, int]
@@ -86,12 +115,20 @@ class ModelIo:
         """The ``io`` and ``io_layout`` of *readings*: ids and sizes of this
         model, signed values as two's complement; readings it lacks are dropped."""
         groups: dict[int, dict[int, int]] = {size: {} for size in _FIXED_SIZES}
-        for name, value in readings.items():
-            definition = self.definitions.get(name)
-            if definition is not None and definition.size is not None:
-                wire = value & ((1 << 8 * definition.size) - 1)
-                groups[definition.size][definition.io_id] = wire
+        sent = zip(self.names, self.io_ids, self._masks, strict=True)
+        for name, io_id, mask in sent:
+            if name in readings:
+                size = self.definitions[name].size or 0
+                groups[size][io_id] = readings[name] & mask
         return io_elements(io1=groups[1], io2=groups[2], io4=groups[4], io8=groups[8])
+
+    def encoder(self, codec: Codec) -> FixedIoEncoder:
+        """Encodes records of *codec* carrying this model's :attr:`io_ids`."""
+        encoder = self._encoders.get(codec)
+        if encoder is None:
+            encoder = FixedIoEncoder(codec, self.io_ids, self.io_layout)
+            self._encoders[codec] = encoder
+        return encoder
 
 
 @functools.cache

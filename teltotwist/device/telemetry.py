@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
 
 from twisted.internet.interfaces import IReactorTime
 
 from teltotwist.codec import AvlRecord, Codec
-from teltotwist.device.model_io import ModelIo, model_io
+from teltotwist.device.model_io import model_io
 from teltotwist.device.route import Position, RouteWalker
 
 DEFAULT_MODEL = "FMB920"
@@ -18,32 +17,6 @@ ICCID = (8937_0200_00, 12_3456_7890)
 """The SIM card's ICCID (8937020000 1234567890), as IO ``iccid1`` and ``iccid2``."""
 PERIODICAL = 7
 """Codec 16 generation type of a periodic record."""
-
-
-def build_record(
-    position: Position,
-    *,
-    timestamp_ms: int,
-    readings: Mapping[str, int],
-    model_io: ModelIo,
-    codec: Codec,
-) -> AvlRecord:
-    """A periodic record (event 0) with *readings* as *model_io* sends them."""
-    io, layout = model_io.elements(readings)
-    return AvlRecord(
-        timestamp_ms=timestamp_ms,
-        priority=0,
-        longitude=round(position.longitude, 7),
-        latitude=round(position.latitude, 7),
-        altitude=position.altitude,
-        angle=position.angle,
-        satellites=position.satellites,
-        speed=position.speed,
-        event_id=0,
-        io=io,
-        io_layout=layout,
-        generation_type=PERIODICAL if codec is Codec.CODEC16 else None,
-    )
 
 
 class TelemetrySource:
@@ -66,37 +39,57 @@ class TelemetrySource:
         self._rng = rng or random.Random()
         self.walker = walker or RouteWalker(rng=self._rng)
         self._last = clock.seconds()
+        self._encoder = self.model_io.encoder(codec)
+        self._generation = (PERIODICAL,) if codec is Codec.CODEC16 else ()
 
     def sample(self, at: float | None = None) -> AvlRecord:
-        """The record for now, or for clock time *at*: the walker advanced by
-        the time since the last."""
+        """The periodic record (event 0) for now, or for clock time *at*: the
+        walker advanced by the time since the last. It comes encoded: its
+        ``wire`` holds its bytes in a payload of the codec, ready to pack."""
         now = self._clock.seconds() if at is None else at
         position = self.walker.advance(now - self._last)
         self._last = now
-        return build_record(
-            position,
-            timestamp_ms=round(now * 1000),
-            readings=self._readings(position),
-            model_io=self.model_io,
-            codec=self.codec,
+        return self._encoder.record(
+            (
+                round(now * 1000),
+                0,
+                round(position.longitude * 10_000_000),
+                round(position.latitude * 10_000_000),
+                position.altitude,
+                position.angle,
+                position.satellites,
+                position.speed,
+                0,
+                *self._generation,
+                *self.model_io.values(self._readings(position)),
+            )
         )
 
     def _readings(self, position: Position) -> dict[str, int]:
-        draw = self._rng.randint
+        # One draw for all the noise: each reading takes its share of 64
+        # random bits (their spans multiply to about 2**40, so the shares
+        # are as good as uniform).
+        bits = self._rng.getrandbits(64)
+        bits, gsm_signal = divmod(bits, 3)
+        bits, external_voltage = divmod(bits, 2_001)
+        bits, battery_voltage = divmod(bits, 201)
+        bits, axis_x = divmod(bits, 121)
+        bits, axis_y = divmod(bits, 121)
+        axis_z = bits % 81
         moving = 1 if position.speed else 0
         odometer_m = int(self.walker.odometer_m) & 0xFFFFFFFF
         readings = {
             "ignition": 1,
             "movement": moving,
-            "gsm_signal": draw(3, 5),
-            "external_voltage": draw(12_000, 14_000),
+            "gsm_signal": 3 + gsm_signal,
+            "external_voltage": 12_000 + external_voltage,
             "total_odometer": odometer_m,
             "trip_odometer": odometer_m,
             "data_mode": moving,  # 0 home on stop, 1 home on moving
-            "battery_voltage": draw(4_000, 4_200),
-            "axis_x": draw(-60, 60),
-            "axis_y": draw(-60, 60),
-            "axis_z": draw(-1_040, -960),
+            "battery_voltage": 4_000 + battery_voltage,
+            "axis_x": axis_x - 60,
+            "axis_y": axis_y - 60,
+            "axis_z": axis_z - 1_040,
             "iccid1": ICCID[0],
             "iccid2": ICCID[1],
         }

@@ -35,13 +35,13 @@ from twisted.python.failure import Failure
 
 from teltotwist.catalogue import load_catalogue
 from teltotwist.codec import (
-    AvlPacket,
     AvlRecord,
     Codec,
     CodecError,
     CommandFrame,
     Frame,
     decode_frame,
+    encode_avl_frame,
     encode_frame,
     encode_login,
 )
@@ -319,9 +319,10 @@ class VirtualTracker:
         size = self.settings.records_per_packet
         if self._packed is not None or len(self.flash) < size:
             return
-        records = tuple(self.flash.popleft() for _ in range(size))
+        flash = self.flash
+        records = [flash.popleft().wire for _ in range(size)]
         self._packets += 1
-        data = encode_frame(AvlPacket(self.settings.codec, records))
+        data = encode_avl_frame(self.settings.codec, records)
         self._packed = _Packet(self._packets, data, size)
 
     # The link

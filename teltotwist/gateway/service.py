@@ -33,6 +33,7 @@ from teltotwist.gateway.limits import Limits
 from teltotwist.gateway.models import NamingFor
 from teltotwist.gateway.registry import TrackerRegistry
 from teltotwist.gateway.tcp import TeltonikaTcpFactory
+from teltotwist.gateway.traffic import TrafficTap
 from teltotwist.gateway.udp import TeltonikaUdpProtocol
 from teltotwist.sinks import IRecordSink
 from teltotwist.sinks.readiness import is_ready, when_all_ready, why_not_ready
@@ -60,7 +61,8 @@ class GatewayService(MultiService):
 
     :attr:`registry` (the trackers known now) and :attr:`events` (add an
     observer of the data path with ``events.add``) are the TCP factory's,
-    which :func:`makeService` shares with the UDP listener and the dispatcher.
+    which :func:`makeService` shares with the UDP listener and the dispatcher;
+    so is :attr:`traffic`, the tap of the TCP trackers' traffic.
     """
 
     log = Logger()
@@ -81,6 +83,7 @@ class GatewayService(MultiService):
         self.factory = factory
         self.registry: TrackerRegistry = factory.registry
         self.events: DataPathEvents = factory.events
+        self.traffic: TrafficTap = factory.traffic
         self.drain_timeout = drain_timeout
         self.sink_ready_timeout = sink_ready_timeout
         self._clock = clock

@@ -88,16 +88,20 @@ class ClaimLogin:
 @attrs.frozen
 class Deliver:
     """Deliver *items* to the sinks, then report back with
-    :meth:`TrackerSession.delivery_succeeded` or ``delivery_failed``."""
+    :meth:`TrackerSession.delivery_succeeded` or ``delivery_failed``.
+    *frame* is the data frame as received (for the traffic tap)."""
 
     items: tuple[Item, ...]
+    frame: bytes = attrs.field(eq=False, repr=False)
 
 
 @attrs.frozen
 class CommandReceived:
-    """A Codec 12-15 frame from the tracker: never acknowledged."""
+    """A Codec 12-15 frame from the tracker: never acknowledged. *data* is
+    the frame as received."""
 
     frame: CommandFrame
+    data: bytes = attrs.field(eq=False, repr=False)
 
 
 @attrs.frozen
@@ -115,10 +119,12 @@ class SendCommand:
 @attrs.frozen
 class CommandAnswered:
     """The tracker answered the command outstanding: *executed* is False
-    for a Codec 14 nACK (the IMEI did not match; nothing ran)."""
+    for a Codec 14 nACK (the IMEI did not match; nothing ran). *data* is
+    the frame as received."""
 
     message: CommandMessage
     executed: bool
+    data: bytes = attrs.field(eq=False, repr=False)
 
 
 @attrs.frozen
@@ -422,10 +428,11 @@ class TrackerSession:
         except CodecError as error:
             return self._undecodable(frame, str(error), received_at)
         if isinstance(content, CommandFrame):
-            return [self._command_frame(content)]
-        return self._deliver(self._items(content, received_at), len(content.records))
+            return [self._command_frame(content, frame)]
+        items = self._items(content, received_at)
+        return self._deliver(items, len(content.records), frame)
 
-    def _command_frame(self, frame: CommandFrame) -> Action:
+    def _command_frame(self, frame: CommandFrame, data: bytes) -> Action:
         """The answer to the command outstanding, or an unsolicited message."""
         expected = (
             _ANSWERS.get(frame.codec, {}) if frame.codec is self._outstanding else {}
@@ -434,8 +441,8 @@ class TrackerSession:
             executed = expected.get(message.type)
             if executed is not None:
                 self._outstanding = None
-                return CommandAnswered(message, executed)
-        return CommandReceived(frame)
+                return CommandAnswered(message, executed, data)
+        return CommandReceived(frame, data)
 
     def _undecodable(
         self, frame: bytes, error: str, received_at: int
@@ -452,7 +459,7 @@ class TrackerSession:
             return [Discard(f"undecodable command frame: {error}")]
         count = frame[_RECORD_COUNT_OFFSET]
         unparsed = UnparsedFrame(self.imei, frame, error, received_at)
-        return self._deliver((unparsed,), count)
+        return self._deliver((unparsed,), count, frame)
 
     def _items(self, packet: AvlPacket, received_at: int) -> tuple[Item, ...]:
         imei = self.imei
@@ -463,7 +470,9 @@ class TrackerSession:
             for record in packet.records
         )
 
-    def _deliver(self, items: tuple[Item, ...], count: int) -> Sequence[Action]:
+    def _deliver(
+        self, items: tuple[Item, ...], count: int, frame: bytes
+    ) -> Sequence[Action]:
         self._ack = tcp_ack(count)
         self.state = State.DELIVERING
-        return [Deliver(items)]
+        return [Deliver(items, frame)]

@@ -44,6 +44,7 @@ from teltotwist.gateway.session import (
     TrackerSession,
 )
 from teltotwist.gateway.timeouts import Timeout
+from teltotwist.gateway.traffic import TrafficTap
 from teltotwist.gateway.unfinished import UnfinishedBytes
 
 # FaultLog kinds: why a connection closed, or how it ended.
@@ -182,6 +183,8 @@ class TeltonikaTcpProtocol(Protocol):
         if self.session.imei is not None:
             self.factory.registry.tcp_closed(self.session.imei, self)
         self.factory.events.connection_closed(Transport.TCP)
+        if self.factory.traffic.active:
+            self.factory.traffic.closed(self.session.imei)
         self._commands_gone()
         self._log_disconnect()
 
@@ -250,9 +253,13 @@ class TeltonikaTcpProtocol(Protocol):
             self._actions.extend((action, fault) for action in actions)
             return
         queue = self._actions = deque((action, fault) for action in actions)
+        traffic = self.factory.traffic
         try:
             while queue:
-                self._carry_out(*queue.popleft())
+                action, fault = queue.popleft()
+                self._carry_out(action, fault)
+                if traffic.active:
+                    traffic.action(self.session.imei, action)
         finally:
             self._actions = None
 
@@ -518,6 +525,8 @@ class TeltonikaTcpFactory(Factory):
         """The trackers connected now, kept current by the connections."""
         self.events = DataPathEvents() if events is None else events
         """Where the connections report what happens to them."""
+        self.traffic = TrafficTap(clock, now_ms)
+        """Where the connections report their traffic, while watched."""
         self.clock = clock
         self.allow = allow
         self.limits = limits

@@ -14,20 +14,16 @@ import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, cast
 
-from twisted.application.internet import backoffPolicy
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, FirstError, fail
-from twisted.internet.defer import TimeoutError as DeferredTimeoutError
 from twisted.internet.interfaces import (
-    IDelayedCall,
     IReactorTime,
-    IStreamClientEndpoint,
 )
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from teltotwist.gateway.items import Item, TrackerRecord, json_line
+from teltotwist.sinks._amqp_link import RETRY_POLICY, AmqpLink
 from teltotwist.sinks._amqp_settings import (
     PASSWORD_VARIABLE,
     AmqpSettings,
@@ -48,12 +44,6 @@ __all__ = [
     "parse_url",
     "sink_from_argument",
 ]
-
-RETRY_POLICY = backoffPolicy(initialDelay=0.5, maxDelay=30.0)
-"""Seconds before reconnecting: 0.75, 1.1, 1.7 ... up to 30, each plus 0 to 1
-at random, so that many gateways do not reconnect in step."""
-
-_log = Logger()
 
 
 class AmqpSinkError(Exception):
@@ -93,22 +83,23 @@ class AmqpSink(Service):
         self.settings = settings
         self.name = f"amqp:{settings.url}"
         self._reactor = reactor
-        self._retry_policy = retry_policy
         self._connect_timeout = connect_timeout
-        self._stop_timeout = stop_timeout
         self._max_unconfirmed = max_unconfirmed
-        self._endpoint: IStreamClientEndpoint | None = None
-        self._channel: ConfirmedChannel | None = None
-        self._connecting: Deferred[ConfirmedChannel] | None = None
-        self._retry: IDelayedCall | None = None
-        self._failures = 0
-        self._status = "the first attempt is under way"
+        self._endpoint = settings.broker.endpoint(reactor, connect_timeout)
         self._ready_waiters = ReadyWaiters()
+        self._link = AmqpLink(
+            self.name,
+            reactor,
+            self._open,
+            on_open=lambda channel: self._ready_waiters.fire(),
+            retry_policy=retry_policy,
+            stop_timeout=stop_timeout,
+        )
 
     @property
     def connected(self) -> bool:
         """Whether the sink has a connection to publish on."""
-        return self._channel is not None
+        return self._link.channel is not None
 
     @property
     def ready(self) -> bool:
@@ -121,25 +112,17 @@ class AmqpSink(Service):
 
     def startService(self) -> None:
         """Connect, and keep connecting until stopped."""
-        self._endpoint = self.settings.broker.endpoint(
-            self._reactor, self._connect_timeout
-        )
         Service.startService(self)
-        self._connect()
+        self._link.start()
 
     def stopService(self) -> Deferred[None]:
         """Stop reconnecting; wait a while for the messages in flight to be
         confirmed, then close the connection."""
         Service.stopService(self)
-        if self._retry is not None and self._retry.active():
-            self._retry.cancel()
-        if self._connecting is not None:
-            self._connecting.cancel()
-        channel, self._channel = self._channel, None
-        return Deferred.fromCoroutine(self._close(channel))
+        return self._link.stop()
 
     def deliver(self, items: Sequence[Item]) -> Deferred[None]:
-        channel = self._channel
+        channel = self._link.channel
         if channel is None:
             return fail(AmqpSinkError(self._why_not_connected()))
         if channel.unconfirmed + len(items) > self._max_unconfirmed:
@@ -182,91 +165,25 @@ class AmqpSink(Service):
             )
         return (
             f"not connected to {self.settings.url} (reconnecting in the "
-            f"background): {self._status}"
+            f"background): {self._link.status}"
         )
 
-    def _connect(self) -> None:
+    async def _open(self) -> ConfirmedChannel:
         # Imported here: it imports pika's Twisted adapter, which installs the
         # default reactor if twistd has not installed its own yet.
         from teltotwist.sinks._amqp_channel import open_channel  # noqa: PLC0415
 
-        assert self._endpoint is not None
-        self._retry = None
         settings = self.settings
-        connecting = Deferred.fromCoroutine(
-            open_channel(
-                self._endpoint,
-                self._reactor,
-                vhost=settings.vhost,
-                username=settings.username,
-                password=settings.password,
-                exchange=settings.exchange,
-                declare=settings.declare,
-            )
+        return await open_channel(
+            self._endpoint,
+            self._reactor,
+            vhost=settings.vhost,
+            username=settings.username,
+            password=settings.password,
+            exchange=settings.exchange,
+            declare=settings.declare,
+            timeout=self._connect_timeout,
         )
-        self._connecting = connecting
-        connecting.addTimeout(self._connect_timeout, self._reactor)
-        connecting.addCallbacks(self._connected, self._not_connected)
-
-    def _connected(self, channel: ConfirmedChannel) -> None:
-        self._connecting = None
-        self._channel = channel
-        self._failures = 0
-        _log.info("{sink} connected", sink=self.name)
-        channel.lost().addCallback(self._lost, channel)
-        self._ready_waiters.fire()
-
-    def _not_connected(self, failure: Failure) -> None:
-        self._connecting = None
-        if not self.running:  # stopService cancelled the attempt
-            return
-        if failure.check(DeferredTimeoutError):
-            reason = f"no connection within {self._connect_timeout:g} s"
-        else:
-            reason = failure.getErrorMessage()
-        self._status = f"the last attempt failed: {reason}"
-        self._retry_later("could not connect", reason)
-
-    def _lost(self, _: None, channel: ConfirmedChannel) -> None:
-        if self._channel is not channel:  # closed by stopService
-            return
-        self._channel = None
-        self._status = f"the connection was lost: {channel.lost_reason}"
-        self._retry_later("lost its connection", channel.lost_reason)
-
-    def _retry_later(self, what: str, reason: str | None) -> None:
-        self._failures += 1
-        delay = self._retry_policy(self._failures)
-        _log.warn(
-            "{sink} {what}, retrying in {delay:.1f} s: {reason}",
-            sink=self.name,
-            what=what,
-            delay=delay,
-            reason=reason,
-        )
-        self._retry = self._reactor.callLater(delay, self._connect)
-
-    async def _close(self, channel: ConfirmedChannel | None) -> None:
-        if channel is None:
-            return
-        settled = channel.settled()
-        settled.addTimeout(self._stop_timeout, self._reactor)
-        try:
-            await settled
-        except DeferredTimeoutError:
-            _log.warn(
-                "{sink}: {count} messages still unconfirmed after {timeout:g} s; "
-                "closing anyway",
-                sink=self.name,
-                count=channel.unconfirmed,
-                timeout=self._stop_timeout,
-            )
-        closed = channel.close()
-        closed.addTimeout(self._stop_timeout, self._reactor)
-        try:
-            await closed
-        except DeferredTimeoutError:
-            channel.abort()
 
 
 def _first_error(failure: Failure, done: Deferred[None]) -> None:
