@@ -29,8 +29,11 @@ from teltotwist.codec import (
     decode_frame,
     encode_frame,
     encode_login,
+    encode_udp,
     tcp_ack,
+    udp_ack,
 )
+from teltotwist.codec.udp import UdpDatagram
 from tests.conftest import TWISTD, Twistd, running_twistd
 from tests.net import receive_exactly
 from tests.vectors import by_id
@@ -102,9 +105,9 @@ class Gateway:
 
 
 @contextmanager
-def two_workers(directory: Path) -> Iterator[Gateway]:
+def two_workers(directory: Path, *options: str) -> Iterator[Gateway]:
     with running_twistd(
-        directory, "--workers", "2", "--api", "tcp:0:interface=127.0.0.1"
+        directory, "--workers", "2", "--api", "tcp:0:interface=127.0.0.1", *options
     ) as twistd:
         gateway = Gateway(twistd, directory)
         gateway.wait_for(r"(Listening for trackers on) .*sinks", 2)
@@ -227,6 +230,30 @@ def test_two_workers_share_the_port_each_filing_its_own_records(
     assert filed[1] and filed[2], gateway.log
     assert filed[1] | filed[2] == set(acked)
     assert not filed[1] & filed[2]
+
+
+def test_the_workers_share_the_udp_port(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        udp_port = probe.getsockname()[1]
+    with (
+        two_workers(tmp_path, "--udp-port", str(udp_port)) as gateway,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tracker,
+    ):
+        tracker.settimeout(10)
+        acked = set()
+        for n in range(20):
+            imei = FIRST_IMEI + n
+            record = RECORD._replace(timestamp_ms=1_700_000_000_000 + n)
+            datagram = UdpDatagram(n, n, str(imei), AvlPacket(_VECTOR.codec, (record,)))
+            tracker.sendto(encode_udp(datagram), ("127.0.0.1", udp_port))
+            assert tracker.recv(64) == udp_ack(n, n, 1)
+            acked.add(f"{imei}:{record.timestamp_ms}")
+        gateway.twistd.process.send_signal(signal.SIGTERM)
+        gateway.twistd.process.wait(timeout=60)
+
+    filed = gateway.filed()
+    assert filed[1] | filed[2] == acked
 
 
 def test_any_worker_answers_the_api_for_every_worker(
