@@ -397,7 +397,9 @@ def test_a_sighup_to_the_parent_reaches_every_worker(tmp_path: Path) -> None:
     with two_workers(tmp_path) as gateway:
         gateway.twistd.process.send_signal(signal.SIGHUP)
 
-        gateway.wait_for(r"(SIGHUP: nothing to reload)", 2)
+        # Each worker's lines name it.
+        reloaded = gateway.wait_for(r"\[(w\d) teltotwist.tap#info\] SIGHUP", 2)
+        assert sorted(reloaded) == ["w1", "w2"]
 
 
 def test_workers_end_when_their_parent_is_killed(tmp_path: Path) -> None:
