@@ -43,6 +43,7 @@ from teltotwist.cluster.supervisor import (
 )
 from teltotwist.cluster.worker import (
     ParentLink,
+    worker_log_observer,
     worker_member_id,
     worker_sink_spec,
     worker_state_dir,
@@ -383,6 +384,7 @@ class Options(usage.Options):
 
         worker = self["as-worker"]
         if worker is not None:
+            self._tag_log_lines(worker)
             self["sinks"] = [
                 make_sink(worker_sink_spec(spec, worker)) for spec in self._sink_specs
             ] or self["sinks"]
@@ -413,6 +415,13 @@ class Options(usage.Options):
                 parse_allowlist(path.read_text(encoding="utf-8"), str(path))
             except (AllowlistError, OSError, UnicodeDecodeError) as error:
                 raise usage.UsageError(f"--allow-imeis: {error}") from None
+
+    def _tag_log_lines(self, worker: int) -> None:
+        """Under ``twist`` (as its parent starts a worker) with a text log,
+        each line names the worker."""
+        runner = getattr(self, "parent", None)
+        if runner is not None and runner.get("logFormat") == "text":
+            runner["fileLogObserverFactory"] = worker_log_observer(worker)
 
     def _naming_options(self, reactor: Any) -> None:
         """``naming``: the :class:`TrackerModels` of --models and

@@ -29,8 +29,11 @@ from teltotwist.codec import (
     decode_frame,
     encode_frame,
     encode_login,
+    encode_udp,
     tcp_ack,
+    udp_ack,
 )
+from teltotwist.codec.udp import UdpDatagram
 from tests.conftest import TWISTD, Twistd, running_twistd
 from tests.net import receive_exactly
 from tests.vectors import by_id
@@ -102,9 +105,9 @@ class Gateway:
 
 
 @contextmanager
-def two_workers(directory: Path) -> Iterator[Gateway]:
+def two_workers(directory: Path, *options: str) -> Iterator[Gateway]:
     with running_twistd(
-        directory, "--workers", "2", "--api", "tcp:0:interface=127.0.0.1"
+        directory, "--workers", "2", "--api", "tcp:0:interface=127.0.0.1", *options
     ) as twistd:
         gateway = Gateway(twistd, directory)
         gateway.wait_for(r"(Listening for trackers on) .*sinks", 2)
@@ -213,11 +216,13 @@ def test_two_workers_share_the_port_each_filing_its_own_records(
     tmp_path: Path,
 ) -> None:
     with two_workers(tmp_path) as gateway:
-        acked = []
-        for n in range(40):
-            acked += send_records(
-                gateway.twistd.port, FIRST_IMEI + n, range(1000, 1003)
-            )
+        acked: list[str] = []
+        # Until both workers filed records: the kernel picks a worker for
+        # each connection.
+        while len(acked) < 60 or not all(gateway.filed().values()):
+            assert len(acked) < 600, "one worker got every tracker"
+            imei = FIRST_IMEI + len(acked) // 3
+            acked += send_records(gateway.twistd.port, imei, range(1000, 1003))
         gateway.twistd.process.send_signal(signal.SIGTERM)
         gateway.twistd.process.wait(timeout=60)
 
@@ -225,6 +230,30 @@ def test_two_workers_share_the_port_each_filing_its_own_records(
     assert filed[1] and filed[2], gateway.log
     assert filed[1] | filed[2] == set(acked)
     assert not filed[1] & filed[2]
+
+
+def test_the_workers_share_the_udp_port(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        udp_port = probe.getsockname()[1]
+    with (
+        two_workers(tmp_path, "--udp-port", str(udp_port)) as gateway,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tracker,
+    ):
+        tracker.settimeout(10)
+        acked = set()
+        for n in range(20):
+            imei = FIRST_IMEI + n
+            record = RECORD._replace(timestamp_ms=1_700_000_000_000 + n)
+            datagram = UdpDatagram(n, n, str(imei), AvlPacket(_VECTOR.codec, (record,)))
+            tracker.sendto(encode_udp(datagram), ("127.0.0.1", udp_port))
+            assert tracker.recv(64) == udp_ack(n, n, 1)
+            acked.add(f"{imei}:{record.timestamp_ms}")
+        gateway.twistd.process.send_signal(signal.SIGTERM)
+        gateway.twistd.process.wait(timeout=60)
+
+    filed = gateway.filed()
+    assert filed[1] | filed[2] == acked
 
 
 def test_any_worker_answers_the_api_for_every_worker(
@@ -321,20 +350,27 @@ def test_a_killed_worker_is_restarted_and_its_trackers_acked_again(
     tmp_path: Path,
 ) -> None:
     with two_workers(tmp_path) as gateway:
-        first, _ = gateway.worker_pids()
+        first, second = gateway.worker_pids()
         fleet = Fleet(gateway.twistd.port, 20)
         fleet.wait_for_acks(100)
         os.kill(first, signal.SIGKILL)
         gateway.wait_for(r"Worker 1 \(pid \d+\) ended after [\d.]+ s: (signal 9);")
-        restarted = gateway.wait_for(r"Worker 1 started \(pid (\d+)\)", 2)[1]
+        restarted = int(gateway.wait_for(r"Worker 1 started \(pid (\d+)\)", 2)[1])
         before = len(fleet.acked)
         fleet.wait_for_acks(before + 200)
         acked = fleet.stop()
+        # The new worker 1 takes trackers too.
+        for attempt in range(100):
+            with logged_in(gateway.twistd.port, FIRST_IMEI + 100 + attempt) as new:
+                if holder(new, [second, restarted]) == restarted:
+                    break
+        else:
+            pytest.fail("the restarted worker took no tracker")
         gateway.twistd.process.send_signal(signal.SIGTERM)
         gateway.twistd.process.wait(timeout=60)
 
     assert fleet.reconnects > 0
-    assert int(restarted) != first
+    assert restarted != first
     filed = gateway.filed()
     assert acked <= filed[1] | filed[2]
 
@@ -361,7 +397,9 @@ def test_a_sighup_to_the_parent_reaches_every_worker(tmp_path: Path) -> None:
     with two_workers(tmp_path) as gateway:
         gateway.twistd.process.send_signal(signal.SIGHUP)
 
-        gateway.wait_for(r"(SIGHUP: nothing to reload)", 2)
+        # Each worker's lines name it.
+        reloaded = gateway.wait_for(r"\[(w\d) teltotwist.tap#info\] SIGHUP", 2)
+        assert sorted(reloaded) == ["w1", "w2"]
 
 
 def test_workers_end_when_their_parent_is_killed(tmp_path: Path) -> None:

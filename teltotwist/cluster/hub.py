@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_cluster_bus_contract -*-
+# -*- test-case-name: tests.test_cluster_hub -*-
 """The cluster bus between the worker processes of one gateway
 (``--workers``), routed by their parent.
 
@@ -7,6 +7,10 @@ the parent (:mod:`teltotwist.cluster.link`), where one :class:`Hub` keeps
 the :class:`~teltotwist.cluster.router.Router` of all of them and passes
 each message on to the links of the members it is for. Parked messages live
 in the parent's memory: they outlast any worker, not the parent.
+
+The parent sees a worker's end the moment its link closes, so it says
+goodbye on behalf of a member that ended without a word (killed, say): the
+others stop waiting for its answers at once, not after their timeout.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from teltotwist.cluster.link import (
     put_large,
     text,
 )
+from teltotwist.cluster.member import BYE
+from teltotwist.cluster.requests import encode
 from teltotwist.cluster.router import ParkingFullError, ParkingLimits, Router
 
 MAX_BODY = 16 * 1024 * 1024
@@ -160,7 +166,7 @@ class Hub:
         """Route the messages of the member at the other end of *link*."""
         routes = _Routes(self, link)
         link.answer(routes)
-        link.closed.addCallback(lambda _: routes.left())
+        link.closed.addCallback(lambda _: routes.lost())
 
     def joined(self, member_id: str, protocol: LinkProtocol) -> None:
         if member_id in self._links:
@@ -202,6 +208,14 @@ class _Routes(amp.CommandLocator):
         if self._member is not None:
             self._hub.left(self._member)
             self._member = None
+
+    def lost(self) -> None:
+        """The link closed: a member still joined ended without leaving."""
+        member = self._member
+        self.left()
+        if member is not None:
+            goodbye = Envelope(BYE, encode({}), member)
+            self._hub.deliver(self._router.members, goodbye)
 
     @Join.responder
     def join(self, member: str) -> dict[str, object]:
