@@ -71,6 +71,8 @@ from harness import (
     terminate,
 )
 
+from teltotwist.cluster.worker import worker_sink_spec
+
 HOST = "127.0.0.1"
 CHECKOUT = Path(__file__).resolve().parent.parent
 DEFAULT_YARDSERVER = CHECKOUT.parent / "shared" / "bench" / "yardserver.py"
@@ -181,16 +183,34 @@ class Server:
         terminate(self.process, grace=15)
 
     def lines(self) -> int | None:
-        """The lines of its records file; None if it files no records."""
+        """The lines of its records file, or of its workers' files (with
+        ``--workers``); None if it files no records."""
         if self.records is None:
             return None
-        if not self.records.exists():
-            return 0
-        count = 0
-        with self.records.open("rb") as records:
-            while chunk := records.read(1 << 20):
-                count += chunk.count(b"\n")
-        return count
+        return sum(_lines(path) for path in _record_files(self.records))
+
+
+def _record_files(records: Path) -> list[Path]:
+    """*records*, and each worker's own file beside it, as far as they exist."""
+    files = [records] if records.exists() else []
+    number = 1
+    while (path := _worker_file(records, number)).exists():
+        files.append(path)
+        number += 1
+    return files
+
+
+def _worker_file(records: Path, number: int) -> Path:
+    spec = worker_sink_spec(f"file:{records}", number)
+    return Path(spec.removeprefix("file:"))
+
+
+def _lines(path: Path) -> int:
+    count = 0
+    with path.open("rb") as records:
+        while chunk := records.read(1 << 20):
+            count += chunk.count(b"\n")
+    return count
 
 
 def ackonly_command(port: int) -> list[str]:

@@ -73,3 +73,23 @@ def test_a_missing_yardstick_server_is_a_clear_error(tmp_path: Path) -> None:
 
     assert finished.returncode == 2
     assert f"no yardstick server at {tmp_path / 'missing.py'}" in finished.stderr
+
+
+def test_a_gateway_with_workers_has_the_records_of_every_worker_checked(
+    tmp_path: Path,
+) -> None:
+    stand_in = tmp_path / "stand_in.py"
+    stand_in.write_text(STAND_IN)
+
+    finished = run_bench(
+        tmp_path,
+        *("--yardserver", str(stand_in), "--scenarios", "flat"),
+        *("--flat-devices", "8", "--flat-duration", "1.5", "--json"),
+        "--gateway-option=--workers=2",
+    )
+
+    report = json.loads(finished.stdout)
+    gateway = report["runs"][-1]
+    assert gateway["server"] == "teltotwist"
+    assert gateway["records_acked"] == gateway["file_lines"] > 0
+    assert report["targets"]["met"]["records_check"] is True
