@@ -123,16 +123,6 @@ def wait_for_workers(server: Server, workers: int, deadline: float) -> None:
     raise BenchError(f"{workers} workers did not listen in time")
 
 
-def lines_filed(directory: Path, stem: str) -> int:
-    """The lines of every records file of the gateway (one per worker)."""
-    count = 0
-    for path in directory.glob(f"{stem}*.jsonl"):
-        with path.open("rb") as records:
-            while chunk := records.read(1 << 20):
-                count += chunk.count(b"\n")
-    return count
-
-
 def run_once(
     scenario: Scenario, workers: int, round_: int, workdir: Path, deadline: float
 ) -> Run:
@@ -142,7 +132,7 @@ def run_once(
     command = (
         gateway_command(workers, port, records) if workers else ackonly_command(port)
     )
-    server = Server(command, None, workdir / f"{name}.log")
+    server = Server(command, records if workers else None, workdir / f"{name}.log")
     try:
         if workers:
             wait_for_workers(server, workers, min(deadline, time.monotonic() + 60))
@@ -150,7 +140,7 @@ def run_once(
             server.wait_until_listening(port, min(deadline, time.monotonic() + 60))
         summary = run_load(scenario, port, deadline)
         server.stop()
-        lines = lines_filed(workdir, name) if workers else None
+        lines = server.lines()
     finally:
         server.stop()
         for path in workdir.glob(f"{name}*.jsonl"):
