@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from teltotwist.sinks import SinkConfigurationError
-from teltotwist.sinks._url import options, password, shown, user
+from teltotwist.sinks._url import boolean, options, password, shown, user
 
 VARIABLE = "TELTOTWIST_TEST_PASSWORD"
 
@@ -53,3 +53,16 @@ def test_unusable_options_are_refused_with_the_reason(query: str, message: str) 
 def test_the_shown_url_quotes_the_user_and_brackets_ipv6() -> None:
     assert shown("mqtts", "gate@way", "::1", 8884) == "mqtts://gate%40way@[::1]:8884"
     assert shown("amqp", None, "rabbit.example", 5672) == "amqp://rabbit.example:5672"
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("true", True), ("Yes", True), ("1", True), ("FALSE", False), ("no", False)],
+)
+def test_a_boolean_option_reads_the_usual_words(text: str, value: bool) -> None:
+    assert boolean("declare", text) is value
+
+
+def test_a_boolean_option_names_itself_when_it_is_neither() -> None:
+    with pytest.raises(SinkConfigurationError, match="declare must be true or false"):
+        boolean("declare", "maybe")

@@ -23,14 +23,6 @@ MAX_ROUTING_KEY = 255
 """Bytes in an AMQP routing key or exchange name (a ``shortstr``)."""
 ROUTING_KEY_FIELDS = frozenset({"imei", "kind"})
 OPTIONS = ("exchange", "routing_key", "declare")
-_BOOLEANS = {
-    "true": True,
-    "yes": True,
-    "1": True,
-    "false": False,
-    "no": False,
-    "0": False,
-}
 
 
 @attrs.frozen
@@ -98,7 +90,7 @@ def parse_url(url: str, environment: Mapping[str, str]) -> AmqpSettings:
         **attrs.asdict(broker),
         exchange=_exchange(options.get("exchange", "teltonika")),
         routing_key=_routing_key(options.get("routing_key", "teltonika.{imei}")),
-        declare=_boolean("declare", options.get("declare", "true")),
+        declare=_url.boolean("declare", options.get("declare", "true")),
     )
 
 
@@ -257,12 +249,3 @@ def _routing_key(template: str) -> str:
             f"{MAX_ROUTING_KEY} bytes"
         )
     return template
-
-
-def _boolean(name: str, value: str) -> bool:
-    try:
-        return _BOOLEANS[value.lower()]
-    except KeyError:
-        raise SinkConfigurationError(
-            f"{name} must be true or false, not {value!r}"
-        ) from None

@@ -33,14 +33,6 @@ MAX_IDENTIFIER = 63
 """Bytes in a PostgreSQL identifier."""
 LONGEST_SUFFIX = "_command_results"
 """The longest suffix the sink adds to the table name for its other tables."""
-_BOOLEANS = {
-    "true": True,
-    "yes": True,
-    "1": True,
-    "false": False,
-    "no": False,
-    "0": False,
-}
 
 
 @attrs.frozen
@@ -118,7 +110,7 @@ def settings_from_url(url: str, environ: Mapping[str, str]) -> PostgresSettings:
         connection=parameters,
         schema=schema,
         table=table,
-        declare=_boolean("declare", options.get("declare", "true")),
+        declare=_url.boolean("declare", options.get("declare", "true")),
     )
 
 
@@ -150,12 +142,3 @@ def _table(name: str) -> tuple[str | None, str]:
 
 def _is_identifier(name: str, longest: int) -> bool:
     return bool(_IDENTIFIER.fullmatch(name)) and len(name) <= longest
-
-
-def _boolean(name: str, value: str) -> bool:
-    try:
-        return _BOOLEANS[value.lower()]
-    except KeyError:
-        raise SinkConfigurationError(
-            f"{name} must be true or false, not {value!r}"
-        ) from None

@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_sinks_url -*-
 """What the network sinks' URLs share: user and password (the password from
 an environment variable rather than the command line), ``?NAME=VALUE``
-options, a TLS cafile, and the URL as logs show it, without the password."""
+options (booleans among them), a TLS cafile, and the URL as logs show it,
+without the password."""
 
 from __future__ import annotations
 
@@ -17,6 +18,15 @@ from twisted.internet.ssl import (
 )
 
 from teltotwist.sinks.interfaces import SinkConfigurationError
+
+_BOOLEANS = {
+    "true": True,
+    "yes": True,
+    "1": True,
+    "false": False,
+    "no": False,
+    "0": False,
+}
 
 _PEM_CERTIFICATE = re.compile(
     rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL
@@ -74,6 +84,20 @@ def options(query: str, known: Collection[str], label: str) -> dict[str, str]:
             )
         found[name] = unquote(value)
     return found
+
+
+def boolean(name: str, value: str) -> bool:
+    """The ``?NAME=VALUE`` option *name* as a boolean: true, yes, 1, false,
+    no or 0, in any case.
+
+    :raises SinkConfigurationError: for any other value.
+    """
+    try:
+        return _BOOLEANS[value.lower()]
+    except KeyError:
+        raise SinkConfigurationError(
+            f"{name} must be true or false, not {value!r}"
+        ) from None
 
 
 def shown(scheme: str, username: str | None, host: str, port: int) -> str:
