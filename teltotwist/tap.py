@@ -689,7 +689,11 @@ def _parent_link(reactor: Any, state_dir: Path) -> Callable[[int], OneProtocol]:
     """The parent's end of each worker's link: the hub between the
     workers, its parked commands kept in *state_dir*, and the gathering of
     their metrics."""
-    hub = Hub(reactor, store=SqliteParkingStore(state_dir))
+    store = SqliteParkingStore(state_dir)
+    # Once the workers stopped: the services stop before the reactor's
+    # shutdown, the "after" phase comes last.
+    reactor.addSystemEventTrigger("after", "shutdown", store.close)
+    hub = Hub(reactor, store=store)
     gatherer = ExpositionGatherer(reactor)
 
     def link(number: int) -> OneProtocol:
