@@ -36,6 +36,7 @@ from teltotwist.cluster.listeners import (
     shareable,
 )
 from teltotwist.cluster.member import ClusterMember
+from teltotwist.cluster.parking_store import SqliteParkingStore
 from teltotwist.cluster.supervisor import (
     KILL_MARGIN,
     WorkerSupervisor,
@@ -126,8 +127,8 @@ class Options(usage.Options):
             None,
             "teltotwist-state",
             "Directory keeping queued commands across restarts (created "
-            "when the first command is queued; relative to the working "
-            "directory).",
+            "when the first command is queued, or at start with --workers; "
+            "relative to the working directory).",
         ],
         [
             "port",
@@ -675,7 +676,7 @@ def _supervisor(options: Options, reactor: Any) -> IService:
             reactor, options.arguments, number, sockets
         ),
         environment=environment,
-        link=_parent_link(reactor),
+        link=_parent_link(reactor, Path(options["state-dir"])),
         stop_timeout=options["drain-timeout"] + KILL_MARGIN,
     )
     supervisor.whenListening().addErrback(_exit_unable_to_listen)
@@ -684,10 +685,15 @@ def _supervisor(options: Options, reactor: Any) -> IService:
     return root
 
 
-def _parent_link(reactor: Any) -> Callable[[int], OneProtocol]:
+def _parent_link(reactor: Any, state_dir: Path) -> Callable[[int], OneProtocol]:
     """The parent's end of each worker's link: the hub between the
-    workers, and the gathering of their metrics."""
-    hub = Hub(reactor)
+    workers, its parked commands kept in *state_dir*, and the gathering of
+    their metrics."""
+    store = SqliteParkingStore(state_dir)
+    # Once the workers stopped: the services stop before the reactor's
+    # shutdown, the "after" phase comes last.
+    reactor.addSystemEventTrigger("after", "shutdown", store.close)
+    hub = Hub(reactor, store=store)
     gatherer = ExpositionGatherer(reactor)
 
     def link(number: int) -> OneProtocol:

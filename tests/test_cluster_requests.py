@@ -4,10 +4,13 @@ and the number in flight bounded."""
 from __future__ import annotations
 
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 
 from teltotwist.cluster.bus import Envelope
 from teltotwist.cluster.memory import MemoryCluster
 from teltotwist.cluster.requests import Body, Requests, decode
+from teltotwist.gateway.fleet import FleetUnavailableError
+from teltotwist.gateway.presence import HolderSilentError
 
 IMEI = "356307042441013"
 
@@ -70,16 +73,29 @@ def test_a_tracker_held_nowhere_is_none_and_a_silent_holder_fails() -> None:
     nowhere: list[Body | None] = []
     a.requests.ask_tracker(IMEI, "q", {}, 2.0).addCallback(nowhere.append)
     c.bus.bind(IMEI)
-    failures: list[str] = []
-    a.requests.ask_tracker(IMEI, "q", {}, 2.0).addErrback(
-        lambda failure: failures.append(failure.getErrorMessage())
-    )
+    failures: list[Failure] = []
+    a.requests.ask_tracker(IMEI, "q", {}, 2.0).addErrback(failures.append)
 
     clock.advance(0)
     clock.advance(2.0)
 
     assert nowhere == [None]
-    assert failures == ["no cluster member answered in time"]
+    [failure] = failures
+    assert failure.check(HolderSilentError)
+    assert failure.getErrorMessage() == "no cluster member answered in time"
+
+
+def test_a_question_the_bus_cannot_carry_is_not_a_silent_holder() -> None:
+    _, a, _, c = three()
+    c.bus.bind(IMEI)
+    a.bus.disconnect()
+    failures: list[Failure] = []
+
+    a.requests.ask_tracker(IMEI, "q", {}, 2.0).addErrback(failures.append)
+
+    [failure] = failures
+    assert failure.check(FleetUnavailableError)
+    assert not failure.check(HolderSilentError)
 
 
 def test_requests_beyond_the_bound_in_flight_are_refused() -> None:

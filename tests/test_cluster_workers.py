@@ -346,6 +346,34 @@ def test_a_second_login_is_refused_by_either_worker(tmp_path: Path) -> None:
             assert receive_exactly(first, 4) == tcp_ack(1)
 
 
+def test_a_command_parked_by_the_workers_outlasts_a_restart_of_the_gateway(
+    tmp_path: Path,
+) -> None:
+    imei = FIRST_IMEI
+    with two_workers(tmp_path) as gateway:
+        status, body = api(
+            gateway,
+            f"/v1/trackers/{imei}/commands",
+            {"command": "getinfo", "ttl": 3600, "wait": 0},
+        )
+        assert status == 202, body
+        gateway.twistd.process.send_signal(signal.SIGTERM)
+        assert gateway.twistd.process.wait(timeout=60) == -signal.SIGTERM
+
+    with (
+        two_workers(tmp_path) as gateway,
+        socket.create_connection(("127.0.0.1", gateway.twistd.port), 10) as tracker,
+    ):
+        tracker.sendall(encode_login(str(imei)))
+        assert receive_exactly(tracker, 1) == b"\x01"
+        header = receive_exactly(tracker, 8)
+        (size,) = struct.unpack(">I", header[4:])
+        written = decode_frame(header + receive_exactly(tracker, size + 4))
+
+    assert isinstance(written, CommandFrame)
+    assert written.messages[0].payload == b"getinfo"
+
+
 def test_a_killed_worker_is_restarted_and_its_trackers_acked_again(
     tmp_path: Path,
 ) -> None:

@@ -19,11 +19,12 @@ from teltotwist.catalogue import load_catalogue
 from teltotwist.codec import Codec, tcp_ack
 from teltotwist.gateway.dispatch import Dispatcher
 from teltotwist.gateway.events import DataPathEvents, LoginResult, Rejection, Transport
+from teltotwist.gateway.fleet import FleetUnavailableError
 from teltotwist.gateway.items import TrackerRecord
 from teltotwist.gateway.limits import DuplicateLogin, Limits
 from teltotwist.gateway.models import TrackerModels
-from teltotwist.gateway.presence import CLAIM_WAIT
-from teltotwist.gateway.tcp import TeltonikaTcpFactory
+from teltotwist.gateway.presence import HolderSilentError
+from teltotwist.gateway.tcp import CLAIM_GIVE_UP, TeltonikaTcpFactory
 from teltotwist.testing import FakeTracker, RecordingSink
 from tests.observer import RecordingObserver
 from tests.vectors import build_record, by_id, frame_payload
@@ -872,16 +873,56 @@ def test_a_login_refused_elsewhere_is_refused(factory: TeltonikaTcpFactory) -> N
     assert elsewhere.held == []
 
 
-def test_a_claim_unanswered_in_time_is_decided_here(
+def test_a_presence_that_hangs_is_given_up_and_the_login_decided_here(
     factory: TeltonikaTcpFactory, clock: MemoryReactorClock
 ) -> None:
     factory.presence = elsewhere = Elsewhere()
     tracker = FakeTracker(factory)
     tracker.login()
-    clock.advance(CLAIM_WAIT - 0.1)
+    clock.advance(CLAIM_GIVE_UP - 0.1)
     assert tracker.replies() == b""
 
     clock.advance(0.1)
+
+    assert tracker.replies() == b"\x01"
+    assert elsewhere.held == [tracker.imei]
+
+
+def test_a_claim_the_bus_cannot_carry_is_decided_here(
+    factory: TeltonikaTcpFactory,
+) -> None:
+    factory.presence = elsewhere = Elsewhere()
+    tracker = FakeTracker(factory)
+    tracker.login()
+
+    elsewhere.claims[0][1].errback(FleetUnavailableError("the bus is down"))
+
+    assert tracker.replies() == b"\x01"
+    assert elsewhere.held == [tracker.imei]
+
+
+def test_a_silent_holder_refuses_the_login_under_reject(
+    factory: TeltonikaTcpFactory,
+) -> None:
+    factory.presence = elsewhere = Elsewhere()
+    tracker = FakeTracker(factory)
+    with capturedLogs() as events:
+        tracker.login()
+        elsewhere.claims[0][1].errback(HolderSilentError("no answer in time"))
+
+    assert tracker.replies() == b"\x00"
+    assert not tracker.connected
+    assert elsewhere.held == []
+    assert any("did not answer" in line for line in warnings(events))
+
+
+def test_a_silent_holder_is_replaced_under_replace(clock: MemoryReactorClock) -> None:
+    factory = make_factory(clock, duplicate_login=DuplicateLogin.REPLACE)
+    factory.presence = elsewhere = Elsewhere()
+    tracker = FakeTracker(factory)
+    tracker.login()
+
+    elsewhere.claims[0][1].errback(HolderSilentError("no answer in time"))
 
     assert tracker.replies() == b"\x01"
     assert elsewhere.held == [tracker.imei]

@@ -5,8 +5,10 @@
 Each worker is a member; its :class:`HubBus` speaks AMP over its link to
 the parent (:mod:`teltotwist.cluster.link`), where one :class:`Hub` keeps
 the :class:`~teltotwist.cluster.router.Router` of all of them and passes
-each message on to the links of the members it is for. Parked messages live
-in the parent's memory: they outlast any worker, not the parent.
+each message on to the links of the members it is for. Parked messages
+outlast any worker; with a store
+(:class:`~teltotwist.cluster.parking_store.SqliteParkingStore`), a restart
+of the parent too.
 
 The parent sees a worker's end the moment its link closes, so it says
 goodbye on behalf of a member that ended without a word (killed, say): the
@@ -32,6 +34,7 @@ from teltotwist.cluster.link import (
     text,
 )
 from teltotwist.cluster.member import BYE
+from teltotwist.cluster.parking_store import SqliteParkingStore
 from teltotwist.cluster.requests import encode
 from teltotwist.cluster.router import ParkingFullError, ParkingLimits, Router
 
@@ -154,13 +157,59 @@ class Deliver(amp.Command):
 
 
 class Hub:
-    """The parent's side: routes the messages of its workers' members."""
+    """The parent's side: routes the messages of its workers' members.
+
+    The envelopes in *store*, if any, are parked again (expired ones
+    dropped), and every park and collect is written there.
+    """
 
     def __init__(
-        self, clock: IReactorTime, limits: ParkingLimits = ParkingLimits()
+        self,
+        clock: IReactorTime,
+        limits: ParkingLimits = ParkingLimits(),
+        store: SqliteParkingStore | None = None,
     ) -> None:
+        self._clock = clock
         self.router = Router(clock.seconds, limits)
         self._links: dict[str, LinkProtocol] = {}
+        self._store = store
+        if store is not None:
+            self._restore(store)
+
+    def _restore(self, store: SqliteParkingStore) -> None:
+        now = self._clock.seconds()
+        for stored in store.load():
+            ttl = stored.expires_at - now
+            if ttl <= 0:
+                continue
+            try:
+                self.router.park(stored.imei, stored.envelope, ttl)
+            except ParkingFullError:
+                store.forget(stored.key)
+        store.expire(now)
+
+    def park(self, imei: str, envelope: Envelope, ttl: float) -> None:
+        """Park *envelope* for *imei* for *ttl* seconds (see
+        :meth:`Router.park`); written down first, so that a park the file
+        cannot keep is refused, not kept in memory alone."""
+        if self._store is None:
+            self.router.park(imei, envelope, ttl)
+            return
+        now = self._clock.seconds()
+        self._store.expire(now)
+        key = self._store.add(imei, envelope, now + ttl)
+        try:
+            self.router.park(imei, envelope, ttl)
+        except Exception:
+            self._store.forget(key)
+            raise
+
+    def collect(self, imei: str) -> list[Envelope]:
+        """Take the envelopes parked for *imei* (see :meth:`Router.collect`)."""
+        envelopes = self.router.collect(imei)
+        if self._store is not None:
+            self._store.collected(imei)
+        return envelopes
 
     def attach(self, link: LinkProtocol) -> None:
         """Route the messages of the member at the other end of *link*."""
@@ -257,12 +306,12 @@ class _Routes(amp.CommandLocator):
 
     @Park.responder
     def park(self, imei: str, envelope: Envelope, ttl: float) -> dict[str, object]:
-        self._router.park(imei, envelope, ttl)
+        self._hub.park(imei, envelope, ttl)
         return {}
 
     @Collect.responder
     def collect(self, imei: str) -> dict[str, object]:
-        return {"envelopes": self._router.collect(imei)}
+        return {"envelopes": self._hub.collect(imei)}
 
 
 class _Inbox(amp.CommandLocator):

@@ -18,6 +18,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from teltotwist.cluster.bus import Envelope, IClusterBus
 from teltotwist.gateway.fleet import FleetUnavailableError
+from teltotwist.gateway.presence import HolderSilentError
 
 ANSWER = "answer"
 """The kind of every answer; its correlation id names the request."""
@@ -71,8 +72,10 @@ class Requests:
         """Ask the member holding *imei*: fires with its answer, or None when
         no member holds it.
 
+        :raises HolderSilentError: (through the Deferred) when a member
+            holds it but no answer came within *timeout* seconds.
         :raises FleetUnavailableError: (through the Deferred) when the bus
-            is down, or no answer came within *timeout* seconds.
+            is down.
         """
         try:
             correlation, pending = self._open(frozenset(), timeout)
@@ -131,7 +134,7 @@ class Requests:
     def stop(self) -> None:
         """Stop waiting: every request in flight fails."""
         for correlation in list(self._pending):
-            self._fail(correlation, "the cluster member stopped")
+            self._fail(correlation, FleetUnavailableError("the cluster member stopped"))
 
     def _open(self, expected: frozenset[str], timeout: float) -> tuple[str, _Pending]:
         if len(self._pending) >= self._max_in_flight:
@@ -152,17 +155,20 @@ class Requests:
         if pending.expected:
             self._complete(correlation)
         else:
-            self._fail(correlation, "no cluster member answered in time")
+            self._fail(
+                correlation,
+                HolderSilentError("no cluster member answered in time"),
+            )
 
     def _complete(self, correlation: str) -> None:
         pending = self._close(correlation)
         if pending is not None:
             pending.done.callback(list(pending.answers.values()))
 
-    def _fail(self, correlation: str, why: str) -> None:
+    def _fail(self, correlation: str, error: FleetUnavailableError) -> None:
         pending = self._close(correlation)
         if pending is not None:
-            pending.done.errback(FleetUnavailableError(why))
+            pending.done.errback(error)
 
     def _close(self, correlation: str) -> _Pending | None:
         pending = self._pending.pop(correlation, None)

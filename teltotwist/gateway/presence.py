@@ -12,9 +12,15 @@ from typing import Protocol
 
 from twisted.internet.defer import Deferred
 
+from teltotwist.gateway.fleet import FleetUnavailableError
+
 CLAIM_WAIT = 2.0
-"""Seconds a login waits for :meth:`Presence.claim`; then it is decided
-here, as if no one else held the IMEI."""
+"""Seconds :meth:`Presence.claim` waits for the holder's answer."""
+
+
+class HolderSilentError(FleetUnavailableError):
+    """A member holds the tracker but did not answer in time: unlike a bus
+    that cannot be asked, someone may be using the IMEI right now."""
 
 
 class Presence(Protocol):
@@ -24,7 +30,12 @@ class Presence(Protocol):
         """A login for *imei* from *peer* is about to be accepted here:
         fires with why it may not be (another member holds the IMEI on an
         active connection, under ``--duplicate-login reject``), or None,
-        once any connection elsewhere was closed."""
+        once any connection elsewhere was closed.
+
+        :raises HolderSilentError: (through the Deferred) when a member holds
+            the IMEI but did not answer within :data:`CLAIM_WAIT`.
+        :raises Exception: (through the Deferred) when the others cannot be
+            asked (the bus is down)."""
 
     def logged_in(self, imei: str) -> None:
         """*imei* logged in here."""

@@ -25,7 +25,7 @@ from teltotwist.gateway.faultlog import FaultLog
 from teltotwist.gateway.items import Item, TrackerRecord, now_ms
 from teltotwist.gateway.limits import DuplicateLogin, Limits
 from teltotwist.gateway.models import NamingFor
-from teltotwist.gateway.presence import CLAIM_WAIT, Presence
+from teltotwist.gateway.presence import CLAIM_WAIT, HolderSilentError, Presence
 from teltotwist.gateway.proxied import IProxiedProtocol, awaits_proxy_header
 from teltotwist.gateway.registry import TrackerRegistry
 from teltotwist.gateway.session import (
@@ -55,6 +55,11 @@ _OVER_BUDGET = "unfinished-frame budget"
 _NOT_DELIVERED = "not delivered"
 _NO_LOGIN = "no login"
 _CLOSED_BY_GATEWAY = "closed by the gateway"
+
+CLAIM_GIVE_UP = CLAIM_WAIT + 1.0
+"""Seconds a login waits for the presence, which bounds its own wait at
+:data:`CLAIM_WAIT`; past this the presence itself hangs (its bus takes no
+request), and the login is decided here."""
 
 _WAITING = frozenset({State.CLAIMING, State.DELIVERING})
 """The session's states in which the tracker waits for the gateway."""
@@ -359,22 +364,44 @@ class TeltonikaTcpProtocol(Protocol):
         return self.factory.presence is not None and imei not in self.factory.by_imei
 
     def _claim_elsewhere(self, imei: str) -> None:
-        """Ask the presence whether *imei* may log in here; past
-        :data:`CLAIM_WAIT`, or if asking fails, decide here alone."""
+        """Ask the presence whether *imei* may log in here."""
         presence = self.factory.presence
         assert presence is not None
         asked = presence.claim(imei, self.peer)
-        asked.addTimeout(CLAIM_WAIT, self.factory.clock)
+        asked.addTimeout(CLAIM_GIVE_UP, self.factory.clock)
         asked.addErrback(self._claim_unanswered, imei)
         asked.addCallback(self._claimed)
 
-    def _claim_unanswered(self, failure: Failure, imei: str) -> None:
+    def _claim_unanswered(self, failure: Failure, imei: str) -> str | None:
+        """A holder that stays silent may be using the IMEI: under
+        ``--duplicate-login reject`` the login is refused. Otherwise (the
+        others cannot be asked, or a login replaces the holder anyway) it is
+        decided here alone, so that a bus outage locks no tracker out."""
+        error = failure.getErrorMessage() or repr(failure.value)
+        if (
+            failure.check(HolderSilentError)
+            and self.factory.limits.duplicate_login is DuplicateLogin.REJECT
+        ):
+            self.factory.faults.warn(
+                "duplicate login rejected",
+                "Security: IMEI {imei}: login from {peer} rejected, the member "
+                "holding it did not answer within {wait:g} s (--duplicate-login "
+                "reject)",
+                imei=imei,
+                peer=self.peer,
+                wait=CLAIM_WAIT,
+            )
+            return (
+                f"IMEI {imei} is held by another gateway, which did not answer "
+                f"within {CLAIM_WAIT:g} s"
+            )
         self.log.warn(
             "{label}: login for {imei} decided here: {error}",
             label=self.label,
             imei=imei,
-            error=failure.getErrorMessage() or repr(failure.value),
+            error=error,
         )
+        return None
 
     def _claimed(self, conflict: str | None) -> None:
         if self.transport is None or self.session.state is not State.CLAIMING:
