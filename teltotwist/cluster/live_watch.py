@@ -30,10 +30,10 @@ from teltotwist.cluster.bus import Envelope, IClusterBus
 from teltotwist.cluster.requests import Body, encode
 from teltotwist.gateway.tcp import TeltonikaTcpFactory
 from teltotwist.gateway.traffic import (
+    LivePage,
     PageWatcher,
     TrafficEvent,
     TrafficKind,
-    LivePage,
 )
 
 LIVE_WATCH = "live.watch"
