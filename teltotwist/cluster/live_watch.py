@@ -12,7 +12,8 @@ yet taken by the bus, are dropped and counted, and the page is told.
 
 A tracker held by the serving member itself is watched on its own tap; one
 that moves is followed: the page gets a ``moved`` event when it leaves a
-member and a ``holder`` event once it is watched where it went.
+member and a ``holder`` event once it is watched where it went (within a
+renewal; its traffic in between is not seen).
 """
 
 from __future__ import annotations
@@ -102,6 +103,18 @@ class ClusterTraffic:
         if watch is None:  # the page closed: the holder should stop
             self._send(envelope.sender, LIVE_UNWATCH, {"watch": body.get("watch")})
             return
+        if "ended" in body:
+            if watch.holder == envelope.sender:
+                watch.holder = None
+                watch.page.send(
+                    "moved",
+                    {
+                        "imei": watch.imei,
+                        "member": envelope.sender,
+                        "why": body["ended"],
+                    },
+                )
+            return  # asked again at the next renewal, wherever it is then
         watch.held_by(envelope.sender)
         dropped = int(body.get("dropped", 0))
         if dropped:
@@ -110,15 +123,6 @@ class ClusterTraffic:
             )
         if "event" in body:
             watch.page.send("traffic", body["event"])
-        if "ended" in body:
-            watch.page.send(
-                "moved",
-                {"imei": watch.imei, "member": envelope.sender, "why": body["ended"]},
-            )
-            watch.holder = None
-            if watch.renewal is not None and watch.renewal.active():
-                watch.renewal.cancel()
-            self.ask(watch)
 
     def _stop_watch(self, watch: _Watch) -> None:
         self._watches.pop(watch.id, None)
