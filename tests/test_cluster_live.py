@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import jsonschema
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
@@ -17,6 +18,7 @@ from teltotwist.cluster.live_watch import LIVE_WATCH
 from teltotwist.cluster.memory import MemoryCluster
 from teltotwist.cluster.requests import encode
 from teltotwist.control.live import SharedRoster
+from teltotwist.control.openapi import DOCUMENT
 from teltotwist.gateway.fleet import CommandOrder, Fleet, TrackerListing
 from teltotwist.gateway.limits import DuplicateLogin
 from tests.test_cluster_member import (
@@ -32,6 +34,7 @@ from tests.test_cluster_member import (
 from tests.vectors import by_id
 
 DATA_FRAME = by_id("wiki-c8-tcp-1").data
+TRAFFIC = "/v1/live/trackers/{imei}/traffic"
 
 
 class Page:
@@ -48,6 +51,13 @@ class Page:
 
     def traffic(self, kind: str) -> list[Any]:
         return [data for data in self.named("traffic") if data["kind"] == kind]
+
+    def assert_documented(self, path: str) -> None:
+        """Every event is one the OpenAPI document gives for *path*."""
+        events = DOCUMENT["paths"][path]["get"]["x-events"]
+        for event, data in self.events:
+            schema = {**events[event], "components": DOCUMENT["components"]}
+            jsonschema.validate(data, schema)
 
 
 @pytest_twisted.async_yield_fixture
@@ -81,6 +91,7 @@ async def test_the_roster_lists_the_trackers_of_every_member(cluster: Any) -> No
         stop()
 
     assert tracker_members(page) == {IMEI: "member-0", OTHER_IMEI: "member-1"}
+    page.assert_documented("/v1/live/trackers")
 
 
 class CountingFleet:
@@ -181,6 +192,7 @@ async def test_events_over_the_rate_are_dropped_and_the_page_told(
 
     assert page.traffic("data") == []
     assert page.named("dropped") == [{"imei": IMEI, "events": 2, "why": "rate"}]
+    page.assert_documented(TRAFFIC)
 
 
 @pytest_twisted.ensureDeferred
@@ -198,3 +210,4 @@ async def test_a_tracker_that_moves_is_followed_by_its_page(cluster: Any) -> Non
     ]
     assert page.named("holder")[1] == {"imei": IMEI, "member": "member-1"}
     assert page.traffic("logout")
+    page.assert_documented(TRAFFIC)
