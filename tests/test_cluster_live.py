@@ -183,12 +183,13 @@ async def test_events_over_the_rate_are_dropped_and_the_page_told(
     a, b = await cluster(2)
     client, _ = await log_in(a)
     page = Page()
-    await watched_from(b, a, page)
+    stop = await watched_from(b, a, page)
 
     client.send(DATA_FRAME)
     await client.read(4)
     client.transport.loseConnection()  # type: ignore[union-attr]
     await until(lambda: bool(page.traffic("logout")))
+    stop()
 
     assert page.traffic("data") == []
     assert page.named("dropped") == [{"imei": IMEI, "events": 2, "why": "rate"}]
@@ -200,10 +201,11 @@ async def test_a_tracker_that_moves_is_followed_by_its_page(cluster: Any) -> Non
     a, b = await cluster(2, duplicate_login=DuplicateLogin.REPLACE)
     await log_in(a)
     page = Page()
-    await watched_from(b, a, page)
+    stop = await watched_from(b, a, page)
 
     await log_in(b)
     await until(lambda: len(page.named("holder")) == 2)
+    stop()
 
     assert page.named("moved") == [
         {"imei": IMEI, "member": "member-0", "why": "the tracker left this member"}
@@ -211,3 +213,26 @@ async def test_a_tracker_that_moves_is_followed_by_its_page(cluster: Any) -> Non
     assert page.named("holder")[1] == {"imei": IMEI, "member": "member-1"}
     assert page.traffic("logout")
     page.assert_documented(TRAFFIC)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_tracker_that_leaves_the_serving_member_is_followed(
+    cluster: Any,
+) -> None:
+    a, b = await cluster(2, duplicate_login=DuplicateLogin.REPLACE)
+    await log_in(b)
+    page = Page()
+    stop = b.member.traffic.watch(IMEI, page)
+    await until(lambda: bool(page.named("holder")))
+
+    await log_in(a)
+    await until(lambda: len(page.named("holder")) == 2)
+    stop()
+
+    assert page.named("holder") == [
+        {"imei": IMEI, "member": "member-1"},
+        {"imei": IMEI, "member": "member-0"},
+    ]
+    assert page.named("moved") == [
+        {"imei": IMEI, "member": "member-1", "why": "the tracker left this member"}
+    ]

@@ -90,6 +90,8 @@ class ClusterTraffic:
         if watch.imei in self._factory.by_imei:
             watch.held_by(self._bus.member_id)
             return
+        if watch.holder == self._bus.member_id:
+            watch.left(self._bus.member_id, "the tracker left this member")
         envelope = Envelope(
             LIVE_WATCH,
             encode({"imei": watch.imei, "watch": watch.id}),
@@ -105,15 +107,7 @@ class ClusterTraffic:
             return
         if "ended" in body:
             if watch.holder == envelope.sender:
-                watch.holder = None
-                watch.page.send(
-                    "moved",
-                    {
-                        "imei": watch.imei,
-                        "member": envelope.sender,
-                        "why": body["ended"],
-                    },
-                )
+                watch.left(envelope.sender, str(body["ended"]))
             return  # asked again at the next renewal, wherever it is then
         watch.held_by(envelope.sender)
         dropped = int(body.get("dropped", 0))
@@ -193,6 +187,10 @@ class _Watch:
         if member != self.holder:
             self.holder = member
             self.page.send("holder", {"imei": self.imei, "member": member})
+
+    def left(self, member: str, why: str) -> None:
+        self.holder = None
+        self.page.send("moved", {"imei": self.imei, "member": member, "why": why})
 
 
 class _Forward:

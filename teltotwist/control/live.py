@@ -173,7 +173,7 @@ class SharedRoster:
         self._next = None
         self._looking = True
         looked = self._fleet.trackers()
-        looked.addCallbacks(self._looked, self._failed)
+        looked.addCallback(self._looked).addErrback(self._failed)
         looked.addBoth(self._after_look)
 
     def _looked(self, listing: TrackerListing) -> None:
