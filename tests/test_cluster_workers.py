@@ -506,29 +506,44 @@ def test_either_worker_serves_the_live_view_of_every_worker(tmp_path: Path) -> N
             held_by[imei] = holder(trackers[imei], pids)
         served: set[int] = set()
         for _ in range(100):  # the kernel picks a worker for each stream
-            stream = EventSource(gateway, "/v1/live/trackers")
-            opened.callback(stream.close)
-            roster = stream.next("trackers")["trackers"]
-            assert {
-                int(tracker["imei"]): member_pid(tracker["member"])
-                for tracker in roster
-            } == held_by
-            serving = holder(stream.socket, pids)
-            imei = next(i for i, pid in held_by.items() if pid != serving)
-            traffic = EventSource(gateway, f"/v1/live/trackers/{imei}/traffic")
-            opened.callback(traffic.close)
-            serving = holder(traffic.socket, pids)
-            if serving in served or serving == held_by[imei]:
-                continue
-            assert member_pid(traffic.next("holder")["member"]) == held_by[imei]
-            trackers[imei].sendall(frame(1_700_000_100_000 + len(served)))
-            assert receive_exactly(trackers[imei], 4) == tcp_ack(1)
-            data = traffic.next("traffic")
-            while data["kind"] != "data":
-                data = traffic.next("traffic")
-            assert (data["imei"], data["size"]) == (str(imei), len(frame(0)))
-            served.add(serving)
+            with ExitStack() as streams:
+                served |= watched_elsewhere(gateway, streams, held_by, trackers)
             if served == set(pids):
                 break
 
     assert served == set(pids)
+
+
+def watched_elsewhere(
+    gateway: Gateway,
+    streams: ExitStack,
+    held_by: dict[int, int],
+    trackers: dict[int, socket.socket],
+) -> set[int]:
+    """Opens a stream of the trackers, which must list every tracker with
+    its worker, then one of the traffic of a tracker the worker serving the
+    first does not hold; the worker serving that one, when another worker
+    holds its tracker and its traffic came (else none)."""
+    pids = sorted(set(held_by.values()))
+    roster = EventSource(gateway, "/v1/live/trackers")
+    streams.callback(roster.close)
+    trackers_listed = roster.next("trackers")["trackers"]
+    assert {
+        int(tracker["imei"]): member_pid(tracker["member"])
+        for tracker in trackers_listed
+    } == held_by
+    serving = holder(roster.socket, pids)
+    imei = next(i for i, pid in held_by.items() if pid != serving)
+    traffic = EventSource(gateway, f"/v1/live/trackers/{imei}/traffic")
+    streams.callback(traffic.close)
+    serving = holder(traffic.socket, pids)
+    if serving == held_by[imei]:
+        return set()
+    assert member_pid(traffic.next("holder")["member"]) == held_by[imei]
+    trackers[imei].sendall(frame(1_700_000_100_000 + serving))
+    assert receive_exactly(trackers[imei], 4) == tcp_ack(1)
+    data = traffic.next("traffic")
+    while data["kind"] != "data":
+        data = traffic.next("traffic")
+    assert (data["imei"], data["size"]) == (str(imei), len(frame(0)))
+    return {serving}
