@@ -1,6 +1,7 @@
 """The live view across a cluster: real gateways on loopback ports, two
-members of one in-process cluster (MemoryBus); the trackers' roster and a
-tracker's traffic are watched from the member that does not hold it."""
+members of one cluster (in-process over MemoryBus, and on the real RabbitMQ
+over AmqpBus); the trackers' roster and a tracker's traffic are watched
+from the member that does not hold it."""
 
 from __future__ import annotations
 
@@ -15,13 +16,13 @@ from twisted.internet import reactor
 from teltotwist.cluster import live_watch
 from teltotwist.cluster.bus import Envelope
 from teltotwist.cluster.live_watch import LIVE_WATCH
-from teltotwist.cluster.memory import MemoryCluster
 from teltotwist.cluster.requests import encode
 from teltotwist.control.live import SharedRoster
 from teltotwist.control.openapi import DOCUMENT
 from teltotwist.gateway.fleet import CommandOrder, Fleet, TrackerListing
 from teltotwist.gateway.limits import DuplicateLogin
 from tests.test_cluster_member import (
+    BUSES,
     IMEI,
     OTHER_IMEI,
     Member,
@@ -60,9 +61,15 @@ class Page:
             jsonschema.validate(data, schema)
 
 
+@pytest.fixture(params=sorted(BUSES))
+def bus_kind(request: pytest.FixtureRequest) -> str:
+    kind: str = request.param
+    return kind
+
+
 @pytest_twisted.async_yield_fixture
-async def cluster() -> AsyncIterator[Callable[..., Any]]:
-    async with _members(MemoryCluster(reactor).member, [], []) as start:
+async def cluster(bus_kind: str) -> AsyncIterator[Callable[..., Any]]:
+    async with BUSES[bus_kind]() as make, _members(make, [], []) as start:
         yield start
 
 
@@ -165,6 +172,7 @@ async def test_the_forwarding_stops_when_the_watch_is_not_renewed(
     monkeypatch.setattr(live_watch, "LEASE", 0.5)
     (a,) = await cluster(1)
     client, _ = await log_in(a)
+    await until(lambda: a.bus.ready and a.holds(IMEI))
     # A serving member that asks once, then is gone: its lease runs out.
     await a.bus.send_to_tracker(
         IMEI,
