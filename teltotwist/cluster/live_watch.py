@@ -78,7 +78,7 @@ class ClusterTraffic:
     # The serving member.
 
     def watch(self, imei: str, page: LivePage) -> Callable[[], None]:
-        watch = _Watch(self, imei, page, uuid.uuid4().hex)
+        watch = _Watch(imei, page, uuid.uuid4().hex)
         watch.local_stop = self._factory.traffic.watch(imei, PageWatcher(page))
         self._watches[watch.id] = watch
         self.ask(watch)
@@ -175,7 +175,6 @@ class ClusterTraffic:
 class _Watch:
     """A page here watching a tracker, wherever it is held."""
 
-    traffic: ClusterTraffic
     imei: str
     page: LivePage
     id: str
