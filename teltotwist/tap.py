@@ -77,6 +77,7 @@ from teltotwist.gateway.service import (
     GatewayService,
 )
 from teltotwist.gateway.service import makeService as makeGateway
+from teltotwist.gateway.traffic import LocalTraffic, TrafficSource
 from teltotwist.sinks import IRecordSink, SinkConfigurationError
 from teltotwist.sinks.registry import make_sink, sink_factories
 from teltotwist.version import teltotwist_version
@@ -717,12 +718,14 @@ def _api(
     token = options["api-token"] or ApiToken.generate()
     center = gateway.factory.commands
     fleet: Fleet = LocalFleet(gateway.registry, center, reactor)
+    traffic: TrafficSource = LocalTraffic(gateway.traffic)
     checks: list[Callable[[], str | None]] = []
     if member is not None:
         fleet = member.fleet
+        traffic = member.traffic
         checks.append(member.not_ready_why)
     commands = None if center is None else CommandEndpoints(fleet)
-    live = LiveEndpoints(gateway.registry, gateway.traffic, reactor, _tiles(options))
+    live = LiveEndpoints(fleet, traffic, reactor, _tiles(options))
     resource = ApiResource(
         fleet,
         gateway,

@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -479,3 +480,98 @@ def test_a_port_workers_cannot_share_is_refused_at_start(tmp_path: Path) -> None
 )
 def test_each_worker_has_a_file_of_its_own(spec: str, expected: str) -> None:
     assert worker_sink_spec(spec, 2) == expected
+
+
+class EventSource:
+    """A live stream of the API over a raw connection (any worker may
+    serve it), read as Server-Sent Events."""
+
+    def __init__(self, gateway: Gateway, path: str) -> None:
+        (base,) = gateway.wait_for(r"HTTP API on (http://127.0.0.1:\d+/)")
+        port = int(base.rstrip("/").rsplit(":", 1)[1])
+        self.socket = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.socket.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {TOKEN}\r\n\r\n".encode()
+        )
+        self._file = self.socket.makefile("rb")
+        status = self._file.readline()
+        assert b" 200 " in status, status
+        while self._file.readline().strip():
+            pass  # the headers
+
+    def next(self, name: str) -> Any:
+        """The data of the next event named *name* (chunked framing and
+        other events skipped)."""
+        event = ""
+        for raw in self._file:
+            line = raw.decode().rstrip("\r\n")
+            if line.startswith("event: "):
+                event = line[len("event: ") :]
+            elif line.startswith("data: ") and event == name:
+                return json.loads(line[len("data: ") :])
+        raise AssertionError(f"the stream ended before a {name} event")
+
+    def close(self) -> None:
+        self._file.close()
+        self.socket.close()
+
+
+def member_pid(member: str) -> int:
+    """The pid of a worker from its member id (``HOST:PID/wN``)."""
+    return int(member.rsplit(":", 1)[1].split("/", maxsplit=1)[0])
+
+
+def test_either_worker_serves_the_live_view_of_every_worker(tmp_path: Path) -> None:
+    with two_workers(tmp_path) as gateway, ExitStack() as opened:
+        pids = gateway.worker_pids()
+        held_by: dict[int, int] = {}
+        trackers: dict[int, socket.socket] = {}
+        while set(held_by.values()) != set(pids):
+            assert len(trackers) < 100, "one worker got every tracker"
+            imei = FIRST_IMEI + len(trackers)
+            trackers[imei] = opened.enter_context(logged_in(gateway.twistd.port, imei))
+            held_by[imei] = holder(trackers[imei], pids)
+        served: set[int] = set()
+        for _ in range(100):  # the kernel picks a worker for each stream
+            with ExitStack() as streams:
+                served |= watched_elsewhere(gateway, streams, held_by, trackers)
+            if served == set(pids):
+                break
+
+    assert served == set(pids)
+
+
+def watched_elsewhere(
+    gateway: Gateway,
+    streams: ExitStack,
+    held_by: dict[int, int],
+    trackers: dict[int, socket.socket],
+) -> set[int]:
+    """Opens a stream of the trackers, which must list every tracker with
+    its worker, then one of the traffic of a tracker the worker serving the
+    first does not hold; the worker serving that one, when another worker
+    holds its tracker and its traffic came (else none)."""
+    pids = sorted(set(held_by.values()))
+    roster = EventSource(gateway, "/v1/live/trackers")
+    streams.callback(roster.close)
+    trackers_listed = roster.next("trackers")["trackers"]
+    assert {
+        int(tracker["imei"]): member_pid(tracker["member"])
+        for tracker in trackers_listed
+    } == held_by
+    serving = holder(roster.socket, pids)
+    imei = next(i for i, pid in held_by.items() if pid != serving)
+    traffic = EventSource(gateway, f"/v1/live/trackers/{imei}/traffic")
+    streams.callback(traffic.close)
+    serving = holder(traffic.socket, pids)
+    if serving == held_by[imei]:
+        return set()
+    assert member_pid(traffic.next("holder")["member"]) == held_by[imei]
+    trackers[imei].sendall(frame(1_700_000_100_000 + serving))
+    assert receive_exactly(trackers[imei], 4) == tcp_ack(1)
+    data = traffic.next("traffic")
+    while data["kind"] != "data":
+        data = traffic.next("traffic")
+    assert (data["imei"], data["size"]) == (str(imei), len(frame(0)))
+    return {serving}

@@ -3,7 +3,8 @@
 knows the other members, and hands each message to the part it concerns.
 
 Once added, the gateway's logins are claimed and reported through the
-cluster (:attr:`presence`), and :attr:`fleet` is what the API serves.
+cluster (:attr:`presence`), and :attr:`fleet` and :attr:`traffic` are what
+the API and its live view serve.
 """
 
 from __future__ import annotations
@@ -18,6 +19,12 @@ from twisted.python.failure import Failure
 
 from teltotwist.cluster.bus import Envelope, IClusterBus
 from teltotwist.cluster.fleet import COMMAND_REQUEST, FLEET_QUERY, ClusterFleet
+from teltotwist.cluster.live_watch import (
+    LIVE_TRAFFIC,
+    LIVE_UNWATCH,
+    LIVE_WATCH,
+    ClusterTraffic,
+)
 from teltotwist.cluster.membership import Membership
 from teltotwist.cluster.presence import COMMAND_COLLECTED, LOGIN_CLAIM, ClusterPresence
 from teltotwist.cluster.requests import ANSWER, Body, Requests, decode, encode
@@ -58,6 +65,8 @@ class ClusterMember(Service):
             self.membership,
             counted,
         )
+        self.traffic = ClusterTraffic(bus, factory, clock)
+        """The live view's traffic of any tracker of the cluster."""
         self._handlers: dict[str, Callable[[Envelope, Body], None]] = {
             ANSWER: self._answered,
             HELLO: self._hello,
@@ -66,6 +75,9 @@ class ClusterMember(Service):
             COMMAND_REQUEST: self.fleet.command_asked,
             FLEET_QUERY: self.fleet.query_asked,
             COMMAND_COLLECTED: lambda _, body: self.fleet.collected(body),
+            LIVE_WATCH: self.traffic.watch_asked,
+            LIVE_UNWATCH: self.traffic.unwatch_asked,
+            LIVE_TRAFFIC: self.traffic.traffic_came,
         }
 
     def not_ready_why(self) -> str | None:

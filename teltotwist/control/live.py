@@ -2,11 +2,14 @@
 """The live view's endpoints: the trackers and one tracker's traffic as
 Server-Sent Events, and the map's tile settings.
 
-A stream of the trackers looks at the registry once a
-:data:`ROSTER_INTERVAL` and sends what changed; a stream of one tracker's
-traffic watches the gateway's :class:`~teltotwist.gateway.traffic.TrafficTap`
-while it is open. At most :data:`MAX_STREAMS` streams are open at once; each
-is bounded (:mod:`~teltotwist.control.event_stream`).
+The trackers' streams share one :class:`SharedRoster`: it asks the
+:class:`~teltotwist.gateway.fleet.Fleet` (this gateway's registry, or every
+member of its cluster) once a :data:`ROSTER_INTERVAL` while any stream is
+open, and each stream sends what changed. A stream of one tracker's traffic
+watches a :class:`~teltotwist.gateway.traffic.TrafficSource` (this
+gateway's tap, or in a cluster the member holding the tracker) while it is
+open. At most :data:`MAX_STREAMS` streams are open at once; each is bounded
+(:mod:`~teltotwist.control.event_stream`).
 """
 
 from __future__ import annotations
@@ -16,19 +19,24 @@ from typing import Any
 
 import attrs
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.server import Request
 
 from teltotwist.codec import is_digits
 from teltotwist.control.answers import Answer, error_answer, json_answer
 from teltotwist.control.event_stream import EventStream
-from teltotwist.gateway.registry import TrackerRegistry, TrackerState
-from teltotwist.gateway.traffic import TrafficEvent, TrafficTap
+from teltotwist.gateway.fleet import Fleet, Json, TrackerListing
+from teltotwist.gateway.traffic import LivePage, TrafficSource
+
+_log = Logger()
 
 MAX_STREAMS = 32
 """Live streams open at once, at most; more are answered 503."""
 
 ROSTER_INTERVAL = 1.0
-"""Seconds between two looks at the registry for a stream of the trackers."""
+"""Seconds from one look at the fleet (for every stream of the trackers)
+to the next."""
 
 OPENSTREETMAP_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 OPENSTREETMAP_ATTRIBUTION = (
@@ -56,13 +64,13 @@ class LiveEndpoints:
 
     def __init__(
         self,
-        registry: TrackerRegistry,
-        traffic: TrafficTap,
+        fleet: Fleet,
+        traffic: TrafficSource,
         clock: IReactorTime,
         tiles: MapTiles = MapTiles(),
         max_streams: int = MAX_STREAMS,
     ) -> None:
-        self._registry = registry
+        self._roster = SharedRoster(fleet, clock)
         self._traffic = traffic
         self._clock = clock
         self._tiles = tiles
@@ -77,10 +85,7 @@ class LiveEndpoints:
         """``GET /v1/live/trackers``: the trackers now, then what changes."""
         if self.open_streams >= self._max_streams:
             return _busy(self._max_streams)
-        roster = _Roster(self._registry, self._clock)
-        stream = self._open(request, roster.stop)
-        roster.start(stream)
-        return stream
+        return self._open(request, self._roster.follow)
 
     def traffic(self, request: Request, imei: str) -> Answer | EventStream:
         """``GET /v1/live/trackers/{imei}/traffic``: the tracker's traffic
@@ -89,80 +94,105 @@ class LiveEndpoints:
             return error_answer(404, "no such resource")
         if self.open_streams >= self._max_streams:
             return _busy(self._max_streams)
-        watcher = _TrafficForwarder()
-        stop = self._traffic.watch(imei, watcher)
-        watcher.stream = self._open(request, stop)
-        return watcher.stream
+        return self._open(request, lambda stream: self._traffic.watch(imei, stream))
 
-    def _open(self, request: Request, stop: Callable[[], None]) -> EventStream:
+    def _open(
+        self, request: Request, start: Callable[[EventStream], Callable[[], None]]
+    ) -> EventStream:
+        """A stream for *request*, fed by *start*, which returns the call
+        that stops feeding it."""
         self.open_streams += 1
+        stops: list[Callable[[], None]] = []
 
         def closed() -> None:
             self.open_streams -= 1
-            stop()
+            for stop in stops:
+                stop()
 
-        return EventStream(request, self._clock, closed)
+        stream = EventStream(request, self._clock, closed)
+        stops.append(start(stream))
+        return stream
 
 
 def _busy(limit: int) -> Answer:
     return error_answer(503, f"{limit} live streams are open already; close one")
 
 
-class _TrafficForwarder:
-    """Sends each traffic event of the watched tracker down its stream."""
+class _RosterFollower:
+    """One stream of the trackers, and the tracker objects it sent last
+    (None until the first roster went out whole, as ``trackers``)."""
 
-    stream: EventStream | None = None
+    def __init__(self, stream: LivePage) -> None:
+        self.stream = stream
+        self.sent: dict[str, Json] | None = None
 
-    def traffic(self, event: TrafficEvent) -> None:
-        if self.stream is not None:
-            self.stream.send("traffic", event.to_json())
+    def roster(self, trackers: dict[str, Json]) -> None:
+        if self.sent is None:
+            self.stream.send("trackers", {"trackers": list(trackers.values())})
+        else:
+            sent = self.sent
+            changed = [t for imei, t in trackers.items() if sent.get(imei) != t]
+            gone = [imei for imei in sent if imei not in trackers]
+            if changed or gone:
+                self.stream.send("changes", {"trackers": changed, "gone": gone})
+        self.sent = trackers
 
 
-_Signature = tuple[int, int, str, int]
+class SharedRoster:
+    """The trackers of *fleet*, looked at once an interval while any stream
+    follows them; a look that fails keeps the last roster."""
 
-
-def _signature(state: TrackerState) -> _Signature:
-    """What changes in a tracker's JSON when anything does."""
-    return (state.packets, state.last_seen_ms, state.peer, state.connected_at_ms)
-
-
-class _Roster:
-    """The trackers' stream: all of them first (``trackers``), then once an
-    interval the ones that changed and the ones gone (``changes``)."""
-
-    def __init__(self, registry: TrackerRegistry, clock: IReactorTime) -> None:
-        self._registry = registry
+    def __init__(self, fleet: Fleet, clock: IReactorTime) -> None:
+        self._fleet = fleet
         self._clock = clock
-        self._sent: dict[str, _Signature] = {}
-        self._stream: EventStream | None = None
+        self._followers: list[_RosterFollower] = []
+        self._trackers: dict[str, Json] | None = None
         self._next: IDelayedCall | None = None
+        self._looking = False
 
-    def start(self, stream: EventStream) -> None:
-        self._stream = stream
-        states = self._registry.trackers()
-        self._sent = {state.imei: _signature(state) for state in states}
-        stream.send("trackers", {"trackers": [state.to_json() for state in states]})
-        self._next = self._clock.callLater(ROSTER_INTERVAL, self._look)
+    def follow(self, stream: LivePage) -> Callable[[], None]:
+        """Send the roster down *stream* now (once known), then what changes
+        once an interval; returns the call that stops it."""
+        follower = _RosterFollower(stream)
+        self._followers.append(follower)
+        if self._trackers is not None:
+            follower.roster(self._trackers)
+        elif not self._looking:
+            self._look()
+        return lambda: self._unfollow(follower)
 
-    def stop(self) -> None:
-        if self._next is not None and self._next.active():
-            self._next.cancel()
-        self._next = None
-        self._stream = None
+    def _unfollow(self, follower: _RosterFollower) -> None:
+        self._followers.remove(follower)
+        if not self._followers:
+            if self._next is not None and self._next.active():
+                self._next.cancel()
+            self._next = None
+            self._trackers = None
 
     def _look(self) -> None:
-        stream = self._stream
-        if stream is None:
+        self._next = None
+        self._looking = True
+        looked = self._fleet.trackers()
+        looked.addCallback(self._looked).addErrback(self._failed)
+        looked.addBoth(self._after_look)
+
+    def _looked(self, listing: TrackerListing) -> None:
+        if not self._followers:
             return
-        changed = []
-        now: dict[str, _Signature] = {}
-        for state in self._registry.trackers():
-            signature = now[state.imei] = _signature(state)
-            if self._sent.get(state.imei) != signature:
-                changed.append(state.to_json())
-        gone = [imei for imei in self._sent if imei not in now]
-        self._sent = now
-        if changed or gone:
-            stream.send("changes", {"trackers": changed, "gone": gone})
-        if self._stream is not None:
+        trackers: dict[str, Json] = {}
+        for tracker in listing.trackers:  # in a cluster, the first holder
+            trackers.setdefault(tracker["imei"], tracker)
+        self._trackers = trackers
+        for follower in list(self._followers):
+            follower.roster(trackers)
+
+    def _failed(self, failure: Failure) -> None:
+        _log.warn(
+            "Live view: the trackers could not be listed: {error}",
+            error=failure.getErrorMessage(),
+        )
+
+    def _after_look(self, _: object) -> None:
+        self._looking = False
+        if self._followers and self._next is None:
             self._next = self._clock.callLater(ROSTER_INTERVAL, self._look)

@@ -80,7 +80,10 @@ LIVE_PATHS: JsonObject = {
             "summary": "One tracker's traffic from now on, as Server-Sent Events",
             "description": "A `traffic` event for each frame either way, ACK, "
             "closing and logout of the tracker's TCP connections while the "
-            "stream is open (the tracker need not be connected yet). " + _BOUNDS,
+            "stream is open (the tracker need not be connected yet). With "
+            "workers or in a cluster, also `holder` (the member the traffic "
+            "comes from), `moved` (the tracker left that member) and `dropped` "
+            "(events the holder did not forward). " + _BOUNDS,
             "parameters": [
                 {
                     "name": "imei",
@@ -89,7 +92,12 @@ LIVE_PATHS: JsonObject = {
                     "schema": {"type": "string", "pattern": "^[0-9]{1,20}$"},
                 }
             ],
-            "x-events": {"traffic": _ref("Traffic")},
+            "x-events": {
+                "traffic": _ref("Traffic"),
+                "holder": _ref("WatchHolder"),
+                "moved": _ref("WatchMoved"),
+                "dropped": _ref("WatchDropped"),
+            },
             "responses": {
                 "200": {"description": "The stream", "content": _EVENT_STREAM},
                 "401": _UNAUTHORIZED,
@@ -147,6 +155,32 @@ LIVE_SCHEMAS: JsonObject = {
                 "description": "An ACK's: from its data frame to the ACK",
             },
             "note": {"type": "string"},
+        },
+    },
+    "WatchHolder": {
+        "type": "object",
+        "required": ["imei", "member"],
+        "properties": {
+            "imei": {"type": "string"},
+            "member": {"type": "string", "description": "The member holding it"},
+        },
+    },
+    "WatchMoved": {
+        "type": "object",
+        "required": ["imei", "member", "why"],
+        "properties": {
+            "imei": {"type": "string"},
+            "member": {"type": "string", "description": "The member it left"},
+            "why": {"type": "string"},
+        },
+    },
+    "WatchDropped": {
+        "type": "object",
+        "required": ["imei", "events", "why"],
+        "properties": {
+            "imei": {"type": "string"},
+            "events": {"type": "integer", "minimum": 1},
+            "why": {"type": "string"},
         },
     },
 }

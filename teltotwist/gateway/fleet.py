@@ -18,7 +18,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
 from teltotwist.gateway.commands import Command, CommandCenter, NotConnectedError
-from teltotwist.gateway.registry import TrackerRegistry
+from teltotwist.gateway.registry import TrackerRegistry, TrackerState
 
 Json = dict[str, Any]
 
@@ -95,13 +95,26 @@ class LocalFleet:
         self._registry = registry
         self._center = center
         self._clock = clock
+        self._objects: dict[tuple[str, str], tuple[_Signature, Json]] = {}
+        """The tracker objects made last, each with the state it shows."""
 
     def trackers(self) -> Deferred[TrackerListing]:
         return succeed(TrackerListing(self.tracker_objects()))
 
     def tracker_objects(self) -> list[Json]:
-        """The tracker objects, at once."""
-        return [state.to_json() for state in self._registry.trackers()]
+        """The tracker objects, at once; one is made again only for a
+        tracker heard from since (the live view asks every second). The
+        objects are shared: read them, do not change them."""
+        objects = {}
+        for state in self._registry.trackers():
+            key = (state.imei, str(state.transport))
+            signature = _signature(state)
+            made = self._objects.get(key)
+            if made is None or made[0] != signature:
+                made = (signature, state.to_json())
+            objects[key] = made
+        self._objects = objects
+        return [tracker for _, tracker in objects.values()]
 
     def tracker(self, imei: str) -> Deferred[Json | None]:
         state = self._registry.get(imei)
@@ -153,3 +166,11 @@ class LocalFleet:
         if self._center is None:
             raise NotConnectedError("this gateway sends no commands")
         return self._center
+
+
+_Signature = tuple[int, int, str, int]
+
+
+def _signature(state: TrackerState) -> _Signature:
+    """What changes in a tracker's JSON when anything does."""
+    return (state.packets, state.last_seen_ms, state.peer, state.connected_at_ms)

@@ -234,3 +234,40 @@ def _command(data: bytes) -> tuple[JsonObject, ...]:
     except CodecError:
         return ()
     return (command_frame_to_json(frame),) if isinstance(frame, CommandFrame) else ()
+
+
+class LivePage(Protocol):
+    """A live view's stream: where a watched tracker's traffic, or the
+    trackers, go."""
+
+    def send(self, event: str, data: Any) -> None:
+        """Send one event named *event* (``traffic``, or a notice about the
+        watch) with its JSON *data*; never blocks."""
+
+
+class TrafficSource(Protocol):
+    """The traffic of the trackers a live view can watch."""
+
+    def watch(self, imei: str, page: LivePage) -> Callable[[], None]:
+        """Send *imei*'s traffic to *page* from now on; returns the call
+        that stops it."""
+
+
+class PageWatcher:
+    """Sends each traffic event of the watched tracker to its page."""
+
+    def __init__(self, page: LivePage) -> None:
+        self._page = page
+
+    def traffic(self, event: TrafficEvent) -> None:
+        self._page.send("traffic", event.to_json())
+
+
+class LocalTraffic:
+    """The :class:`TrafficSource` of one gateway: its own tap."""
+
+    def __init__(self, tap: TrafficTap) -> None:
+        self._tap = tap
+
+    def watch(self, imei: str, page: LivePage) -> Callable[[], None]:
+        return self._tap.watch(imei, PageWatcher(page))

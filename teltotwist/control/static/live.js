@@ -147,6 +147,7 @@
       const row = body.insertRow();
       row.dataset.imei = tracker.imei;
       if (tracker.imei === selected) row.className = "selected";
+      if (tracker.member) row.title = "held by " + tracker.member;
       const position = tracker.last_record;
       const cells = [
         tracker.imei,
@@ -194,7 +195,25 @@
     stream("v1/live/trackers/" + encodeURIComponent(imei) + "/traffic", onTraffic, trafficAbort.signal);
   }
 
+  // What the gateway says about the watch itself: which member of a
+  // cluster holds the tracker, that it moved, or that events were dropped.
+  const NOTICES = {
+    holder: (data) => "watched on " + data.member,
+    moved: (data) => "left " + data.member + " (" + data.why + "); looking for it",
+    dropped: (data) => data.events + " events not forwarded (over the rate)",
+  };
+
+  function showNotice(text) {
+    const body = $("traffic").tBodies[0];
+    const row = body.insertRow(0);
+    row.className = "notice";
+    const cell = row.insertCell();
+    cell.colSpan = 7;
+    cell.textContent = text;
+  }
+
   function onTraffic(name, event) {
+    if (NOTICES[name]) showNotice(NOTICES[name](event));
     if (name !== "traffic") return;
     capture.push(event);
     if (capture.length > MAX_CAPTURE) capture.shift();
