@@ -189,6 +189,12 @@ class Server:
             return None
         return sum(_lines(path) for path in _record_files(self.records))
 
+    def remove_records(self) -> None:
+        """Delete its records file, or its workers' files."""
+        if self.records is not None:
+            for path in _record_files(self.records):
+                path.unlink()
+
 
 def _record_files(records: Path) -> list[Path]:
     """*records*, and each worker's own file beside it, as far as they exist."""
@@ -389,7 +395,7 @@ def run_once(
         if profiler is not None:
             terminate(profiler.process, grace=15, signal_number=signal.SIGINT)
         process.stop()
-        records.unlink(missing_ok=True)
+        process.remove_records()
     latency = summary["latency_ms"]
     return Run(
         scenario=scenario.name,

@@ -143,8 +143,7 @@ def run_once(
         lines = server.lines()
     finally:
         server.stop()
-        for path in workdir.glob(f"{name}*.jsonl"):
-            path.unlink()
+        server.remove_records()
     latency = summary["latency_ms"]
     return Run(
         scenario=scenario.name,
