@@ -57,28 +57,25 @@ def record_to_json(record: AvlRecord, codec: Codec) -> JsonObject:
     return result
 
 
-def record_fields(
-    record: AvlRecord, codec: Codec, into: JsonObject | None = None
-) -> JsonObject:
-    """The record object of :func:`record_to_json`, added to *into* (or a new
-    dict), but with ``io`` as decoded: integer keys, bytes values.
+def record_fields(record: AvlRecord, codec: Codec) -> JsonObject:
+    """The record object of :func:`record_to_json`, but with ``io`` as
+    decoded: integer keys, bytes values.
 
     :func:`encode_json` writes it as :func:`record_to_json`'s object, without
     converting the IO element by element first.
     """
-    result: JsonObject = {} if into is None else into
-    result.update(
-        codec=codec.label,
-        timestamp=format_timestamp_ms(record.timestamp_ms),
-        priority=record.priority,
-        longitude=record.longitude,
-        latitude=record.latitude,
-        altitude=record.altitude,
-        angle=record.angle,
-        satellites=record.satellites,
-        speed=record.speed,
-        event_id=record.event_id,
-    )
+    result: JsonObject = {
+        "codec": codec.label,
+        "timestamp": format_timestamp_ms(record.timestamp_ms),
+        "priority": record.priority,
+        "longitude": record.longitude,
+        "latitude": record.latitude,
+        "altitude": record.altitude,
+        "angle": record.angle,
+        "satellites": record.satellites,
+        "speed": record.speed,
+        "event_id": record.event_id,
+    }
     if record.generation_type is not None:
         result["generation_type"] = record.generation_type
     result["io"] = record.io

@@ -73,11 +73,20 @@ class TrackerRecord:
     received_at_ms: int
     id: str = attrs.field()
     attributes: JsonObject | None = attrs.field(default=None, kw_only=True, eq=False)
-    _line: bytes | None = attrs.field(default=None, init=False, eq=False, repr=False)
+    line: bytes = attrs.field(init=False, eq=False, repr=False)
+    """:meth:`to_json` as compact JSON, encoded once when the item is built:
+    every sink writes these bytes."""
 
     @id.default
     def _id(self) -> str:
         return record_id(self.imei, self.codec, self.record)
+
+    @line.default
+    def _encode(self) -> bytes:
+        fields = {**self._head(), **record_fields(self.record, self.codec)}
+        if self.attributes is not None:
+            fields["attributes"] = self.attributes
+        return encode_json(fields)
 
     @classmethod
     def named(
@@ -101,18 +110,6 @@ class TrackerRecord:
         if self.attributes is not None:
             result["attributes"] = self.attributes
         return result
-
-    @property
-    def line(self) -> bytes:
-        """:meth:`to_json` as compact JSON, encoded once for all sinks."""
-        line = self._line
-        if line is None:
-            fields = record_fields(self.record, self.codec, into=self._head())
-            if self.attributes is not None:
-                fields["attributes"] = self.attributes
-            line = encode_json(fields)
-            object.__setattr__(self, "_line", line)
-        return line
 
     def _head(self) -> JsonObject:
         return {
