@@ -44,11 +44,11 @@ from teltotwist.cluster.supervisor import (
 )
 from teltotwist.cluster.worker import (
     ParentLink,
-    worker_log_observer,
     worker_member_id,
     worker_sink_spec,
     worker_state_dir,
 )
+from teltotwist.cluster.worker_log import worker_log_observer
 from teltotwist.codec import ImeiPolicy
 from teltotwist.control.api import ApiResource, ApiSite, MetricsExposition
 from teltotwist.control.auth import (

@@ -441,8 +441,6 @@ def test_workers_end_when_their_parent_is_killed(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, f"orphans: {pids}\n{gateway.log}"
             time.sleep(0.1)
 
-    assert gateway.log.count("the parent is gone; stopping") == 2
-
 
 def test_a_port_workers_cannot_share_is_refused_at_start(tmp_path: Path) -> None:
     result = subprocess.run(

@@ -9,6 +9,8 @@ the kernel hands each new connection to one of the workers. A worker that
 ends while the parent runs is started again, after a delay that doubles
 while it keeps failing. Stopping the parent stops the workers the orderly
 way (SIGTERM: each drains its deliveries), and the parent waits for them.
+The parent logs the workers' output as its own
+(:mod:`teltotwist.cluster.worker_log`).
 """
 
 from __future__ import annotations
@@ -34,10 +36,11 @@ from twisted.internet.interfaces import (
     IProtocolFactory,
 )
 from twisted.internet.protocol import ProcessProtocol
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from teltotwist.cluster.listeners import HUB_FD, BoundSockets
+from teltotwist.cluster.worker_log import WorkerLines
 
 FIRST_RESTART_DELAY = 1.0
 """Seconds before a worker that ended is started again."""
@@ -55,11 +58,19 @@ class _WorkerProcess(ProcessProtocol):
     """One worker process, from its start to its end."""
 
     def __init__(
-        self, number: int, started: float, ended: Callable[[_WorkerProcess], None]
+        self,
+        number: int,
+        started: float,
+        ended: Callable[[_WorkerProcess], None],
+        log: Logger,
     ) -> None:
         self.number = number
         self.started = started
         self._ended = ended
+        self._output = {
+            1: WorkerLines(log, f"w{number}", LogLevel.info),
+            2: WorkerLines(log, f"w{number} stderr", LogLevel.warn),
+        }
         self.pid: int | None = None
         self.end_reason = ""
         """How it ended, once it has: ``signal 9``, ``exit status 1``."""
@@ -68,6 +79,12 @@ class _WorkerProcess(ProcessProtocol):
     def connectionMade(self) -> None:
         assert self.transport is not None
         self.pid = self.transport.pid
+
+    def childDataReceived(self, childFD: int, data: bytes) -> None:
+        self._output[childFD].feed(data)
+
+    def childConnectionLost(self, childFD: int) -> None:
+        self._output[childFD].flush()
 
     def processEnded(self, reason: Failure) -> None:
         self.end_reason = _how_it_ended(reason)
@@ -176,9 +193,9 @@ class WorkerSupervisor(Service):
         parent_end, worker_end = socket.socketpair()
         worker_end.set_inheritable(True)
         assert self.sockets is not None
-        fds: dict[int, int | str] = {0: 0, 1: 1, 2: 2, HUB_FD: worker_end.fileno()}
+        fds: dict[int, int | str] = {0: 0, 1: "r", 2: "r", HUB_FD: worker_end.fileno()}
         fds.update(self.sockets.child_fds())
-        worker = _WorkerProcess(number, self._reactor.seconds(), self._ended)
+        worker = _WorkerProcess(number, self._reactor.seconds(), self._ended, self.log)
         command = self._command(number, self.sockets)
         try:
             self._reactor.spawnProcess(
