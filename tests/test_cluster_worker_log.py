@@ -5,6 +5,7 @@ that does not end."""
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 
 from twisted.logger import LogEvent, Logger, LogLevel, capturedLogs, formatEvent
 
@@ -15,7 +16,7 @@ from teltotwist.cluster.worker_log import (
 )
 
 
-def relayed(events: list[LogEvent]) -> list[tuple[str, LogLevel, str]]:
+def relayed(events: Sequence[LogEvent]) -> list[tuple[str, LogLevel, str]]:
     return [
         (event["log_system"], event["log_level"], formatEvent(event))
         for event in events
