@@ -1,6 +1,6 @@
 """The parent of ``--workers`` with real processes and a controlled clock:
-a worker that keeps ending is started again later and later; what a worker
-writes lands in the parent's log."""
+a worker that keeps ending is started again later and later, then given up
+on; what a worker writes lands in the parent's log."""
 
 from __future__ import annotations
 
@@ -63,20 +63,34 @@ def supervisor_of(clock: Clock, command: list[str]) -> WorkerSupervisor:
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_worker_that_keeps_ending_waits_longer_each_time() -> None:
+async def test_a_worker_that_keeps_failing_waits_longer_then_is_given_up() -> None:
     clock = Clock()
     supervisor = supervisor_of(clock, FAILING)
+    given_up = supervisor.whenGivenUp()
     supervisor.startService()
     try:
         delays = []
-        for _ in range(7):
+        for _ in range(4):
             delays.append(await next_delay(supervisor, clock))
             clock.advance(delays[-1])  # started again
-        assert delays == [1, 2, 4, 8, 16, 30, 30]
+        assert delays == [1, 2, 4, 8]
 
-        # This one runs a minute before it ends: the next wait is short.
+        # This one runs a minute before it ends: the count starts afresh.
         clock.advance(60)
-        assert await next_delay(supervisor, clock) == 1
+        delays = []
+        for _ in range(5):
+            delays.append(await next_delay(supervisor, clock))
+            clock.advance(delays[-1])
+        assert delays == [1, 1, 2, 4, 8]
+
+        with capturedLogs() as events:
+            assert await given_up == 1
+        assert not clock.getDelayedCalls()
+        assert supervisor.pids == {}
+        (error,) = [event for event in events if event["log_level"] == LogLevel.error]
+        message = formatEvent(error)
+        assert message.startswith("Worker 1 cannot start: it ended 5 times in a row")
+        assert message.count("exit status 3 after 0.0 s") == 5
     finally:
         await supervisor.stopService()
 
