@@ -44,11 +44,11 @@ from teltotwist.cluster.supervisor import (
 )
 from teltotwist.cluster.worker import (
     ParentLink,
-    worker_log_observer,
     worker_member_id,
     worker_sink_spec,
     worker_state_dir,
 )
+from teltotwist.cluster.worker_log import worker_log_observer
 from teltotwist.codec import ImeiPolicy
 from teltotwist.control.api import ApiResource, ApiSite, MetricsExposition
 from teltotwist.control.auth import (
@@ -538,6 +538,11 @@ def freeze_startup_objects(_: object = None) -> None:
 def _exit_unable_to_listen(failure: Failure) -> None:
     """The gateway cannot listen, and logged why: stop, with exit status 1."""
     failure.trap(CannotListenError)
+    _exit_unable_to_run()
+
+
+def _exit_unable_to_run(_: object = None) -> None:
+    """The gateway cannot run, and logged why: stop, with exit status 1."""
     from twisted.internet import reactor  # noqa: PLC0415
 
     # twistd exits with 0 once its reactor stops; this runs after its
@@ -681,6 +686,7 @@ def _supervisor(options: Options, reactor: Any) -> IService:
         stop_timeout=options["drain-timeout"] + KILL_MARGIN,
     )
     supervisor.whenListening().addErrback(_exit_unable_to_listen)
+    supervisor.whenGivenUp().addCallback(_exit_unable_to_run)
     root.addService(supervisor)
     root.addService(ReloadOnHangup(supervisor.hangup))
     return root

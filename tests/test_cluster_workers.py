@@ -441,7 +441,51 @@ def test_workers_end_when_their_parent_is_killed(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, f"orphans: {pids}\n{gateway.log}"
             time.sleep(0.1)
 
-    assert gateway.log.count("the parent is gone; stopping") == 2
+
+def test_a_worker_that_cannot_start_stops_the_gateway_logged_to_its_file(
+    tmp_path: Path,
+) -> None:
+    # Worker 1 cannot open its file; worker 2 runs.
+    (tmp_path / "records.w1.jsonl").mkdir()
+    started = time.monotonic()
+    result = subprocess.run(
+        [
+            str(TWISTD),
+            "--nodaemon",
+            "--pidfile=",
+            "--logfile=gateway.log",
+            "teltonika",
+            "--port",
+            "tcp:0:interface=127.0.0.1",
+            "--sink",
+            "file:records.jsonl",
+            "--workers",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    log = (tmp_path / "gateway.log").read_text()
+
+    assert result.returncode == 1, log
+    assert time.monotonic() - started < 60
+    # Every worker's lines are in the file, its standard error's too.
+    assert re.search(
+        r"\[w2 teltotwist.gateway.service.GatewayService#info\] Listen", log
+    )
+    assert log.count("[w1 stderr] IsADirectoryError: ") == 5
+    assert re.search(
+        r"#error\] Worker 1 cannot start: it ended 5 times in a row within 60 s"
+        r" of its start \((exit status 1 after [\d.]+ s(; )?){5}\)",
+        log,
+    )
+    (pid,) = re.findall(r"Worker 2 started \(pid (\d+)\)", log)
+    assert f"Worker 2 (pid {pid}) stopped" in log
+    assert not alive(int(pid))
+    assert not result.stdout
 
 
 def test_a_port_workers_cannot_share_is_refused_at_start(tmp_path: Path) -> None:

@@ -7,8 +7,11 @@ fixed descriptors (:mod:`teltotwist.cluster.listeners`) and a link to the
 parent (a UNIX socket pair at :data:`~teltotwist.cluster.listeners.HUB_FD`);
 the kernel hands each new connection to one of the workers. A worker that
 ends while the parent runs is started again, after a delay that doubles
-while it keeps failing. Stopping the parent stops the workers the orderly
-way (SIGTERM: each drains its deliveries), and the parent waits for them.
+while it keeps failing; one that cannot start at all (it failed
+:data:`GIVE_UP_AFTER` times in a row) is given up on. Stopping the parent
+stops the workers the orderly way (SIGTERM: each drains its deliveries), and
+the parent waits for them. The parent logs the workers' output as its own
+(:mod:`teltotwist.cluster.worker_log`).
 """
 
 from __future__ import annotations
@@ -34,18 +37,21 @@ from twisted.internet.interfaces import (
     IProtocolFactory,
 )
 from twisted.internet.protocol import ProcessProtocol
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from teltotwist.cluster.listeners import HUB_FD, BoundSockets
+from teltotwist.cluster.worker_log import WorkerLines
 
 FIRST_RESTART_DELAY = 1.0
-"""Seconds before a worker that ended is started again."""
-LONGEST_RESTART_DELAY = 30.0
-"""The delay doubles while a worker keeps failing, up to this."""
+"""Seconds before a worker that ended is started again; the delay doubles
+with each failure in a row."""
 STEADY_RUN = 60.0
-"""A worker that ran this many seconds before it ended failed afresh: its
-next delay is the first one again."""
+"""A worker that ended sooner after its start failed; one that ran this
+many seconds ended afresh: its count of failures in a row is reset."""
+GIVE_UP_AFTER = 5
+"""A worker that failed this many times in a row cannot start: it is not
+started again, and :meth:`WorkerSupervisor.whenGivenUp` fires."""
 KILL_MARGIN = 10.0
 """Seconds a worker gets past its drain timeout to end on SIGTERM before it
 is killed."""
@@ -55,11 +61,19 @@ class _WorkerProcess(ProcessProtocol):
     """One worker process, from its start to its end."""
 
     def __init__(
-        self, number: int, started: float, ended: Callable[[_WorkerProcess], None]
+        self,
+        number: int,
+        started: float,
+        ended: Callable[[_WorkerProcess], None],
+        log: Logger,
     ) -> None:
         self.number = number
         self.started = started
         self._ended = ended
+        self._output = {
+            1: WorkerLines(log, f"w{number}", LogLevel.info),
+            2: WorkerLines(log, f"w{number} stderr", LogLevel.warn),
+        }
         self.pid: int | None = None
         self.end_reason = ""
         """How it ended, once it has: ``signal 9``, ``exit status 1``."""
@@ -68,6 +82,12 @@ class _WorkerProcess(ProcessProtocol):
     def connectionMade(self) -> None:
         assert self.transport is not None
         self.pid = self.transport.pid
+
+    def childDataReceived(self, childFD: int, data: bytes) -> None:
+        self._output[childFD].feed(data)
+
+    def childConnectionLost(self, childFD: int) -> None:
+        self._output[childFD].flush()
 
     def processEnded(self, reason: Failure) -> None:
         self.end_reason = _how_it_ended(reason)
@@ -119,8 +139,10 @@ class WorkerSupervisor(Service):
         self.sockets: BoundSockets | None = None
         self._listening: Deferred[None] = Deferred()
         self._workers: dict[int, _WorkerProcess] = {}
-        self._delays: dict[int, float] = {}
+        self._failures: dict[int, list[str]] = {}
+        """Each worker's failures in a row: ``exit status 1 after 0.4 s``."""
         self._restarts: dict[int, IDelayedCall] = {}
+        self._given_up: Deferred[int] = Deferred()
 
     def privilegedStartService(self) -> None:
         Service.privilegedStartService(self)
@@ -157,6 +179,12 @@ class WorkerSupervisor(Service):
             self._start(number)
         self._listening.callback(None)
 
+    def whenGivenUp(self) -> Deferred[int]:
+        """Fires with a worker's number once that worker failed
+        :data:`GIVE_UP_AFTER` times in a row (logged already); the caller
+        stops the service. For one caller."""
+        return self._given_up
+
     def hangup(self) -> None:
         """Pass a SIGHUP on to every worker (each reloads its files)."""
         for worker in self._workers.values():
@@ -176,9 +204,9 @@ class WorkerSupervisor(Service):
         parent_end, worker_end = socket.socketpair()
         worker_end.set_inheritable(True)
         assert self.sockets is not None
-        fds: dict[int, int | str] = {0: 0, 1: 1, 2: 2, HUB_FD: worker_end.fileno()}
+        fds: dict[int, int | str] = {0: 0, 1: "r", 2: "r", HUB_FD: worker_end.fileno()}
         fds.update(self.sockets.child_fds())
-        worker = _WorkerProcess(number, self._reactor.seconds(), self._ended)
+        worker = _WorkerProcess(number, self._reactor.seconds(), self._ended, self.log)
         command = self._command(number, self.sockets)
         try:
             self._reactor.spawnProcess(
@@ -211,10 +239,15 @@ class WorkerSupervisor(Service):
             )
             return
         ran = self._reactor.seconds() - worker.started
-        delay = self._delays.get(number, FIRST_RESTART_DELAY)
+        failures = self._failures.setdefault(number, [])
         if ran >= STEADY_RUN:
-            delay = FIRST_RESTART_DELAY
-        self._delays[number] = min(delay * 2, LONGEST_RESTART_DELAY)
+            failures.clear()
+        else:
+            failures.append(f"{worker.end_reason} after {ran:.1f} s")
+        if len(failures) >= GIVE_UP_AFTER:
+            self._give_up(number, failures)
+            return
+        delay = FIRST_RESTART_DELAY * 2 ** max(len(failures) - 1, 0)
         self.log.warn(
             "Worker {number} (pid {pid}) ended after {ran:.1f} s: {reason};"
             " starting it again in {delay:g} s",
@@ -225,6 +258,21 @@ class WorkerSupervisor(Service):
             delay=delay,
         )
         self._restarts[number] = self._reactor.callLater(delay, self._start, number)
+
+    def _give_up(self, number: int, failures: list[str]) -> None:
+        self.log.error(
+            "Worker {number} cannot start: it ended {count} times in a row within"
+            " {steady:g} s of its start ({failures}). Giving up: the gateway"
+            " stops. Its lines above (w{number}) say why; check the options,"
+            " the sinks (their files, URLs and credentials) and the state"
+            " directory it uses.",
+            number=number,
+            count=len(failures),
+            steady=STEADY_RUN,
+            failures="; ".join(failures),
+        )
+        if not self._given_up.called:
+            self._given_up.callback(number)
 
     def stopService(self) -> Deferred[None]:
         """SIGTERM to every worker; fires once all ended (those still

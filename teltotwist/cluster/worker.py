@@ -13,19 +13,11 @@ from __future__ import annotations
 import os
 import signal
 import socket
-from collections.abc import Callable
 from pathlib import Path, PurePath
-from typing import IO, Any
+from typing import Any
 
 from twisted.application.service import Service
-from twisted.logger import (
-    FileLogObserver,
-    LogEvent,
-    Logger,
-    formatEventAsClassicLogText,
-    formatTime,
-    timeFormatRFC3339,
-)
+from twisted.logger import Logger
 
 from teltotwist.cluster.link import LinkProtocol, OneProtocol
 from teltotwist.cluster.listeners import HUB_FD
@@ -48,30 +40,6 @@ def worker_state_dir(state_dir: Path, number: int) -> Path:
     """Where worker *number* keeps its queued commands: a directory of its
     own in *state_dir*."""
     return state_dir / f"worker-{number}"
-
-
-def worker_log_observer(number: int) -> Callable[[IO[Any]], FileLogObserver]:
-    """A worker's log as text, each line's source in brackets prefixed with
-    the worker's number (``[w2 teltotwist.gateway.tcp...#info]``), so that
-    the lines of all workers, in one log, say whose they are."""
-
-    def source(event: LogEvent) -> str:
-        system = event.get("log_system")
-        if system is None:
-            level = event.get("log_level")
-            system = f"{event.get('log_namespace', '-')}#{getattr(level, 'name', '-')}"
-        return f"w{number} {system}"
-
-    def observer(output: IO[Any]) -> FileLogObserver:
-        return FileLogObserver(
-            output,
-            lambda event: formatEventAsClassicLogText(
-                {**event, "log_system": source(event)},
-                formatTime=lambda when: formatTime(when, timeFormatRFC3339),
-            ),
-        )
-
-    return observer
 
 
 def worker_member_id(number: int) -> str:
