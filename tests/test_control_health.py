@@ -113,7 +113,9 @@ async def forwarders() -> AsyncIterator[list[IListeningPort]]:
     opened: list[IListeningPort] = []
     yield opened
     for port in opened:
-        await port.stopListening()
+        stopped = port.stopListening()
+        if stopped is not None:
+            await stopped
 
 
 async def forward(

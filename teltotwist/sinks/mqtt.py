@@ -90,8 +90,6 @@ class MqttSink(Service):
         self.drain_timeout = drain_timeout
         self._reactor = reactor
         self._client: Client | None = None
-        self._schedule: ReconnectSchedule | None = None
-        """The waits between attempts; only paho's thread uses it."""
         self._connected = False
         self._problem: tuple[str, str | None] = ("the first attempt is under way", None)
         """What went wrong, and the reason given, if any."""
@@ -147,7 +145,7 @@ class MqttSink(Service):
         client.connect_async(
             settings.host, settings.port, settings.keepalive, **clean_start
         )
-        self._schedule = ReconnectSchedule(client)
+        client.user_data_set(ReconnectSchedule(client))  # for paho's thread
         client.loop_start()
         self._client = client
         Service.startService(self)
@@ -259,14 +257,14 @@ class MqttSink(Service):
         properties: Properties | None,
     ) -> None:
         if not reason.is_failure:
-            self._paho_schedule().connected()
+            _schedule(userdata).connected()
         self._reactor.callFromThread(self._connection_answered, client, reason)
 
     def _on_connect_fail(self, client: Client, userdata: object) -> None:
         # paho calls this while it handles the OSError of the attempt.
         error = sys.exception()
         reason = (error.strerror or str(error)) if isinstance(error, OSError) else None
-        retry_in = self._paho_schedule().failed(raised=True)
+        retry_in = _schedule(userdata).failed(raised=True)
         self._reactor.callFromThread(self._connection_failed, client, reason, retry_in)
 
     def _on_disconnect(
@@ -277,7 +275,7 @@ class MqttSink(Service):
         reason: ReasonCode,
         properties: Properties | None,
     ) -> None:
-        retry_in = self._paho_schedule().failed(raised=False)
+        retry_in = _schedule(userdata).failed(raised=False)
         self._reactor.callFromThread(self._connection_lost, client, reason, retry_in)
 
     def _on_publish(
@@ -289,10 +287,6 @@ class MqttSink(Service):
         properties: Properties,
     ) -> None:
         self._reactor.callFromThread(self._acknowledged, client, mid, reason)
-
-    def _paho_schedule(self) -> ReconnectSchedule:
-        assert self._schedule is not None  # set before paho's thread starts
-        return self._schedule
 
     # The reactor thread. Events of a client the sink no longer uses are late
     # news about a connection whose deliveries were settled already.
@@ -375,6 +369,12 @@ class MqttSink(Service):
         if not delivery.topics:
             delivery.done.callback(None)
         self._check_drained()
+
+
+def _schedule(userdata: object) -> ReconnectSchedule:
+    """The reconnect schedule of the client whose callback got *userdata*."""
+    assert isinstance(userdata, ReconnectSchedule)
+    return userdata
 
 
 def sink_from_argument(argument: str) -> MqttSink:
