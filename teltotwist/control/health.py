@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_control_api -*-
+# -*- test-case-name: tests.test_control_api,tests.test_control_health -*-
 """Readiness, for load balancers and Kubernetes: listening, with every sink
 able to accept a delivery."""
 

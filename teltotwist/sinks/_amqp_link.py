@@ -15,6 +15,8 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from teltotwist.sinks.readiness import reconnecting
+
 if TYPE_CHECKING:
     from teltotwist.sinks._amqp_channel import ConfirmedChannel
 
@@ -61,12 +63,24 @@ class AmqpLink:
         self._stop_timeout = stop_timeout
         self.channel: ConfirmedChannel | None = None
         """The open channel; None while there is none."""
-        self.status = "the first attempt is under way"
-        """Why there is no channel, when there is none."""
+        self._problem: tuple[str, str | None] = ("the first attempt is under way", None)
+        """What went wrong, and the reason given, if any."""
         self.running = False
         self._connecting: Deferred[ConfirmedChannel] | None = None
         self._retry: IDelayedCall | None = None
         self._failures = 0
+
+    @property
+    def status(self) -> str:
+        """Why there is no channel, when there is none, and when the next
+        attempt is."""
+        retry = self._retry
+        retry_in = (
+            retry.getTime() - self._reactor.seconds()
+            if retry is not None and retry.active()
+            else None
+        )
+        return reconnecting(*self._problem, retry_in)
 
     def start(self) -> None:
         """Open the channel, and open it again each time it is lost."""
@@ -103,14 +117,14 @@ class AmqpLink:
         if not self.running:  # stop() cancelled the attempt
             return
         reason = failure.getErrorMessage()
-        self.status = f"the last attempt failed: {reason}"
+        self._problem = ("the last attempt failed", reason)
         self._retry_later("could not connect", reason)
 
     def _lost(self, _: None, channel: ConfirmedChannel) -> None:
         if self.channel is not channel:  # closed by stop()
             return
         self.channel = None
-        self.status = f"the connection was lost: {channel.lost_reason}"
+        self._problem = ("the connection was lost", channel.lost_reason)
         self._retry_later("lost its connection", channel.lost_reason)
 
     def _retry_later(self, what: str, reason: str | None) -> None:

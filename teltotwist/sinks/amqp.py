@@ -30,7 +30,7 @@ from teltotwist.sinks._amqp_settings import (
     kind_of,
     parse_url,
 )
-from teltotwist.sinks.interfaces import IRecordSink, ISinkReadiness
+from teltotwist.sinks.interfaces import IRecordSink, ISinkReadiness, ISinkStatus
 from teltotwist.sinks.readiness import ReadyWaiters
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ class AmqpSinkError(Exception):
     """The broker did not confirm a delivery, or the sink could not publish it."""
 
 
-@implementer(IRecordSink, ISinkReadiness)
+@implementer(IRecordSink, ISinkReadiness, ISinkStatus)
 class AmqpSink(Service):
     """Publishes each item as a persistent message; a delivery fires once the
     broker confirmed every one of its messages, and fails if any is returned,
@@ -105,6 +105,11 @@ class AmqpSink(Service):
     def ready(self) -> bool:
         """Ready while connected."""
         return self.connected
+
+    @property
+    def status(self) -> str:
+        """``connected``, or why not and when it tries again."""
+        return "connected" if self.connected else self._why_not_connected()
 
     def whenReady(self) -> Deferred[None]:
         """Fires once the sink is connected."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import ssl
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
@@ -27,14 +28,15 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from teltotwist.gateway.items import Item, json_line
+from teltotwist.sinks._mqtt_reconnect import ReconnectSchedule
 from teltotwist.sinks._mqtt_url import (
     DEFAULT_TOPIC,
     PASSWORD_VARIABLE,
     MqttSettings,
     settings_from_url,
 )
-from teltotwist.sinks.interfaces import IRecordSink, ISinkReadiness
-from teltotwist.sinks.readiness import ReadyWaiters
+from teltotwist.sinks.interfaces import IRecordSink, ISinkReadiness, ISinkStatus
+from teltotwist.sinks.readiness import ReadyWaiters, reconnecting
 
 __all__ = [
     "DEFAULT_TOPIC",
@@ -48,8 +50,6 @@ __all__ = [
 
 MAX_UNACKNOWLEDGED = 10_000
 """Messages that may await their PUBACK at once; deliveries beyond fail."""
-RECONNECT_DELAY = (1, 30)
-"""paho's reconnect backoff: from 1 s, doubling up to 30 s."""
 _NO_MATCHING_SUBSCRIBERS = 0x10
 
 
@@ -71,7 +71,7 @@ class _Delivery:
         self.done: Deferred[None] = Deferred(lambda _: forget(self))
 
 
-@implementer(IRecordSink, ISinkReadiness)
+@implementer(IRecordSink, ISinkReadiness, ISinkStatus)
 class MqttSink(Service):
     """Publishes each item's record JSON to the broker of *settings*.
 
@@ -91,7 +91,10 @@ class MqttSink(Service):
         self._reactor = reactor
         self._client: Client | None = None
         self._connected = False
-        self._problem = "still connecting"
+        self._problem: tuple[str, str | None] = ("the first attempt is under way", None)
+        """What went wrong, and the reason given, if any."""
+        self._retry_at: float | None = None
+        """When paho tries again (reactor time), once an attempt failed."""
         self._refusal: str | None = None
         self._warned_unsubscribed = False
         self._awaiting: dict[int, _Delivery] = {}
@@ -107,6 +110,11 @@ class MqttSink(Service):
     def ready(self) -> bool:
         """Ready while connected."""
         return self._connected
+
+    @property
+    def status(self) -> str:
+        """``connected``, or why not and when it tries again."""
+        return "connected" if self._connected else self._why_not_connected()
 
     def whenReady(self) -> Deferred[None]:
         """Fires once the broker accepted the connection."""
@@ -128,7 +136,6 @@ class MqttSink(Service):
             client.username_pw_set(settings.username, settings.password)
         if settings.tls:
             client.tls_set_context(ssl.create_default_context())
-        client.reconnect_delay_set(*RECONNECT_DELAY)
         client.max_queued_messages_set(MAX_UNACKNOWLEDGED)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
@@ -138,6 +145,7 @@ class MqttSink(Service):
         client.connect_async(
             settings.host, settings.port, settings.keepalive, **clean_start
         )
+        client.user_data_set(ReconnectSchedule(client))  # for paho's thread
         client.loop_start()
         self._client = client
         Service.startService(self)
@@ -171,21 +179,11 @@ class MqttSink(Service):
     def deliver(self, items: Sequence[Item]) -> Deferred[None]:
         client = self._client
         if not self.running or client is None:
-            return fail(
-                MqttSinkError(
-                    f"the MQTT sink for {self.name} is not running: it takes "
-                    "records between startService() and stopService()"
-                )
-            )
+            return fail(MqttSinkError(self._why_not_connected()))
         if not items:
             return succeed(None)
         if not self._connected:
-            return fail(
-                MqttSinkError(
-                    f"not connected to the MQTT broker at {self.settings.address} "
-                    f"({self._problem})"
-                )
-            )
+            return fail(MqttSinkError(self._why_not_connected()))
         delivery = _Delivery(self._forget)
         for item in items:
             topic = self.settings.topic_for(item)
@@ -203,6 +201,21 @@ class MqttSink(Service):
             delivery.topics[message.mid] = topic
             self._awaiting[message.mid] = delivery
         return delivery.done
+
+    def _why_not_connected(self) -> str:
+        if not self.running:
+            return (
+                f"the MQTT sink for {self.name} is not running: it takes "
+                "records between startService() and stopService()"
+            )
+        retry_in = (
+            None if self._retry_at is None else self._retry_at - self._reactor.seconds()
+        )
+        trouble = reconnecting(*self._problem, retry_in)
+        return (
+            f"not connected to the MQTT broker at {self.settings.address} "
+            f"(reconnecting in the background): {trouble}"
+        )
 
     def _unpublished(self, topic: str, rc: MQTTErrorCode) -> str:
         if rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
@@ -243,10 +256,16 @@ class MqttSink(Service):
         reason: ReasonCode,
         properties: Properties | None,
     ) -> None:
+        if not reason.is_failure:
+            _schedule(userdata).connected()
         self._reactor.callFromThread(self._connection_answered, client, reason)
 
     def _on_connect_fail(self, client: Client, userdata: object) -> None:
-        self._reactor.callFromThread(self._connection_failed, client)
+        # paho calls this while it handles the OSError of the attempt.
+        error = sys.exception()
+        reason = (error.strerror or str(error)) if isinstance(error, OSError) else None
+        retry_in = _schedule(userdata).failed(raised=True)
+        self._reactor.callFromThread(self._connection_failed, client, reason, retry_in)
 
     def _on_disconnect(
         self,
@@ -256,7 +275,8 @@ class MqttSink(Service):
         reason: ReasonCode,
         properties: Properties | None,
     ) -> None:
-        self._reactor.callFromThread(self._connection_lost, client, reason)
+        retry_in = _schedule(userdata).failed(raised=False)
+        self._reactor.callFromThread(self._connection_lost, client, reason, retry_in)
 
     def _on_publish(
         self,
@@ -286,34 +306,39 @@ class MqttSink(Service):
         )
         self._ready_waiters.fire()
 
-    def _connection_failed(self, client: Client) -> None:
+    def _connection_failed(
+        self, client: Client, reason: str | None, retry_in: float
+    ) -> None:
         if client is self._client:
-            self._report_problem("cannot connect; retrying")
+            self._report_problem(("cannot connect", reason), retry_in)
 
-    def _connection_lost(self, client: Client, reason: ReasonCode) -> None:
+    def _connection_lost(
+        self, client: Client, reason: ReasonCode, retry_in: float
+    ) -> None:
         if client is not self._client:
             return
         if self._connected:
             self._connected = False
-            self._report_problem(f"lost the connection: {reason}; reconnecting")
+            self._report_problem(("lost the connection", str(reason)), retry_in)
         elif self._refusal is not None:
             self._report_problem(
-                f"the broker refused the connection: {self._refusal}; retrying"
+                ("the broker refused the connection", self._refusal), retry_in
             )
             self._refusal = None
         else:
-            self._report_problem(f"cannot connect: {reason}; retrying")
+            self._report_problem(("cannot connect", str(reason)), retry_in)
         self._fail_all(
             f"the connection to the MQTT broker at {self.settings.address} was "
             f"lost ({reason}) before it acknowledged the records"
         )
 
-    def _report_problem(self, problem: str) -> None:
+    def _report_problem(self, problem: tuple[str, str | None], retry_in: float) -> None:
         self._problem = problem
+        self._retry_at = self._reactor.seconds() + retry_in
         self.log.warn(
             "MQTT broker at {address}: {problem}",
             address=self.settings.address,
-            problem=problem,
+            problem=reconnecting(*problem, retry_in),
         )
 
     def _acknowledged(self, client: Client, mid: int, reason: ReasonCode) -> None:
@@ -344,6 +369,12 @@ class MqttSink(Service):
         if not delivery.topics:
             delivery.done.callback(None)
         self._check_drained()
+
+
+def _schedule(userdata: object) -> ReconnectSchedule:
+    """The reconnect schedule of the client whose callback got *userdata*."""
+    assert isinstance(userdata, ReconnectSchedule)
+    return userdata
 
 
 def sink_from_argument(argument: str) -> MqttSink:

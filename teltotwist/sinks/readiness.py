@@ -4,6 +4,7 @@ without :class:`ISinkReadiness` is ready at once."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, succeed
@@ -24,6 +25,16 @@ def why_not_ready(sink: IRecordSink) -> str | None:
         return None
     status = ISinkStatus(sink, None)
     return None if status is None else str(status.status)
+
+
+def reconnecting(problem: str, reason: str | None, retry_in: float | None) -> str:
+    """A status's line on a sink's connection trouble: *problem* (``the last
+    attempt failed``), when it tries again (in *retry_in* seconds, if it is
+    waiting), and the *reason* given, if any."""
+    if retry_in is not None:
+        when = f"in {math.ceil(retry_in)} s" if retry_in > 0 else "now"
+        problem += f" (retrying {when})"
+    return problem if reason is None else f"{problem}: {reason}"
 
 
 def when_ready(sink: IRecordSink) -> Deferred[None]:
