@@ -165,9 +165,7 @@ class AmqpSink(ReadyWhileConnected, Service):
         return await open_channel(
             self._endpoint,
             self._reactor,
-            vhost=settings.vhost,
-            username=settings.username,
-            password=settings.password,
+            broker=settings.broker,
             exchange=settings.exchange,
             declare=settings.declare,
             timeout=self._connect_timeout,
