@@ -7,8 +7,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from teltotwist.cli.arguments import CODECS, positive
-from teltotwist.cli.tracker_model import add_sent_model_option
+from teltotwist.cli.arguments import (
+    add_codec_options,
+    add_records_option,
+    add_server_option,
+    positive,
+)
 
 
 def register(commands: Any) -> None:
@@ -22,11 +26,7 @@ def register(commands: Any) -> None:
             "backoff, answer Codec 12 and 14 commands. Prints one line per event."
         ),
     )
-    parser.add_argument(
-        "--server",
-        required=True,
-        help="the gateway, as a Twisted client endpoint: tcp:HOST:PORT",
-    )
+    add_server_option(parser)
     parser.add_argument(
         "--imei", help="the IMEI to log in with (with --replay: the capture's)"
     )
@@ -39,17 +39,8 @@ def register(commands: Any) -> None:
             "them) one at a time, each once the previous is ACKed, then exit"
         ),
     )
-    parser.add_argument(
-        "--codec", choices=list(CODECS), default="8", help="AVL codec (default 8)"
-    )
-    add_sent_model_option(parser)
-    parser.add_argument(
-        "--records-per-packet",
-        type=positive(int),
-        default=1,
-        metavar="N",
-        help="records in each packet, 1..255 (default 1)",
-    )
+    add_codec_options(parser)
+    add_records_option(parser, 1)
     parser.add_argument(
         "--interval",
         type=positive(float),

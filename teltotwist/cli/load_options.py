@@ -6,8 +6,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from teltotwist.cli.arguments import CODECS, positive
-from teltotwist.cli.tracker_model import add_sent_model_option
+from teltotwist.cli.arguments import (
+    add_codec_options,
+    add_records_option,
+    add_server_option,
+    positive,
+)
 
 CONNECTS_PER_SECOND = 500
 """The default ramp-up starts this many trackers a second."""
@@ -24,11 +28,7 @@ def register(commands: Any) -> None:
             "last packet is ACKed; print what was ACKed and how fast."
         ),
     )
-    parser.add_argument(
-        "--server",
-        required=True,
-        help="the gateway, as a Twisted client endpoint: tcp:HOST:PORT",
-    )
+    add_server_option(parser)
     parser.add_argument(
         "--devices",
         type=positive(int),
@@ -73,13 +73,7 @@ def register(commands: Any) -> None:
             "ramp-up ends, then every interval"
         ),
     )
-    parser.add_argument(
-        "--records-per-packet",
-        type=positive(int),
-        default=10,
-        metavar="N",
-        help="records in each packet, 1..255 (default 10)",
-    )
+    add_records_option(parser, 10)
     parser.add_argument(
         "--imei-base",
         type=int,
@@ -106,10 +100,7 @@ def register(commands: Any) -> None:
             "the longest wait for the last ACKs at the end (default 10)"
         ),
     )
-    parser.add_argument(
-        "--codec", choices=list(CODECS), default="8", help="AVL codec (default 8)"
-    )
-    add_sent_model_option(parser)
+    add_codec_options(parser)
     parser.add_argument(
         "--processes",
         type=positive(int),

@@ -15,14 +15,3 @@ def tracker_model(text: str) -> str:
         return load_catalogue().model_named(text)
     except UnknownModelError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def add_sent_model_option(parser: argparse.ArgumentParser) -> None:
-    """Add ``--model MODEL`` to *parser*: the model whose IO ids the virtual
-    trackers send (``None`` when not given: their default)."""
-    parser.add_argument(
-        "--model",
-        type=tracker_model,
-        metavar="MODEL",
-        help="send the IO ids of this tracker model (default FMB920)",
-    )

@@ -357,13 +357,10 @@ class AmqpBus:
         # default reactor if twistd has not installed its own yet.
         from teltotwist.sinks._amqp_channel import open_channel  # noqa: PLC0415
 
-        broker = self.settings.broker
         channel = await open_channel(
             self._endpoint,
             self._reactor,
-            vhost=broker.vhost,
-            username=broker.username,
-            password=broker.password,
+            broker=self.settings.broker,
             exchange=self.exchange,
             declare=True,
             exchange_type="direct",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import attrs
 
@@ -63,6 +63,8 @@ IoLayout = tuple[int, int, int, int, int, int]
 IO_GROUP_WIDTHS = (1, 2, 4, 8, 16, None)
 """The value width of each group of :data:`IoLayout`; None for variable."""
 
+ValueTuple = TypeVar("ValueTuple", bound=tuple[object, ...])
+
 
 def _unlike(other: object) -> bool:
     """What a record or packet's ``==`` gives for *other* of another class:
@@ -71,8 +73,24 @@ def _unlike(other: object) -> bool:
     return False if isinstance(other, tuple) else NotImplemented
 
 
-def _negated(equal: bool) -> bool:
+def _not_equal(self: tuple[object, ...], other: object) -> object:
+    equal = self.__eq__(other)
     return equal if equal is NotImplemented else not equal
+
+
+def _no_order(self: tuple[object, ...], other: object) -> object:
+    return NotImplemented
+
+
+def _unordered(cls: type[ValueTuple]) -> type[ValueTuple]:
+    """Finish a named tuple whose ``__eq__`` compares like with like: ``!=``
+    says the opposite, and there is no order (a tuple's would compare the
+    fields, IO dicts included)."""
+    methods = {"__ne__": _not_equal}
+    methods.update(dict.fromkeys(("__lt__", "__le__", "__gt__", "__ge__"), _no_order))
+    for name, method in methods.items():
+        setattr(cls, name, method)
+    return cls
 
 
 def io_elements(
@@ -99,6 +117,7 @@ def io_elements(
     return merged, layout
 
 
+@_unordered
 class AvlRecord(NamedTuple):
     """One AVL record: a GPS fix with its IO elements.
 
@@ -156,9 +175,6 @@ class AvlRecord(NamedTuple):
             return _unlike(other)
         return self[:_MEANING] == other[:_MEANING]
 
-    def __ne__(self, other: object) -> bool:
-        return _negated(self.__eq__(other))
-
     def __hash__(self) -> int:
         return hash(self[:_MEANING])
 
@@ -166,24 +182,12 @@ class AvlRecord(NamedTuple):
         fields = zip(self._fields[:_MEANING], self, strict=False)
         return f"AvlRecord({', '.join(f'{name}={value!r}' for name, value in fields)})"
 
-    # No order: a tuple's would compare IO dicts.
-    def __lt__(self, other: object) -> bool:
-        return NotImplemented
-
-    def __le__(self, other: object) -> bool:
-        return NotImplemented
-
-    def __gt__(self, other: object) -> bool:
-        return NotImplemented
-
-    def __ge__(self, other: object) -> bool:
-        return NotImplemented
-
 
 _MEANING = len(AvlRecord._fields) - 1
 """The fields of :class:`AvlRecord` that equality covers: all but ``wire``."""
 
 
+@_unordered
 class AvlPacket(NamedTuple):
     """The payload of an AVL data frame or UDP datagram: codec and records.
 
@@ -203,23 +207,8 @@ class AvlPacket(NamedTuple):
             return _unlike(other)
         return tuple.__eq__(self, other)
 
-    def __ne__(self, other: object) -> bool:
-        return _negated(self.__eq__(other))
-
     def __hash__(self) -> int:
         return tuple.__hash__(self)
-
-    def __lt__(self, other: object) -> bool:
-        return NotImplemented
-
-    def __le__(self, other: object) -> bool:
-        return NotImplemented
-
-    def __gt__(self, other: object) -> bool:
-        return NotImplemented
-
-    def __ge__(self, other: object) -> bool:
-        return NotImplemented
 
 
 class CommandType(enum.IntEnum):

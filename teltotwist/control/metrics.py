@@ -9,6 +9,9 @@ counter or histogram update on a child looked up in advance.
 
 from __future__ import annotations
 
+import enum
+from typing import TypeVar
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -54,6 +57,22 @@ UNPARSED = "unparsed"
 """The ``codec`` label of frames delivered as ``unparsed`` items."""
 
 
+Label = TypeVar("Label", bound=enum.StrEnum)
+
+
+def _counter_per_member(
+    name: str,
+    documentation: str,
+    label: str,
+    members: type[Label],
+    registry: CollectorRegistry,
+) -> dict[Label, Counter]:
+    """A counter labelled *label*, with a child per member of *members*,
+    each exposed (at 0) from the start."""
+    counter = Counter(name, documentation, [label], registry=registry)
+    return {member: counter.labels(**{label: member.value}) for member in members}
+
+
 class _SinkSeries:
     """One sink's delivery histogram and failure counter."""
 
@@ -94,15 +113,13 @@ class GatewayMetrics:
             lambda: trackers.count(Transport.UDP)
         )
 
-        logins = Counter(
+        self._logins = _counter_per_member(
             "teltotwist_logins",
             "Logins (TCP) and datagram IMEIs (UDP) judged, by result.",
-            ["result"],
-            registry=registry,
+            "result",
+            LoginResult,
+            registry,
         )
-        self._logins = {
-            result: logins.labels(result=result.value) for result in LoginResult
-        }
 
         records = Counter(
             "teltotwist_records",
@@ -115,15 +132,13 @@ class GatewayMetrics:
         }
         self._records[None] = records.labels(codec=UNPARSED)
 
-        rejected = Counter(
+        self._rejected = _counter_per_member(
             "teltotwist_frames_rejected",
             "Input turned away without an ACK, by reason.",
-            ["reason"],
-            registry=registry,
+            "reason",
+            Rejection,
+            registry,
         )
-        self._rejected = {
-            reason: rejected.labels(reason=reason.value) for reason in Rejection
-        }
 
         self._ack_latency = Histogram(
             "teltotwist_ack_latency_seconds",
@@ -146,15 +161,13 @@ class GatewayMetrics:
         )
         self._sinks: dict[str, _SinkSeries] = {}
 
-        commands = Counter(
+        self._commands = _counter_per_member(
             "teltotwist_commands",
             "Commands to trackers entering each status.",
-            ["status"],
-            registry=registry,
+            "status",
+            CommandStatus,
+            registry,
         )
-        self._commands = {
-            status: commands.labels(status=status.value) for status in CommandStatus
-        }
         self._cluster_commands = Counter(
             "teltotwist_cluster_commands",
             "Commands of a cluster: routed to another member, parked for a"

@@ -37,6 +37,8 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from teltotwist.sinks._amqp_settings import Broker
+
 _log = Logger()
 
 PERSISTENT = 2
@@ -127,22 +129,22 @@ async def open_channel(
     endpoint: IStreamClientEndpoint,
     reactor: IReactorTime,
     *,
-    vhost: str,
-    username: str,
-    password: str,
+    broker: Broker,
     exchange: str,
     declare: bool,
     exchange_type: str = "topic",
     timeout: float,
 ) -> ConfirmedChannel:
-    """Connect, log in, open a channel in confirm mode and check *exchange*:
-    declare it (*exchange_type*, durable) if *declare*, else require that it
-    exists; all within *timeout* seconds.
+    """Connect, log in to *broker*'s vhost with its credentials, open a
+    channel in confirm mode and check *exchange*: declare it
+    (*exchange_type*, durable) if *declare*, else require that it exists; all
+    within *timeout* seconds.
 
     :raises PublishError: saying why, in the broker's words when it gave any.
     """
     parameters = pika.ConnectionParameters(
-        virtual_host=vhost, credentials=pika.PlainCredentials(username, password)
+        virtual_host=broker.vhost,
+        credentials=pika.PlainCredentials(broker.username, broker.password),
     )
     opening = Deferred.fromCoroutine(
         _open_channel(

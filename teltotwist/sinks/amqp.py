@@ -31,7 +31,7 @@ from teltotwist.sinks._amqp_settings import (
     parse_url,
 )
 from teltotwist.sinks.interfaces import IRecordSink, ISinkReadiness, ISinkStatus
-from teltotwist.sinks.readiness import ReadyWaiters
+from teltotwist.sinks.readiness import ReadyWaiters, ReadyWhileConnected, not_running
 
 if TYPE_CHECKING:
     from teltotwist.sinks._amqp_channel import ConfirmedChannel
@@ -51,7 +51,7 @@ class AmqpSinkError(Exception):
 
 
 @implementer(IRecordSink, ISinkReadiness, ISinkStatus)
-class AmqpSink(Service):
+class AmqpSink(ReadyWhileConnected, Service):
     """Publishes each item as a persistent message; a delivery fires once the
     broker confirmed every one of its messages, and fails if any is returned,
     nacked, or still unconfirmed when the connection goes.
@@ -100,20 +100,6 @@ class AmqpSink(Service):
     def connected(self) -> bool:
         """Whether the sink has a connection to publish on."""
         return self._link.channel is not None
-
-    @property
-    def ready(self) -> bool:
-        """Ready while connected."""
-        return self.connected
-
-    @property
-    def status(self) -> str:
-        """``connected``, or why not and when it tries again."""
-        return "connected" if self.connected else self._why_not_connected()
-
-    def whenReady(self) -> Deferred[None]:
-        """Fires once the sink is connected."""
-        return self._ready_waiters.wait(self.connected)
 
     def startService(self) -> None:
         """Connect, and keep connecting until stopped."""
@@ -164,10 +150,7 @@ class AmqpSink(Service):
 
     def _why_not_connected(self) -> str:
         if not self.running:
-            return (
-                f"the sink for {self.settings.url} is not running: it takes "
-                "records between startService() and stopService()"
-            )
+            return not_running(f"the sink for {self.settings.url}")
         return (
             f"not connected to {self.settings.url} (reconnecting in the "
             f"background): {self._link.status}"
@@ -182,9 +165,7 @@ class AmqpSink(Service):
         return await open_channel(
             self._endpoint,
             self._reactor,
-            vhost=settings.vhost,
-            username=settings.username,
-            password=settings.password,
+            broker=settings.broker,
             exchange=settings.exchange,
             declare=settings.declare,
             timeout=self._connect_timeout,

@@ -26,6 +26,7 @@ from zope.interface import implementer
 
 from teltotwist.gateway.items import Item, json_line
 from teltotwist.sinks.interfaces import IRecordSink, SinkConfigurationError
+from teltotwist.sinks.readiness import not_running
 
 
 class FileSinkError(Exception):
@@ -83,12 +84,7 @@ class FileSink(Service):
 
     def deliver(self, items: Sequence[Item]) -> Deferred[None]:
         if not self.running:
-            return fail(
-                FileSinkError(
-                    f"the file sink for {self.path} is not running: it takes "
-                    "records between startService() and stopService()"
-                )
-            )
+            return fail(FileSinkError(not_running(f"the file sink for {self.path}")))
         done: Deferred[None] = Deferred(self._withdraw)
         lines = b"".join([json_line(item) + b"\n" for item in items])
         self._queued.append(_Delivery(lines, done))

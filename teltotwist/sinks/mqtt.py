@@ -36,7 +36,12 @@ from teltotwist.sinks._mqtt_url import (
     settings_from_url,
 )
 from teltotwist.sinks.interfaces import IRecordSink, ISinkReadiness, ISinkStatus
-from teltotwist.sinks.readiness import ReadyWaiters, reconnecting
+from teltotwist.sinks.readiness import (
+    ReadyWaiters,
+    ReadyWhileConnected,
+    not_running,
+    reconnecting,
+)
 
 __all__ = [
     "DEFAULT_TOPIC",
@@ -72,7 +77,7 @@ class _Delivery:
 
 
 @implementer(IRecordSink, ISinkReadiness, ISinkStatus)
-class MqttSink(Service):
+class MqttSink(ReadyWhileConnected, Service):
     """Publishes each item's record JSON to the broker of *settings*.
 
     A service: it connects on start and keeps reconnecting; on stop it waits
@@ -105,20 +110,6 @@ class MqttSink(Service):
     def connected(self) -> bool:
         """Whether the broker accepted the connection and it is still up."""
         return self._connected
-
-    @property
-    def ready(self) -> bool:
-        """Ready while connected."""
-        return self._connected
-
-    @property
-    def status(self) -> str:
-        """``connected``, or why not and when it tries again."""
-        return "connected" if self._connected else self._why_not_connected()
-
-    def whenReady(self) -> Deferred[None]:
-        """Fires once the broker accepted the connection."""
-        return self._ready_waiters.wait(self._connected)
 
     def startService(self) -> None:
         """Connect in paho's thread; deliveries fail until connected."""
@@ -204,10 +195,7 @@ class MqttSink(Service):
 
     def _why_not_connected(self) -> str:
         if not self.running:
-            return (
-                f"the MQTT sink for {self.name} is not running: it takes "
-                "records between startService() and stopService()"
-            )
+            return not_running(f"the MQTT sink for {self.name}")
         retry_in = (
             None if self._retry_at is None else self._retry_at - self._reactor.seconds()
         )

@@ -48,7 +48,7 @@ from teltotwist.sinks._pg_settings import (
     settings_from_url,
 )
 from teltotwist.sinks.interfaces import IRecordSink, ISinkReadiness, ISinkStatus
-from teltotwist.sinks.readiness import ReadyWaiters
+from teltotwist.sinks.readiness import ReadyWaiters, ReadyWhileConnected, not_running
 
 __all__ = [
     "PASSWORD_VARIABLE",
@@ -90,7 +90,7 @@ class _Delivery:
 
 
 @implementer(IRecordSink, ISinkReadiness, ISinkStatus)
-class PostgresSink(Service):
+class PostgresSink(ReadyWhileConnected, Service):
     """Inserts items into the tables of *settings*; a delivery fires once
     the transaction holding it committed, and fails if it did not.
 
@@ -145,20 +145,6 @@ class PostgresSink(Service):
     def connected(self) -> bool:
         """Whether the sink has a connection to write on."""
         return self._connection is not None
-
-    @property
-    def ready(self) -> bool:
-        """Ready while connected."""
-        return self.connected
-
-    @property
-    def status(self) -> str:
-        """``connected``, or why not."""
-        return "connected" if self.connected else self._why_not_connected()
-
-    def whenReady(self) -> Deferred[None]:
-        """Fires once the sink is connected."""
-        return self._ready_waiters.wait(self.connected)
 
     def startService(self) -> None:
         """Connect, and keep connecting until stopped."""
@@ -276,10 +262,7 @@ class PostgresSink(Service):
 
     def _why_not_connected(self) -> str:
         if not self.running:
-            return (
-                f"the sink for {self.settings.url} is not running: it takes "
-                "records between startService() and stopService()"
-            )
+            return not_running(f"the sink for {self.settings.url}")
         return (
             f"not connected to {self.settings.url} (reconnecting in the "
             f"background): {self._status}"

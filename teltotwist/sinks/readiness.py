@@ -4,6 +4,7 @@ without :class:`ISinkReadiness` is ready at once."""
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Sequence
 
@@ -35,6 +36,14 @@ def reconnecting(problem: str, reason: str | None, retry_in: float | None) -> st
         when = f"in {math.ceil(retry_in)} s" if retry_in > 0 else "now"
         problem += f" (retrying {when})"
     return problem if reason is None else f"{problem}: {reason}"
+
+
+def not_running(sink: str) -> str:
+    """Why *sink* (``the file sink for PATH``), stopped, fails a delivery."""
+    return (
+        f"{sink} is not running: it takes records between startService() "
+        "and stopService()"
+    )
 
 
 def when_ready(sink: IRecordSink) -> Deferred[None]:
@@ -84,3 +93,35 @@ class ReadyWaiters:
         waiting, self._waiting = self._waiting, []
         for waiter in waiting:
             waiter.callback(None)
+
+
+class ReadyWhileConnected(abc.ABC):
+    """:class:`ISinkReadiness` and :class:`ISinkStatus` of a sink that is
+    ready while connected to its server. The sink says whether it is
+    :attr:`connected` and why not, and fires :attr:`_ready_waiters` (which its
+    ``__init__`` creates) once it connects."""
+
+    _ready_waiters: ReadyWaiters
+
+    @property
+    @abc.abstractmethod
+    def connected(self) -> bool:
+        """Whether the sink has a connection to deliver on."""
+
+    @abc.abstractmethod
+    def _why_not_connected(self) -> str:
+        """Why the sink is not connected, and when it tries again."""
+
+    @property
+    def ready(self) -> bool:
+        """Ready while connected."""
+        return self.connected
+
+    @property
+    def status(self) -> str:
+        """``connected``, or why not and when it tries again."""
+        return "connected" if self.connected else self._why_not_connected()
+
+    def whenReady(self) -> Deferred[None]:
+        """Fires once the sink is connected."""
+        return self._ready_waiters.wait(self.connected)

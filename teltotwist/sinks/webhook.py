@@ -42,6 +42,7 @@ from zope.interface import implementer
 
 from teltotwist.gateway.items import Item, json_line
 from teltotwist.sinks.interfaces import IRecordSink, SinkConfigurationError
+from teltotwist.sinks.readiness import not_running
 
 SECRET_VARIABLE = "TELTOTWIST_WEBHOOK_SECRET"
 """The environment variable holding the signing secret (never the command line)."""
@@ -228,12 +229,7 @@ class WebhookSink(Service):
 
     def deliver(self, items: Sequence[Item]) -> Deferred[None]:
         if not self.running:
-            return fail(
-                WebhookError(
-                    f"the {self.name} sink is not running: it takes records "
-                    "between startService() and stopService()"
-                )
-            )
+            return fail(WebhookError(not_running(f"the {self.name} sink")))
         done = _Delivery(_json_array(items), self._post).done
         if not done.called:
             self._in_flight.add(done)
