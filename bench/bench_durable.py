@@ -45,11 +45,8 @@ temporary files are removed.
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import json
 import os
-import resource
 import shutil
 import signal
 import socket
@@ -66,6 +63,7 @@ from typing import Any
 from harness import (
     BenchError,
     child_environment,
+    child_setup,
     ensure_descriptors,
     global_timeout,
     terminate,
@@ -90,7 +88,6 @@ ACK_TIMEOUT = 10.0
 SPARE_DESCRIPTORS = 256
 PROFILE_SUFFIXES = {"speedscope": "speedscope.json", "raw": "txt"}
 """py-spy's output formats, and the file name suffix of each."""
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -127,15 +124,6 @@ SCENARIOS = {
 # Processes ---------------------------------------------------------------------
 
 
-def _child_setup() -> None:
-    """In a child: all the descriptors allowed, and SIGTERM if we die."""
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    name = ctypes.util.find_library("c")
-    if name is not None:
-        ctypes.CDLL(name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 def free_port() -> int:
     """A TCP port on the loopback address that nothing listens on now."""
     with socket.socket() as probe:
@@ -159,7 +147,7 @@ class Server:
                 stderr=subprocess.STDOUT,
                 cwd=log.parent,
                 env=child_environment(),
-                preexec_fn=_child_setup,  # noqa: PLW1509
+                preexec_fn=child_setup,  # noqa: PLW1509
             )
 
     def wait_until_listening(self, port: int, deadline: float) -> None:
@@ -274,7 +262,7 @@ def run_load(scenario: Scenario, port: int, deadline: float) -> dict[str, Any]:
             env=child_environment(),
             timeout=max(timeout, 1.0),
             check=False,
-            preexec_fn=_child_setup,
+            preexec_fn=child_setup,
         )
     except subprocess.TimeoutExpired:
         raise BenchError(f"the {scenario.name} load did not end in time") from None
@@ -300,7 +288,7 @@ class Profiler:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_child_setup,  # noqa: PLW1509
+                preexec_fn=child_setup,  # noqa: PLW1509
             )
 
     def stop(self) -> None:

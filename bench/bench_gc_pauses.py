@@ -37,8 +37,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench_idle_memory import GATEWAY_HOST, TrackerWorkers, _gateway_child_setup
-from harness import BenchError, child_environment, global_timeout, terminate
+from bench_idle_memory import GATEWAY_HOST, TrackerWorkers
+from harness import (
+    BenchError,
+    child_environment,
+    child_setup,
+    global_timeout,
+    terminate,
+)
 
 from teltotwist.tap import LISTEN_BACKLOG
 
@@ -161,7 +167,7 @@ class TimedGateway:
                 stderr=subprocess.STDOUT,
                 cwd=workdir,
                 env=environment,
-                preexec_fn=_gateway_child_setup,  # noqa: PLW1509
+                preexec_fn=child_setup,  # noqa: PLW1509
             )
 
     def wait_until_listening(self, deadline: float) -> int:

@@ -33,8 +33,6 @@ file is closed or removed on the way out, error or not.
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import errno
 import itertools
 import json
@@ -43,10 +41,8 @@ import multiprocessing.connection
 import multiprocessing.synchronize
 import os
 import re
-import resource
 import selectors
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -61,6 +57,7 @@ from pathlib import Path
 from harness import (
     BenchError,
     child_environment,
+    child_setup,
     ensure_descriptors,
     global_timeout,
     terminate,
@@ -111,7 +108,6 @@ PING = b"\xff"
 """The keep-alive byte a tracker may send at any time, even before its login."""
 BASE_TIME_MS = 1_795_251_600_000
 SPARE_DESCRIPTORS = 256
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -242,15 +238,6 @@ def _free_udp_port() -> int:
         return port
 
 
-def _gateway_child_setup() -> None:
-    """In the child: all the descriptors allowed, and SIGTERM if we die."""
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    name = ctypes.util.find_library("c")
-    if name is not None:
-        ctypes.CDLL(name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 class Gateway:
     """``python -m twisted teltonika`` on loopback, on its default limits."""
 
@@ -288,7 +275,7 @@ class Gateway:
                 stderr=subprocess.STDOUT,
                 cwd=workdir,
                 env=environment,
-                preexec_fn=_gateway_child_setup,  # noqa: PLW1509
+                preexec_fn=child_setup,  # noqa: PLW1509
             )
         self.pid = self.process.pid
         self.port = 0

@@ -36,8 +36,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
-import ctypes.util
 import errno
 import json
 import math
@@ -60,7 +58,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import BenchError, child_environment, global_timeout, terminate
+from harness import (
+    BenchError,
+    all_descriptors,
+    child_environment,
+    child_setup,
+    die_with_parent,
+    global_timeout,
+    terminate,
+)
 
 from teltotwist.codec import (
     AvlPacket,
@@ -89,7 +95,6 @@ those it holds idle and the probe's."""
 WORKER_SPARE = 64
 """Descriptors a worker keeps for itself besides its connections."""
 BASE_TIME_MS = 1_795_251_600_000
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -189,24 +194,6 @@ def open_descriptors(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def _all_descriptors() -> None:
-    """Raise this process's open-file soft limit to its hard limit."""
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def _die_with_parent() -> None:
-    """In a child: get SIGTERM if the benchmark dies without cleaning up."""
-    name = ctypes.util.find_library("c")
-    if name is not None:
-        ctypes.CDLL(name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def _gateway_child_setup() -> None:
-    _all_descriptors()
-    _die_with_parent()
-
-
 class Server:
     """A ``twistd -n teltonika`` subprocess logging to a file, with all the
     descriptors its hard limit allows."""
@@ -239,7 +226,7 @@ class Server:
                 stderr=subprocess.STDOUT,
                 cwd=workdir,
                 env=environment,
-                preexec_fn=_gateway_child_setup,  # noqa: PLW1509
+                preexec_fn=child_setup,  # noqa: PLW1509
             )
         self.pid = self.process.pid
 
@@ -377,8 +364,8 @@ def _serve_requests(
     ``("ok", value)`` or ``("error", message)``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the benchmark stops us
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _die_with_parent()
-    _all_descriptors()
+    die_with_parent()
+    all_descriptors()
     trackers = Trackers(port, sources)
     try:
         while True:
@@ -492,7 +479,7 @@ def _probe_visit(
 ) -> None:
     """In the probe's process: log in, send *packets* packets one at a time,
     send their ACK latencies (seconds) or what went wrong to *parent*."""
-    _die_with_parent()
+    die_with_parent()
     latencies: list[float] = []
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -1,7 +1,10 @@
-"""What the benchmarks share: their error, a time limit, file descriptors."""
+"""What the benchmarks share: their error, a time limit, file descriptors,
+child processes."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import resource
 import signal
@@ -13,6 +16,8 @@ from pathlib import Path
 from types import FrameType
 
 import teltotwist
+
+_PR_SET_PDEATHSIG = 1
 
 
 class BenchError(Exception):
@@ -79,3 +84,23 @@ def terminate(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def all_descriptors() -> None:
+    """Raise this process's open-file soft limit to its hard limit."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def die_with_parent() -> None:
+    """In a child: get SIGTERM if the benchmark dies without cleaning up."""
+    name = ctypes.util.find_library("c")
+    if name is not None:
+        ctypes.CDLL(name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def child_setup() -> None:
+    """In a child (``preexec_fn``): all the descriptors allowed, and SIGTERM
+    if we die."""
+    all_descriptors()
+    die_with_parent()
