@@ -66,6 +66,7 @@ from harness import (
     child_setup,
     ensure_descriptors,
     global_timeout,
+    start_logged,
     terminate,
 )
 
@@ -139,16 +140,7 @@ class Server:
     def __init__(self, command: Sequence[str], records: Path | None, log: Path) -> None:
         self.records = records
         self.log = log
-        with log.open("wb") as output:
-            self.process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                cwd=log.parent,
-                env=child_environment(),
-                preexec_fn=child_setup,  # noqa: PLW1509
-            )
+        self.process = start_logged(command, log)
 
     def wait_until_listening(self, port: int, deadline: float) -> None:
         """Connect until the port answers; fail if the server exits."""

@@ -44,7 +44,6 @@ import re
 import selectors
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -56,10 +55,10 @@ from pathlib import Path
 
 from harness import (
     BenchError,
-    child_environment,
-    child_setup,
     ensure_descriptors,
     global_timeout,
+    logged_port,
+    start_logged,
     terminate,
 )
 
@@ -266,33 +265,16 @@ class Gateway:
         ]
         for sink in sinks:
             self.command += ["--sink", sink]
-        environment = child_environment()
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                self.command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=workdir,
-                env=environment,
-                preexec_fn=child_setup,  # noqa: PLW1509
-            )
+        self.process = start_logged(self.command, self.log_path)
         self.pid = self.process.pid
         self.port = 0
 
     def wait_until_listening(self, deadline: float) -> None:
         """Read the TCP port from the log once both listeners are up."""
         udp_line = f"TeltonikaUdpProtocol starting on {self.udp_port}"
-        while time.monotonic() < deadline:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-            found = re.search(r"TeltonikaTcpFactory starting on (\d+)", text)
-            if found and udp_line in text:
-                self.port = int(found.group(1))
-                return
-            if self.process.poll() is not None:
-                raise BenchError(f"the gateway exited before listening:\n{text}")
-            time.sleep(0.1)
-        raise BenchError("the gateway did not start listening in time")
+        self.port = logged_port(
+            self.process, self.log_path, deadline, "the gateway", udp_line
+        )
 
     def memory(self) -> tuple[int, int]:
         """Its VmRSS and VmHWM; fails if it has exited."""

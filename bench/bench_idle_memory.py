@@ -49,7 +49,6 @@ import shutil
 import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -61,10 +60,10 @@ from typing import Any
 from harness import (
     BenchError,
     all_descriptors,
-    child_environment,
-    child_setup,
     die_with_parent,
     global_timeout,
+    logged_port,
+    start_logged,
     terminate,
 )
 
@@ -217,30 +216,12 @@ class Server:
             str(max_connections),
         ]
         self.command = command
-        environment = child_environment()
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=workdir,
-                env=environment,
-                preexec_fn=child_setup,  # noqa: PLW1509
-            )
+        self.process = start_logged(command, self.log_path)
         self.pid = self.process.pid
 
     def wait_for_port(self, deadline: float) -> int:
         """The port from the log line ``TeltonikaTcpFactory starting on N``."""
-        while time.monotonic() < deadline:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-            found = re.search(r"TeltonikaTcpFactory starting on (\d+)", text)
-            if found:
-                return int(found.group(1))
-            if self.process.poll() is not None:
-                raise BenchError(f"twistd exited before listening:\n{text}")
-            time.sleep(0.1)
-        raise BenchError("twistd did not start listening in time")
+        return logged_port(self.process, self.log_path, deadline, "twistd")
 
     def check_running(self) -> None:
         """Fail if the server has exited."""

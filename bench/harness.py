@@ -6,11 +6,12 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import re
 import resource
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -104,3 +105,39 @@ def child_setup() -> None:
     if we die."""
     all_descriptors()
     die_with_parent()
+
+
+def start_logged(command: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
+    """Start *command* in *log*'s folder, its output into *log*, with the
+    :func:`child_environment` and :func:`child_setup`."""
+    with log.open("wb") as output:
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=log.parent,
+            env=child_environment(),
+            preexec_fn=child_setup,  # noqa: PLW1509
+        )
+
+
+def logged_port(
+    process: subprocess.Popen[bytes],
+    log: Path,
+    deadline: float,
+    name: str,
+    ready: str = "",
+) -> int:
+    """The port of the gateway's log line ``TeltonikaTcpFactory starting on
+    N``, once its *log* also holds *ready*; fail if *process* (*name*)
+    exits first."""
+    while time.monotonic() < deadline:
+        text = log.read_text(encoding="utf-8", errors="replace")
+        found = re.search(r"TeltonikaTcpFactory starting on (\d+)", text)
+        if found and ready in text:
+            return int(found.group(1))
+        if process.poll() is not None:
+            raise BenchError(f"{name} exited before listening:\n{text}")
+        time.sleep(0.1)
+    raise BenchError(f"{name} did not start listening in time")
