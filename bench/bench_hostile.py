@@ -54,12 +54,17 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from harness import (
+    BASE_TIME_MS,
     BenchError,
     ensure_descriptors,
+    fix_record,
     global_timeout,
     logged_port,
+    receive_exactly,
     start_logged,
     terminate,
+    tracker_frame,
+    tracker_record,
 )
 
 from teltotwist.codec import (
@@ -105,7 +110,6 @@ TRICKLE_CHUNK = 1024
 LOGIN_ACCEPTED = b"\x01"
 PING = b"\xff"
 """The keep-alive byte a tracker may send at any time, even before its login."""
-BASE_TIME_MS = 1_795_251_600_000
 SPARE_DESCRIPTORS = 256
 
 
@@ -129,37 +133,6 @@ class Scale:
 # Frames, built with the project's encoders ----------------------------------
 
 
-def _record(
-    timestamp_ms: int, io: dict[int, int | bytes], layout: tuple[int, ...]
-) -> AvlRecord:
-    return AvlRecord(
-        timestamp_ms=timestamp_ms,
-        priority=1,
-        longitude=25.2562916,
-        latitude=54.6676016,
-        altitude=138,
-        angle=90,
-        satellites=9,
-        speed=42,
-        event_id=0,
-        io=io,
-        io_layout=layout,  # type: ignore[arg-type]
-    )
-
-
-def tracker_record(number: int) -> AvlRecord:
-    """The real tracker's *number*-th record: a typical FMB fix."""
-    io, layout = io_elements(
-        io1={21: 3, 1: 0, 239: 1}, io2={66: 24079, 24: 42}, io4={241: 24602}
-    )
-    return _record(BASE_TIME_MS + number * 1000, io, layout)
-
-
-def tracker_frame(number: int) -> bytes:
-    """The real tracker's *number*-th packet: one Codec 8 record."""
-    return encode_frame(AvlPacket(Codec.CODEC8, (tracker_record(number),)))
-
-
 def shapes(elements: int) -> Iterator[tuple[int, int, int, int]]:
     """Distinct IO shapes (1, 2, 4, 8-byte group counts) of *elements* in all."""
     for one in range(elements + 1):
@@ -173,7 +146,7 @@ def shaped_record(shape: tuple[int, int, int, int], timestamp_ms: int) -> AvlRec
     ids = itertools.count(1)
     groups = [{next(ids): 0 for _ in range(count)} for count in shape]
     io, layout = io_elements(io1=groups[0], io2=groups[1], io4=groups[2], io8=groups[3])
-    return _record(timestamp_ms, io, layout)
+    return fix_record(timestamp_ms, io, layout)
 
 
 def shape_datagrams() -> Iterator[bytes]:
@@ -204,7 +177,7 @@ def unfinished_frame() -> bytes:
 
     def frame(padding: int) -> bytes:
         io, layout = io_elements(iox={380: bytes(padding)})
-        record = _record(BASE_TIME_MS, io, layout)
+        record = fix_record(BASE_TIME_MS, io, layout)
         return encode_frame(AvlPacket(Codec.CODEC8E, (record,)))
 
     return frame(DEFAULT_MAX_FRAME_SIZE - len(frame(0)))
@@ -290,16 +263,6 @@ class Gateway:
 # The real tracker -------------------------------------------------------------
 
 
-def _receive_exactly(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise ConnectionError("closed by the gateway")
-        data += chunk
-    return data
-
-
 def _reason(error: Exception) -> str:
     if isinstance(error, TimeoutError):
         return "timed out"
@@ -326,12 +289,12 @@ def visit(port: int, number: int, timeout: float) -> None:
             sock.connect((GATEWAY_HOST, port))
             step = "login"
             sock.sendall(encode_login(TRACKER_IMEI))
-            reply = _receive_exactly(sock, 1)
+            reply = receive_exactly(sock, 1)
             if reply != LOGIN_ACCEPTED:
                 raise ConnectionError(f"answered {reply.hex()}")
             step = "ACK"
             sock.sendall(tracker_frame(number))
-            ack = _receive_exactly(sock, 4)
+            ack = receive_exactly(sock, 4)
             if ack != tcp_ack(1):
                 raise ConnectionError(f"{ack.hex()}, not {tcp_ack(1).hex()}")
     except OSError as error:
@@ -637,7 +600,7 @@ def tcp_shape_flood(target: Target, scale: Scale, until: float) -> str:
         sock.bind((FLOOD_SOURCE, 0))
         sock.connect((GATEWAY_HOST, target.port))
         sock.sendall(encode_login(INSIDER_IMEI))
-        if _receive_exactly(sock, 1) != LOGIN_ACCEPTED:
+        if receive_exactly(sock, 1) != LOGIN_ACCEPTED:
             raise BenchError("the gateway refused the insider's login")
         for frame, count in shape_frames():
             time.sleep(max(0.0, started + records * spacing - time.monotonic()))
@@ -645,7 +608,7 @@ def tcp_shape_flood(target: Target, scale: Scale, until: float) -> str:
                 break
             try:
                 sock.sendall(frame)
-                if _receive_exactly(sock, 4) != tcp_ack(count):
+                if receive_exactly(sock, 4) != tcp_ack(count):
                     outcome = "stopped: wrong ACK"
                     break
             except OSError as error:

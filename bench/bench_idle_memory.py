@@ -63,17 +63,14 @@ from harness import (
     die_with_parent,
     global_timeout,
     logged_port,
+    receive_exactly,
     start_logged,
     terminate,
+    tracker_frame,
 )
 
 from teltotwist.codec import (
-    AvlPacket,
-    AvlRecord,
-    Codec,
-    encode_frame,
     encode_login,
-    io_elements,
     tcp_ack,
 )
 from teltotwist.tap import LISTEN_BACKLOG
@@ -93,7 +90,6 @@ GATEWAY_MARGIN = 32
 those it holds idle and the probe's."""
 WORKER_SPARE = 64
 """Descriptors a worker keeps for itself besides its connections."""
-BASE_TIME_MS = 1_795_251_600_000
 
 
 @dataclass(frozen=True)
@@ -115,27 +111,6 @@ class Sample:
 def login(number: int) -> bytes:
     """The 17-byte IMEI login of the *number*-th tracker."""
     return encode_login(str(FIRST_IMEI + number))
-
-
-def probe_frame(number: int) -> bytes:
-    """The probe's *number*-th packet: one Codec 8 record of a typical fix."""
-    io, layout = io_elements(
-        io1={21: 3, 1: 0, 239: 1}, io2={66: 24079, 24: 42}, io4={241: 24602}
-    )
-    record = AvlRecord(
-        timestamp_ms=BASE_TIME_MS + number * 1000,
-        priority=1,
-        longitude=25.2562916,
-        latitude=54.6676016,
-        altitude=138,
-        angle=90,
-        satellites=9,
-        speed=42,
-        event_id=0,
-        io=io,
-        io_layout=layout,
-    )
-    return encode_frame(AvlPacket(Codec.CODEC8, (record,)))
 
 
 def read_memory(pid: int) -> Memory:
@@ -445,16 +420,6 @@ class TrackerWorkers:
 # The probe tracker. -----------------------------------------------------------
 
 
-def _receive_exactly(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise ConnectionError("closed by the gateway")
-        data += chunk
-    return data
-
-
 def _probe_visit(
     port: int, packets: int, interval: float, timeout: float, parent: Any
 ) -> None:
@@ -469,14 +434,14 @@ def _probe_visit(
             sock.bind((PROBE_SOURCE, 0))
             sock.connect((GATEWAY_HOST, port))
             sock.sendall(encode_login(PROBE_IMEI))
-            reply = _receive_exactly(sock, 1)
+            reply = receive_exactly(sock, 1)
             if reply != LOGIN_ACCEPTED:
                 raise ConnectionError(f"login answered {reply.hex()}")
             for number in range(packets):
-                frame = probe_frame(number)
+                frame = tracker_frame(number)
                 sock.sendall(frame)
                 sent = time.perf_counter()
-                ack = _receive_exactly(sock, 4)
+                ack = receive_exactly(sock, 4)
                 latencies.append(time.perf_counter() - sent)
                 if ack != tcp_ack(1):
                     raise ConnectionError(f"ACK {ack.hex()}, not {tcp_ack(1).hex()}")

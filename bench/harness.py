@@ -1,5 +1,5 @@
 """What the benchmarks share: their error, a time limit, file descriptors,
-child processes."""
+child processes, a typical tracker's packets."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import re
 import resource
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
@@ -17,7 +18,17 @@ from pathlib import Path
 from types import FrameType
 
 import teltotwist
+from teltotwist.codec import (
+    AvlPacket,
+    AvlRecord,
+    Codec,
+    IoLayout,
+    IoValue,
+    encode_frame,
+    io_elements,
+)
 
+BASE_TIME_MS = 1_795_251_600_000
 _PR_SET_PDEATHSIG = 1
 
 
@@ -141,3 +152,46 @@ def logged_port(
             raise BenchError(f"{name} exited before listening:\n{text}")
         time.sleep(0.1)
     raise BenchError(f"{name} did not start listening in time")
+
+
+def fix_record(
+    timestamp_ms: int, io: dict[int, IoValue], layout: IoLayout
+) -> AvlRecord:
+    """A record of one fix, moving, with *io*."""
+    return AvlRecord(
+        timestamp_ms=timestamp_ms,
+        priority=1,
+        longitude=25.2562916,
+        latitude=54.6676016,
+        altitude=138,
+        angle=90,
+        satellites=9,
+        speed=42,
+        event_id=0,
+        io=io,
+        io_layout=layout,
+    )
+
+
+def tracker_record(number: int) -> AvlRecord:
+    """A real tracker's *number*-th record: a typical FMB fix."""
+    io, layout = io_elements(
+        io1={21: 3, 1: 0, 239: 1}, io2={66: 24079, 24: 42}, io4={241: 24602}
+    )
+    return fix_record(BASE_TIME_MS + number * 1000, io, layout)
+
+
+def tracker_frame(number: int) -> bytes:
+    """A real tracker's *number*-th packet: one Codec 8 record."""
+    return encode_frame(AvlPacket(Codec.CODEC8, (tracker_record(number),)))
+
+
+def receive_exactly(sock: socket.socket, size: int) -> bytes:
+    """*size* bytes from *sock*; ConnectionError if it closes first."""
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("closed by the gateway")
+        data += chunk
+    return data
