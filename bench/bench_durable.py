@@ -55,7 +55,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,7 @@ from harness import (
     terminate,
 )
 
+from teltotwist.cli.arguments import positive
 from teltotwist.cluster.worker import worker_sink_spec
 
 HOST = "127.0.0.1"
@@ -547,16 +548,6 @@ class Report:
 # The command line ------------------------------------------------------------------
 
 
-def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
-    def convert(text: str) -> float:
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{text} is not positive")
-        return value
-
-    return convert
-
-
 def _scenario_names(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
     unknown = sorted(set(names) - SCENARIOS.keys())
@@ -578,20 +569,20 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     for scenario in SCENARIOS.values():
         parser.add_argument(
             f"--{scenario.name}-devices",
-            type=_positive(int),
+            type=positive(int),
             default=scenario.devices,
             metavar="N",
             help=f"trackers in {scenario.name} (default {scenario.devices:,})",
         )
         parser.add_argument(
             f"--{scenario.name}-duration",
-            type=_positive(float),
+            type=positive(float),
             default=scenario.duration,
             metavar="SECONDS",
             help=f"seconds of {scenario.name} (default {scenario.duration:g})",
         )
     parser.add_argument(
-        "--repeat", type=_positive(int), default=1, metavar="N", help="rounds"
+        "--repeat", type=positive(int), default=1, metavar="N", help="rounds"
     )
     parser.add_argument(
         "--yardserver",
@@ -622,7 +613,7 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="print JSON, not a table")
     parser.add_argument(
         "--timeout",
-        type=_positive(float),
+        type=positive(float),
         metavar="SECONDS",
         help="for the whole run (default: twice the time the runs should take)",
     )

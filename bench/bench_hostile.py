@@ -67,6 +67,7 @@ from harness import (
     tracker_record,
 )
 
+from teltotwist.cli.arguments import positive
 from teltotwist.codec import (
     DEFAULT_MAX_FRAME_SIZE,
     AvlPacket,
@@ -914,16 +915,6 @@ def _attack_keys(text: str) -> list[str]:
     return keys
 
 
-def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
-    def convert(text: str) -> float:
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{text} is not positive")
-        return value
-
-    return convert
-
-
 def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument(
@@ -933,8 +924,8 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         help="comma-separated, of a,b,c,d,e (default: all)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON, not a table")
-    number = _positive(int)
-    seconds = _positive(float)
+    number = positive(int)
+    seconds = positive(float)
     scale = parser.add_argument_group("scale")
     scale.add_argument("--duration", type=seconds, default=30.0, help="s per attack")
     scale.add_argument(
