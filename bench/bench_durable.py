@@ -67,6 +67,7 @@ from harness import (
     child_environment,
     child_setup,
     ensure_descriptors,
+    free_port,
     global_timeout,
     start_logged,
     terminate,
@@ -126,14 +127,6 @@ SCENARIOS = {
 
 
 # Processes ---------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A TCP port on the loopback address that nothing listens on now."""
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class Server:

@@ -57,14 +57,13 @@ from bench_durable import (
     ackonly_command,
     add_scenario_options,
     chosen_scenarios,
-    free_port,
     gateway_command,
     measured,
     medians,
     run_load,
     run_rounds,
 )
-from harness import BenchError
+from harness import BenchError, free_port
 
 from teltotwist.cli.arguments import positive
 

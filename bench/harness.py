@@ -98,6 +98,14 @@ def terminate(
             process.wait()
 
 
+def free_port() -> int:
+    """A TCP port on the loopback address that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 def all_descriptors() -> None:
     """Raise this process's open-file soft limit to its hard limit."""
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
