@@ -45,11 +45,8 @@ temporary files are removed.
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import json
 import os
-import resource
 import shutil
 import signal
 import socket
@@ -60,17 +57,23 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
+from itertools import product
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from harness import (
     BenchError,
     child_environment,
+    child_setup,
     ensure_descriptors,
+    free_port,
     global_timeout,
+    start_logged,
     terminate,
 )
 
+from teltotwist.cli.arguments import positive
 from teltotwist.cluster.worker import worker_sink_spec
 
 HOST = "127.0.0.1"
@@ -90,7 +93,6 @@ ACK_TIMEOUT = 10.0
 SPARE_DESCRIPTORS = 256
 PROFILE_SUFFIXES = {"speedscope": "speedscope.json", "raw": "txt"}
 """py-spy's output formats, and the file name suffix of each."""
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -127,23 +129,6 @@ SCENARIOS = {
 # Processes ---------------------------------------------------------------------
 
 
-def _child_setup() -> None:
-    """In a child: all the descriptors allowed, and SIGTERM if we die."""
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    name = ctypes.util.find_library("c")
-    if name is not None:
-        ctypes.CDLL(name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def free_port() -> int:
-    """A TCP port on the loopback address that nothing listens on now."""
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 class Server:
     """One server process, listening on a free port, filing records in
     *records* (one JSON line each; None: it files none)."""
@@ -151,16 +136,7 @@ class Server:
     def __init__(self, command: Sequence[str], records: Path | None, log: Path) -> None:
         self.records = records
         self.log = log
-        with log.open("wb") as output:
-            self.process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                cwd=log.parent,
-                env=child_environment(),
-                preexec_fn=_child_setup,  # noqa: PLW1509
-            )
+        self.process = start_logged(command, log)
 
     def wait_until_listening(self, port: int, deadline: float) -> None:
         """Connect until the port answers; fail if the server exits."""
@@ -227,11 +203,19 @@ def yardserver_command(path: Path, port: int, records: Path) -> list[str]:
     return [sys.executable, str(path), str(port), str(records)]
 
 
-def gateway_command(options: Sequence[str], port: int, records: Path) -> list[str]:
+def gateway_command(
+    options: Sequence[str],
+    port: int,
+    records: Path,
+    twist_options: Sequence[str] = (),
+) -> list[str]:
+    """The gateway on *port*, filing into *records*, with *options* (and
+    *twist_options* for ``twist`` itself)."""
     return [
         sys.executable,
         "-m",
         "twisted",
+        *twist_options,
         "teltonika",
         "--port",
         f"tcp:{port}:interface={HOST}",
@@ -274,7 +258,7 @@ def run_load(scenario: Scenario, port: int, deadline: float) -> dict[str, Any]:
             env=child_environment(),
             timeout=max(timeout, 1.0),
             check=False,
-            preexec_fn=_child_setup,
+            preexec_fn=child_setup,
         )
     except subprocess.TimeoutExpired:
         raise BenchError(f"the {scenario.name} load did not end in time") from None
@@ -300,7 +284,7 @@ class Profiler:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_child_setup,  # noqa: PLW1509
+                preexec_fn=child_setup,  # noqa: PLW1509
             )
 
     def stop(self) -> None:
@@ -325,11 +309,10 @@ def find_py_spy() -> str:
 
 
 @dataclass(frozen=True)
-class Run:
-    """One load against one fresh server."""
+class Measured:
+    """What one load against one fresh server measured."""
 
     scenario: str
-    server: str
     round: int
     records_acked: int
     file_lines: int | None
@@ -339,14 +322,55 @@ class Run:
     p99_ms: float
     max_ms: float
     errors: int
-    unacked: int
-    resends: int
-    profile: str | None = None
 
     @property
     def consistent(self) -> bool:
         """The records ACKed are the records the server filed (if it files)."""
         return self.file_lines is None or self.records_acked == self.file_lines
+
+    def describe(self, server: str, floor: str) -> str:
+        """One line: the round, scenario, *server* (a column) and figures;
+        *floor* says that the server files nothing."""
+        if self.file_lines is None:
+            check = floor
+        elif self.consistent:
+            check = "records ok"
+        else:
+            check = f"{self.file_lines:,} lines filed"
+        return (
+            f"round {self.round} {self.scenario:<8} {server} "
+            f"{self.records_per_second:>9,.0f} records/s  p50 {self.p50_ms:,.1f} ms  "
+            f"p99 {self.p99_ms:,.1f} ms  errors {self.errors}  {check}"
+        )
+
+
+def measured(
+    scenario: Scenario, round_: int, file_lines: int | None, summary: dict[str, Any]
+) -> dict[str, Any]:
+    """The :class:`Measured` fields of a load of *scenario*, from its JSON
+    *summary*."""
+    latency = summary["latency_ms"]
+    return {
+        "scenario": scenario.name,
+        "round": round_,
+        "file_lines": file_lines,
+        "records_acked": summary["records_acked"],
+        "records_per_second": summary["records_per_second"],
+        "p50_ms": latency["p50"],
+        "p99_ms": latency["p99"],
+        "max_ms": latency["max"],
+        "errors": sum(summary["errors"].values()),
+    }
+
+
+@dataclass(frozen=True)
+class Run(Measured):
+    """One load against one fresh server of :data:`SERVERS`."""
+
+    server: str
+    unacked: int
+    resends: int
+    profile: str | None = None
 
 
 @dataclass(frozen=True)
@@ -362,7 +386,7 @@ class Settings:
 
 
 def run_once(
-    scenario: Scenario, server: str, round_: int, settings: Settings, deadline: float
+    scenario: Scenario, server: str, round_: int, deadline: float, settings: Settings
 ) -> Run:
     """Start *server* afresh, drive it with *scenario*, count its lines."""
     port = free_port()
@@ -396,36 +420,42 @@ def run_once(
             terminate(profiler.process, grace=15, signal_number=signal.SIGINT)
         process.stop()
         process.remove_records()
-    latency = summary["latency_ms"]
     return Run(
-        scenario=scenario.name,
+        **measured(scenario, round_, lines, summary),
         server=server,
-        round=round_,
-        records_acked=summary["records_acked"],
-        file_lines=lines,
-        records_per_second=summary["records_per_second"],
-        p50_ms=latency["p50"],
-        p99_ms=latency["p99"],
-        max_ms=latency["max"],
-        errors=sum(summary["errors"].values()),
         unacked=summary["unacked"],
         resends=summary["resends"],
         profile=None if profiler is None else str(profiler.output),
     )
 
 
-def describe(run: Run) -> str:
-    if run.file_lines is None:
-        check = "files nothing"
-    elif run.consistent:
-        check = "records ok"
-    else:
-        check = f"{run.file_lines:,} lines filed"
-    return (
-        f"round {run.round} {run.scenario:<8} {run.server:<10} "
-        f"{run.records_per_second:>9,.0f} records/s  p50 {run.p50_ms:,.1f} ms  "
-        f"p99 {run.p99_ms:,.1f} ms  errors {run.errors}  {check}"
+KindOfServer = TypeVar("KindOfServer")
+SomeRun = TypeVar("SomeRun", bound=Measured)
+
+
+def run_rounds(
+    repeat: int,
+    scenarios: Sequence[Scenario],
+    servers: Sequence[KindOfServer],
+    *,
+    timeout: float,
+    run_once: Callable[[Scenario, KindOfServer, int, float], SomeRun],
+    describe: Callable[[SomeRun], str],
+) -> list[SomeRun]:
+    """Each ``run_once(scenario, server, round, deadline)`` within *timeout*
+    seconds: *servers* alternate, scenario by scenario, for *repeat* rounds.
+    Each run is described on stderr as it ends."""
+    ensure_descriptors(
+        SPARE_DESCRIPTORS + max(scenario.devices for scenario in scenarios)
     )
+    runs: list[SomeRun] = []
+    with global_timeout(timeout, grace=60) as deadline:
+        rounds = range(1, repeat + 1)
+        for round_, scenario, server in product(rounds, scenarios, servers):
+            run = run_once(scenario, server, round_, deadline)
+            print(describe(run), file=sys.stderr, flush=True)
+            runs.append(run)
+    return runs
 
 
 # The report --------------------------------------------------------------------
@@ -445,8 +475,24 @@ class Medians:
     errors: int
     inconsistent_runs: int
 
+    def columns(self) -> str:
+        """Records/s, their range, the latencies and errors: :data:`COLUMNS`."""
+        low, high = self.records_per_second_min, self.records_per_second_max
+        span = f"({low:,.0f}-{high:,.0f})"
+        return (
+            f"{self.records_per_second:>10,.0f} {span:>17} {self.p50_ms:>8,.1f} "
+            f"{self.p99_ms:>8,.1f} {self.max_ms:>8,.1f} {self.errors:>6}"
+        )
 
-def medians(runs: Sequence[Run]) -> Medians:
+
+COLUMNS = (
+    f"{'records/s':>10} {'range':>17} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+    f"{'errors':>6}"
+)
+"""The headings of :meth:`Medians.columns`."""
+
+
+def medians(runs: Sequence[Measured]) -> Medians:
     rates = [run.records_per_second for run in runs]
     return Medians(
         runs=len(runs),
@@ -529,28 +575,18 @@ class Report:
             f"{P99_TARGET_MS:g} ms for teltotwist; records ACKed = lines filed. "
             f"{FLOOR}: the floor (the load generator with a server that only ACKs).",
             "",
-            f"{'scenario':<9} {'server':<11} {'records/s':>10} {'range':>17} "
-            f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>6}  records",
+            f"{'scenario':<9} {'server':<11} {COLUMNS}  records",
         ]
         ratios = self.ratios()
         for name, servers in self.medians().items():
-            for server, figures in servers.items():
-                low, high = (
-                    figures.records_per_second_min,
-                    figures.records_per_second_max,
-                )
+            for server, each in servers.items():
                 if server == FLOOR:
                     check = "floor: files nothing"
-                elif figures.inconsistent_runs:
-                    check = f"{figures.inconsistent_runs} run(s) differ"
+                elif each.inconsistent_runs:
+                    check = f"{each.inconsistent_runs} run(s) differ"
                 else:
                     check = "ok"
-                lines.append(
-                    f"{name:<9} {server:<11} {figures.records_per_second:>10,.0f} "
-                    f"{f'({low:,.0f}-{high:,.0f})':>17} {figures.p50_ms:>8,.1f} "
-                    f"{figures.p99_ms:>8,.1f} {figures.max_ms:>8,.1f} "
-                    f"{figures.errors:>6}  {check}"
-                )
+                lines.append(f"{name:<9} {server:<11} {each.columns()}  {check}")
             if name in ratios:
                 lines.append(f"{name:<9} {'ratio':<11} {ratios[name]:>9.2f}x")
         met = self.targets()
@@ -567,51 +603,46 @@ class Report:
 # The command line ------------------------------------------------------------------
 
 
-def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
-    def convert(text: str) -> float:
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{text} is not positive")
-        return value
+def add_scenario_options(parser: argparse.ArgumentParser, names: list[str]) -> None:
+    """``--scenarios``, some of *names*, and each one's ``--NAME-devices``
+    and ``--NAME-duration``: see :func:`chosen_scenarios`."""
 
-    return convert
+    def scenario_names(text: str) -> list[str]:
+        chosen = [name.strip() for name in text.split(",") if name.strip()]
+        if not chosen or set(chosen) - set(names):
+            raise argparse.ArgumentTypeError(
+                f"scenarios are some of {','.join(names)}, not {text!r}"
+            )
+        return chosen
 
-
-def _scenario_names(text: str) -> list[str]:
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = sorted(set(names) - SCENARIOS.keys())
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"scenarios are some of {','.join(SCENARIOS)}, not {text!r}"
-        )
-    return names
-
-
-def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument(
         "--scenarios",
-        type=_scenario_names,
-        default=list(SCENARIOS),
-        help=f"comma-separated, of {','.join(SCENARIOS)} (default: all)",
+        type=scenario_names,
+        default=names,
+        help=f"comma-separated, of {','.join(names)} (default: all)",
     )
-    for scenario in SCENARIOS.values():
+    for scenario in (SCENARIOS[name] for name in names):
         parser.add_argument(
             f"--{scenario.name}-devices",
-            type=_positive(int),
+            type=positive(int),
             default=scenario.devices,
             metavar="N",
             help=f"trackers in {scenario.name} (default {scenario.devices:,})",
         )
         parser.add_argument(
             f"--{scenario.name}-duration",
-            type=_positive(float),
+            type=positive(float),
             default=scenario.duration,
             metavar="SECONDS",
             help=f"seconds of {scenario.name} (default {scenario.duration:g})",
         )
+
+
+def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    add_scenario_options(parser, list(SCENARIOS))
     parser.add_argument(
-        "--repeat", type=_positive(int), default=1, metavar="N", help="rounds"
+        "--repeat", type=positive(int), default=1, metavar="N", help="rounds"
     )
     parser.add_argument(
         "--yardserver",
@@ -642,7 +673,7 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="print JSON, not a table")
     parser.add_argument(
         "--timeout",
-        type=_positive(float),
+        type=positive(float),
         metavar="SECONDS",
         help="for the whole run (default: twice the time the runs should take)",
     )
@@ -669,7 +700,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     expected = arguments.repeat * sum(
         len(SERVERS) * (scenario.duration + ACK_TIMEOUT + 10) for scenario in scenarios
     )
-    runs: list[Run] = []
     workdir = Path(tempfile.mkdtemp(prefix="bench-durable-"))
     try:
         if not arguments.yardserver.is_file():
@@ -689,16 +719,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             profile_format=arguments.profile_format,
             py_spy=py_spy,
         )
-        ensure_descriptors(
-            SPARE_DESCRIPTORS + max(scenario.devices for scenario in scenarios)
+        runs = run_rounds(
+            arguments.repeat,
+            scenarios,
+            SERVERS,
+            timeout=arguments.timeout or 2 * expected,
+            run_once=partial(run_once, settings=settings),
+            describe=lambda run: run.describe(f"{run.server:<10}", "files nothing"),
         )
-        with global_timeout(arguments.timeout or 2 * expected, grace=60) as deadline:
-            for round_ in range(1, arguments.repeat + 1):
-                for scenario in scenarios:
-                    for server in SERVERS:
-                        run = run_once(scenario, server, round_, settings, deadline)
-                        print(describe(run), file=sys.stderr, flush=True)
-                        runs.append(run)
     except (BenchError, OSError) as error:
         print(f"bench_durable: {error}", file=sys.stderr)
         return 2

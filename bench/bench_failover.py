@@ -46,7 +46,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import BenchError, child_environment, terminate
+from harness import BenchError, child_environment, free_port, terminate
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "docs" / "examples" / "haproxy.cfg"
@@ -123,13 +123,6 @@ class Gateway:
             if "timestamp" in item:
                 records.append(item)
         return records
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @contextmanager

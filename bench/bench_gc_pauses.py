@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import re
 import shutil
 import signal
 import subprocess
@@ -37,8 +36,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench_idle_memory import GATEWAY_HOST, TrackerWorkers, _gateway_child_setup
-from harness import BenchError, child_environment, global_timeout, terminate
+from bench_idle_memory import GATEWAY_HOST, TrackerWorkers
+from harness import (
+    BenchError,
+    global_timeout,
+    logged_port,
+    start_logged,
+    terminate,
+)
 
 from teltotwist.tap import LISTEN_BACKLOG
 
@@ -152,29 +157,17 @@ class TimedGateway:
             str(workdir / "state"),
             *options,
         ]
-        environment = child_environment()
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                self.command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=workdir,
-                env=environment,
-                preexec_fn=_gateway_child_setup,  # noqa: PLW1509
-            )
+        self.process = start_logged(self.command, self.log_path)
 
     def wait_until_listening(self, deadline: float) -> int:
         """The port, once the gateway says it listens."""
-        while time.monotonic() < deadline:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-            found = re.search(r"TeltonikaTcpFactory starting on (\d+)", text)
-            if found and "Listening for trackers" in text:
-                return int(found.group(1))
-            if self.process.poll() is not None:
-                raise BenchError(f"the gateway exited before listening:\n{text}")
-            time.sleep(0.1)
-        raise BenchError("the gateway did not start listening in time")
+        return logged_port(
+            self.process,
+            self.log_path,
+            deadline,
+            "the gateway",
+            "Listening for trackers",
+        )
 
     def measure(self, deadline: float) -> dict[str, Any]:
         """Its collection times, a full collection timed and the objects

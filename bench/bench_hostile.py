@@ -33,8 +33,6 @@ file is closed or removed on the way out, error or not.
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import errno
 import itertools
 import json
@@ -43,12 +41,9 @@ import multiprocessing.connection
 import multiprocessing.synchronize
 import os
 import re
-import resource
 import selectors
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -59,13 +54,20 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from harness import (
+    BASE_TIME_MS,
     BenchError,
-    child_environment,
     ensure_descriptors,
+    fix_record,
     global_timeout,
+    logged_port,
+    receive_exactly,
+    start_logged,
     terminate,
+    tracker_frame,
+    tracker_record,
 )
 
+from teltotwist.cli.arguments import positive
 from teltotwist.codec import (
     DEFAULT_MAX_FRAME_SIZE,
     AvlPacket,
@@ -109,9 +111,7 @@ TRICKLE_CHUNK = 1024
 LOGIN_ACCEPTED = b"\x01"
 PING = b"\xff"
 """The keep-alive byte a tracker may send at any time, even before its login."""
-BASE_TIME_MS = 1_795_251_600_000
 SPARE_DESCRIPTORS = 256
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -134,37 +134,6 @@ class Scale:
 # Frames, built with the project's encoders ----------------------------------
 
 
-def _record(
-    timestamp_ms: int, io: dict[int, int | bytes], layout: tuple[int, ...]
-) -> AvlRecord:
-    return AvlRecord(
-        timestamp_ms=timestamp_ms,
-        priority=1,
-        longitude=25.2562916,
-        latitude=54.6676016,
-        altitude=138,
-        angle=90,
-        satellites=9,
-        speed=42,
-        event_id=0,
-        io=io,
-        io_layout=layout,  # type: ignore[arg-type]
-    )
-
-
-def tracker_record(number: int) -> AvlRecord:
-    """The real tracker's *number*-th record: a typical FMB fix."""
-    io, layout = io_elements(
-        io1={21: 3, 1: 0, 239: 1}, io2={66: 24079, 24: 42}, io4={241: 24602}
-    )
-    return _record(BASE_TIME_MS + number * 1000, io, layout)
-
-
-def tracker_frame(number: int) -> bytes:
-    """The real tracker's *number*-th packet: one Codec 8 record."""
-    return encode_frame(AvlPacket(Codec.CODEC8, (tracker_record(number),)))
-
-
 def shapes(elements: int) -> Iterator[tuple[int, int, int, int]]:
     """Distinct IO shapes (1, 2, 4, 8-byte group counts) of *elements* in all."""
     for one in range(elements + 1):
@@ -178,7 +147,7 @@ def shaped_record(shape: tuple[int, int, int, int], timestamp_ms: int) -> AvlRec
     ids = itertools.count(1)
     groups = [{next(ids): 0 for _ in range(count)} for count in shape]
     io, layout = io_elements(io1=groups[0], io2=groups[1], io4=groups[2], io8=groups[3])
-    return _record(timestamp_ms, io, layout)
+    return fix_record(timestamp_ms, io, layout)
 
 
 def shape_datagrams() -> Iterator[bytes]:
@@ -209,7 +178,7 @@ def unfinished_frame() -> bytes:
 
     def frame(padding: int) -> bytes:
         io, layout = io_elements(iox={380: bytes(padding)})
-        record = _record(BASE_TIME_MS, io, layout)
+        record = fix_record(BASE_TIME_MS, io, layout)
         return encode_frame(AvlPacket(Codec.CODEC8E, (record,)))
 
     return frame(DEFAULT_MAX_FRAME_SIZE - len(frame(0)))
@@ -242,15 +211,6 @@ def _free_udp_port() -> int:
         return port
 
 
-def _gateway_child_setup() -> None:
-    """In the child: all the descriptors allowed, and SIGTERM if we die."""
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    name = ctypes.util.find_library("c")
-    if name is not None:
-        ctypes.CDLL(name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 class Gateway:
     """``python -m twisted teltonika`` on loopback, on its default limits."""
 
@@ -279,33 +239,16 @@ class Gateway:
         ]
         for sink in sinks:
             self.command += ["--sink", sink]
-        environment = child_environment()
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                self.command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=workdir,
-                env=environment,
-                preexec_fn=_gateway_child_setup,  # noqa: PLW1509
-            )
+        self.process = start_logged(self.command, self.log_path)
         self.pid = self.process.pid
         self.port = 0
 
     def wait_until_listening(self, deadline: float) -> None:
         """Read the TCP port from the log once both listeners are up."""
         udp_line = f"TeltonikaUdpProtocol starting on {self.udp_port}"
-        while time.monotonic() < deadline:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-            found = re.search(r"TeltonikaTcpFactory starting on (\d+)", text)
-            if found and udp_line in text:
-                self.port = int(found.group(1))
-                return
-            if self.process.poll() is not None:
-                raise BenchError(f"the gateway exited before listening:\n{text}")
-            time.sleep(0.1)
-        raise BenchError("the gateway did not start listening in time")
+        self.port = logged_port(
+            self.process, self.log_path, deadline, "the gateway", udp_line
+        )
 
     def memory(self) -> tuple[int, int]:
         """Its VmRSS and VmHWM; fails if it has exited."""
@@ -319,16 +262,6 @@ class Gateway:
 
 
 # The real tracker -------------------------------------------------------------
-
-
-def _receive_exactly(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise ConnectionError("closed by the gateway")
-        data += chunk
-    return data
 
 
 def _reason(error: Exception) -> str:
@@ -357,12 +290,12 @@ def visit(port: int, number: int, timeout: float) -> None:
             sock.connect((GATEWAY_HOST, port))
             step = "login"
             sock.sendall(encode_login(TRACKER_IMEI))
-            reply = _receive_exactly(sock, 1)
+            reply = receive_exactly(sock, 1)
             if reply != LOGIN_ACCEPTED:
                 raise ConnectionError(f"answered {reply.hex()}")
             step = "ACK"
             sock.sendall(tracker_frame(number))
-            ack = _receive_exactly(sock, 4)
+            ack = receive_exactly(sock, 4)
             if ack != tcp_ack(1):
                 raise ConnectionError(f"{ack.hex()}, not {tcp_ack(1).hex()}")
     except OSError as error:
@@ -668,7 +601,7 @@ def tcp_shape_flood(target: Target, scale: Scale, until: float) -> str:
         sock.bind((FLOOD_SOURCE, 0))
         sock.connect((GATEWAY_HOST, target.port))
         sock.sendall(encode_login(INSIDER_IMEI))
-        if _receive_exactly(sock, 1) != LOGIN_ACCEPTED:
+        if receive_exactly(sock, 1) != LOGIN_ACCEPTED:
             raise BenchError("the gateway refused the insider's login")
         for frame, count in shape_frames():
             time.sleep(max(0.0, started + records * spacing - time.monotonic()))
@@ -676,7 +609,7 @@ def tcp_shape_flood(target: Target, scale: Scale, until: float) -> str:
                 break
             try:
                 sock.sendall(frame)
-                if _receive_exactly(sock, 4) != tcp_ack(count):
+                if receive_exactly(sock, 4) != tcp_ack(count):
                     outcome = "stopped: wrong ACK"
                     break
             except OSError as error:
@@ -982,16 +915,6 @@ def _attack_keys(text: str) -> list[str]:
     return keys
 
 
-def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
-    def convert(text: str) -> float:
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{text} is not positive")
-        return value
-
-    return convert
-
-
 def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument(
@@ -1001,8 +924,8 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         help="comma-separated, of a,b,c,d,e (default: all)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON, not a table")
-    number = _positive(int)
-    seconds = _positive(float)
+    number = positive(int)
+    seconds = positive(float)
     scale = parser.add_argument_group("scale")
     scale.add_argument("--duration", type=seconds, default=30.0, help="s per attack")
     scale.add_argument(

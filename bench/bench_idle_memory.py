@@ -36,8 +36,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
-import ctypes.util
 import errno
 import json
 import math
@@ -51,7 +49,6 @@ import shutil
 import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -60,15 +57,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import BenchError, child_environment, global_timeout, terminate
+from harness import (
+    BenchError,
+    all_descriptors,
+    die_with_parent,
+    global_timeout,
+    logged_port,
+    receive_exactly,
+    start_logged,
+    terminate,
+    tracker_frame,
+)
 
 from teltotwist.codec import (
-    AvlPacket,
-    AvlRecord,
-    Codec,
-    encode_frame,
     encode_login,
-    io_elements,
     tcp_ack,
 )
 from teltotwist.tap import LISTEN_BACKLOG
@@ -88,8 +90,6 @@ GATEWAY_MARGIN = 32
 those it holds idle and the probe's."""
 WORKER_SPARE = 64
 """Descriptors a worker keeps for itself besides its connections."""
-BASE_TIME_MS = 1_795_251_600_000
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -111,27 +111,6 @@ class Sample:
 def login(number: int) -> bytes:
     """The 17-byte IMEI login of the *number*-th tracker."""
     return encode_login(str(FIRST_IMEI + number))
-
-
-def probe_frame(number: int) -> bytes:
-    """The probe's *number*-th packet: one Codec 8 record of a typical fix."""
-    io, layout = io_elements(
-        io1={21: 3, 1: 0, 239: 1}, io2={66: 24079, 24: 42}, io4={241: 24602}
-    )
-    record = AvlRecord(
-        timestamp_ms=BASE_TIME_MS + number * 1000,
-        priority=1,
-        longitude=25.2562916,
-        latitude=54.6676016,
-        altitude=138,
-        angle=90,
-        satellites=9,
-        speed=42,
-        event_id=0,
-        io=io,
-        io_layout=layout,
-    )
-    return encode_frame(AvlPacket(Codec.CODEC8, (record,)))
 
 
 def read_memory(pid: int) -> Memory:
@@ -189,24 +168,6 @@ def open_descriptors(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def _all_descriptors() -> None:
-    """Raise this process's open-file soft limit to its hard limit."""
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def _die_with_parent() -> None:
-    """In a child: get SIGTERM if the benchmark dies without cleaning up."""
-    name = ctypes.util.find_library("c")
-    if name is not None:
-        ctypes.CDLL(name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def _gateway_child_setup() -> None:
-    _all_descriptors()
-    _die_with_parent()
-
-
 class Server:
     """A ``twistd -n teltonika`` subprocess logging to a file, with all the
     descriptors its hard limit allows."""
@@ -230,30 +191,12 @@ class Server:
             str(max_connections),
         ]
         self.command = command
-        environment = child_environment()
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=workdir,
-                env=environment,
-                preexec_fn=_gateway_child_setup,  # noqa: PLW1509
-            )
+        self.process = start_logged(command, self.log_path)
         self.pid = self.process.pid
 
     def wait_for_port(self, deadline: float) -> int:
         """The port from the log line ``TeltonikaTcpFactory starting on N``."""
-        while time.monotonic() < deadline:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-            found = re.search(r"TeltonikaTcpFactory starting on (\d+)", text)
-            if found:
-                return int(found.group(1))
-            if self.process.poll() is not None:
-                raise BenchError(f"twistd exited before listening:\n{text}")
-            time.sleep(0.1)
-        raise BenchError("twistd did not start listening in time")
+        return logged_port(self.process, self.log_path, deadline, "twistd")
 
     def check_running(self) -> None:
         """Fail if the server has exited."""
@@ -377,8 +320,8 @@ def _serve_requests(
     ``("ok", value)`` or ``("error", message)``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the benchmark stops us
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _die_with_parent()
-    _all_descriptors()
+    die_with_parent()
+    all_descriptors()
     trackers = Trackers(port, sources)
     try:
         while True:
@@ -477,22 +420,12 @@ class TrackerWorkers:
 # The probe tracker. -----------------------------------------------------------
 
 
-def _receive_exactly(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise ConnectionError("closed by the gateway")
-        data += chunk
-    return data
-
-
 def _probe_visit(
     port: int, packets: int, interval: float, timeout: float, parent: Any
 ) -> None:
     """In the probe's process: log in, send *packets* packets one at a time,
     send their ACK latencies (seconds) or what went wrong to *parent*."""
-    _die_with_parent()
+    die_with_parent()
     latencies: list[float] = []
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -501,14 +434,14 @@ def _probe_visit(
             sock.bind((PROBE_SOURCE, 0))
             sock.connect((GATEWAY_HOST, port))
             sock.sendall(encode_login(PROBE_IMEI))
-            reply = _receive_exactly(sock, 1)
+            reply = receive_exactly(sock, 1)
             if reply != LOGIN_ACCEPTED:
                 raise ConnectionError(f"login answered {reply.hex()}")
             for number in range(packets):
-                frame = probe_frame(number)
+                frame = tracker_frame(number)
                 sock.sendall(frame)
                 sent = time.perf_counter()
-                ack = _receive_exactly(sock, 4)
+                ack = receive_exactly(sock, 4)
                 latencies.append(time.perf_counter() - sent)
                 if ack != tcp_ack(1):
                     raise ConnectionError(f"ACK {ack.hex()}, not {tcp_ack(1).hex()}")

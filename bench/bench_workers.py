@@ -38,70 +38,46 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from bench_durable import (
     ACK_TIMEOUT,
-    HOST,
-    SCENARIOS,
-    SPARE_DESCRIPTORS,
+    COLUMNS,
+    Measured,
+    Medians,
     Scenario,
     Server,
     ackonly_command,
-    free_port,
+    add_scenario_options,
+    chosen_scenarios,
+    gateway_command,
+    measured,
+    medians,
     run_load,
+    run_rounds,
 )
-from harness import BenchError, ensure_descriptors, global_timeout
+from harness import BenchError, free_port
+
+from teltotwist.cli.arguments import positive
 
 WORKER_COUNTS = (0, 1, 2)
 """0: the floor, ``ackonly.py``."""
-CHOSEN = ("flat", "burst10")
+CHOSEN = ["flat", "burst10"]
 
 
 @dataclass(frozen=True)
-class Run:
-    """One load against one fresh gateway."""
+class Run(Measured):
+    """One load against one fresh gateway of *workers* workers (0: the
+    floor, which files nothing)."""
 
-    scenario: str
     workers: int
-    round: int
-    records_acked: int
-    file_lines: int | None
-    """None: the floor files nothing."""
-    records_per_second: float
-    p50_ms: float
-    p99_ms: float
-    max_ms: float
-    errors: int
-
-    @property
-    def consistent(self) -> bool:
-        return self.file_lines is None or self.records_acked == self.file_lines
-
-
-def gateway_command(workers: int, port: int, records: Path) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "twisted",
-        "--log-format=text",
-        "teltonika",
-        "--port",
-        f"tcp:{port}:interface={HOST}",
-        "--sink",
-        f"file:{records}",
-        "--api",
-        "none",
-        "--workers",
-        str(workers),
-    ]
 
 
 def wait_for_workers(server: Server, workers: int, deadline: float) -> None:
@@ -124,13 +100,17 @@ def wait_for_workers(server: Server, workers: int, deadline: float) -> None:
 
 
 def run_once(
-    scenario: Scenario, workers: int, round_: int, workdir: Path, deadline: float
+    scenario: Scenario, workers: int, round_: int, deadline: float, workdir: Path
 ) -> Run:
     port = free_port()
     name = f"{scenario.name}-{workers}-{round_}"
     records = workdir / f"{name}.jsonl"
     command = (
-        gateway_command(workers, port, records) if workers else ackonly_command(port)
+        gateway_command(
+            ("--workers", str(workers)), port, records, ("--log-format=text",)
+        )
+        if workers
+        else ackonly_command(port)
     )
     server = Server(command, records if workers else None, workdir / f"{name}.log")
     try:
@@ -144,48 +124,30 @@ def run_once(
     finally:
         server.stop()
         server.remove_records()
-    latency = summary["latency_ms"]
-    return Run(
-        scenario=scenario.name,
-        workers=workers,
-        round=round_,
-        records_acked=summary["records_acked"],
-        file_lines=lines,
-        records_per_second=summary["records_per_second"],
-        p50_ms=latency["p50"],
-        p99_ms=latency["p99"],
-        max_ms=latency["max"],
-        errors=sum(summary["errors"].values()),
-    )
+    return Run(**measured(scenario, round_, lines, summary), workers=workers)
 
 
 def describe(run: Run) -> str:
-    if run.file_lines is None:
-        check = "the floor: files nothing"
-    elif run.consistent:
-        check = "records ok"
-    else:
-        check = f"{run.file_lines:,} lines filed"
-    return (
-        f"round {run.round} {run.scenario:<8} "
-        f"{f'{run.workers} worker(s)' if run.workers else 'floor':<11} "
-        f"{run.records_per_second:>9,.0f} records/s  p50 {run.p50_ms:,.1f} ms  "
-        f"p99 {run.p99_ms:,.1f} ms  errors {run.errors}  {check}"
-    )
+    who = f"{run.workers} worker(s)" if run.workers else "floor"
+    return run.describe(f"{who:<11}", "the floor: files nothing")
 
 
-def summed_up(runs: Sequence[Run]) -> dict[str, Any]:
-    rates = [run.records_per_second for run in runs]
+def by_workers(
+    runs: Sequence[Run], scenarios: Sequence[Scenario]
+) -> dict[str, dict[int, Medians]]:
+    """Per scenario, per worker count."""
     return {
-        "runs": len(runs),
-        "records_per_second": statistics.median(rates),
-        "records_per_second_min": min(rates),
-        "records_per_second_max": max(rates),
-        "p50_ms": statistics.median(run.p50_ms for run in runs),
-        "p99_ms": statistics.median(run.p99_ms for run in runs),
-        "max_ms": statistics.median(run.max_ms for run in runs),
-        "errors": sum(run.errors for run in runs),
-        "inconsistent_runs": sum(not run.consistent for run in runs),
+        scenario.name: {
+            workers: medians(
+                [
+                    run
+                    for run in runs
+                    if (run.scenario, run.workers) == (scenario.name, workers)
+                ]
+            )
+            for workers in WORKER_COUNTS
+        }
+        for scenario in scenarios
     }
 
 
@@ -194,101 +156,64 @@ def report(runs: Sequence[Run], scenarios: Sequence[Scenario]) -> dict[str, Any]
         "scenarios": [asdict(scenario) for scenario in scenarios],
         "runs": [{**asdict(run), "consistent": run.consistent} for run in runs],
         "medians": {
-            scenario.name: {
-                str(workers): summed_up(
-                    [
-                        run
-                        for run in runs
-                        if (run.scenario, run.workers) == (scenario.name, workers)
-                    ]
-                )
-                for workers in WORKER_COUNTS
-            }
-            for scenario in scenarios
+            name: {str(workers): asdict(each) for workers, each in counts.items()}
+            for name, counts in by_workers(runs, scenarios).items()
         },
     }
 
 
-def table(figures: dict[str, Any]) -> str:
-    lines = [
-        f"{'scenario':<9} {'workers':>7} {'records/s':>10} {'range':>17} "
-        f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>6}  records"
-    ]
-    for name, by_workers in figures["medians"].items():
-        for workers, each in by_workers.items():
-            low, high = each["records_per_second_min"], each["records_per_second_max"]
+def table(runs: Sequence[Run], scenarios: Sequence[Scenario]) -> str:
+    lines = [f"{'scenario':<9} {'workers':>7} {COLUMNS}  records"]
+    for name, counts in by_workers(runs, scenarios).items():
+        for workers, each in counts.items():
             check = (
-                f"{each['inconsistent_runs']} run(s) differ"
-                if each["inconsistent_runs"]
+                f"{each.inconsistent_runs} run(s) differ"
+                if each.inconsistent_runs
                 else "ok"
             )
-            lines.append(
-                f"{name:<9} {'floor' if workers == '0' else workers:>7} "
-                f"{each['records_per_second']:>10,.0f} "
-                f"{f'({low:,.0f}-{high:,.0f})':>17} {each['p50_ms']:>8,.1f} "
-                f"{each['p99_ms']:>8,.1f} {each['max_ms']:>8,.1f} "
-                f"{each['errors']:>6}  {check}"
-            )
+            lines.append(f"{name:<9} {workers or 'floor':>7} {each.columns()}  {check}")
     return "\n".join(lines)
 
 
 def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    add_scenario_options(parser, CHOSEN)
     parser.add_argument(
-        "--scenarios",
-        default=",".join(CHOSEN),
-        help=f"comma-separated, of {','.join(CHOSEN)} (default: both)",
+        "--repeat", type=positive(int), default=1, metavar="N", help="rounds"
     )
-    for name in CHOSEN:
-        parser.add_argument(f"--{name}-devices", type=int, metavar="N")
-        parser.add_argument(f"--{name}-duration", type=float, metavar="SECONDS")
-    parser.add_argument("--repeat", type=int, default=1, metavar="N", help="rounds")
     parser.add_argument("--json", action="store_true", help="print JSON, not a table")
-    arguments = parser.parse_args(argv)
-    names = [name for name in arguments.scenarios.split(",") if name]
-    if not names or set(names) - set(CHOSEN):
-        parser.error(f"scenarios are some of {','.join(CHOSEN)}")
-    arguments.chosen = [
-        Scenario(
-            name,
-            getattr(arguments, f"{name}_devices") or SCENARIOS[name].devices,
-            getattr(arguments, f"{name}_duration") or SCENARIOS[name].duration,
-            SCENARIOS[name].pace,
-        )
-        for name in names
-    ]
-    return arguments
+    return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the rounds; 0 if every run's records check out, 1 if not, 2 on
     error."""
     arguments = parse_arguments(argv)
-    scenarios: list[Scenario] = arguments.chosen
+    scenarios = chosen_scenarios(arguments)
     expected = arguments.repeat * sum(
         len(WORKER_COUNTS) * (scenario.duration + ACK_TIMEOUT + 15)
         for scenario in scenarios
     )
-    runs: list[Run] = []
     workdir = Path(tempfile.mkdtemp(prefix="bench-workers-"))
     try:
-        ensure_descriptors(
-            SPARE_DESCRIPTORS + max(scenario.devices for scenario in scenarios)
+        runs = run_rounds(
+            arguments.repeat,
+            scenarios,
+            WORKER_COUNTS,
+            timeout=2 * expected,
+            run_once=partial(run_once, workdir=workdir),
+            describe=describe,
         )
-        with global_timeout(2 * expected, grace=60) as deadline:
-            for round_ in range(1, arguments.repeat + 1):
-                for scenario in scenarios:
-                    for workers in WORKER_COUNTS:
-                        run = run_once(scenario, workers, round_, workdir, deadline)
-                        print(describe(run), file=sys.stderr, flush=True)
-                        runs.append(run)
     except (BenchError, OSError) as error:
         print(f"bench_workers: {error}", file=sys.stderr)
         return 2
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    figures = report(runs, scenarios)
-    print(json.dumps(figures, indent=2) if arguments.json else table(figures))
+    print(
+        json.dumps(report(runs, scenarios), indent=2)
+        if arguments.json
+        else table(runs, scenarios)
+    )
     return 0 if all(run.consistent for run in runs) else 1
 
 

@@ -24,9 +24,9 @@ import pika  # type: ignore[import-untyped]
 import pytest
 
 from tests.conftest import running_twistd
-from tests.services import RABBITMQ, require, require_program
+from tests.services import RABBITMQ, free_port, require, require_program
 from tests.test_cluster_workers import Gateway as Workers
-from tests.test_haproxy import CONFIG, TOKEN, Instance, free_port, haproxy, instance
+from tests.test_haproxy import CONFIG, TOKEN, Instance, haproxy, instance
 
 DEVICES = 30
 LOAD_SECONDS = 25

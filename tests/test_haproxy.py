@@ -25,7 +25,7 @@ import pytest
 from teltotwist.codec import encode_login, tcp_ack
 from tests.conftest import Twistd, running_twistd
 from tests.net import receive_exactly
-from tests.services import require_program
+from tests.services import free_port, require_program
 from tests.vectors import by_id
 
 CONFIG = Path(__file__).resolve().parent.parent / "docs" / "examples" / "haproxy.cfg"
@@ -127,13 +127,6 @@ def logged_api_port(twistd: Twistd) -> int:
             break
         twistd.log.append(line)
     pytest.fail("no API port in the log:\n" + "".join(twistd.log))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @contextmanager
