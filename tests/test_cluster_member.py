@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import (
     TCP4ClientEndpoint,
     connectProtocol,
@@ -20,6 +21,7 @@ from twisted.internet.endpoints import (
 )
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.task import deferLater
+from twisted.logger import capturedLogs, formatEvent
 
 import teltotwist
 from teltotwist.cluster.bus import Envelope, IClusterBus
@@ -29,6 +31,7 @@ from teltotwist.codec import encode_login, login_reply
 from teltotwist.device import DeviceEvent, EventKind, TrackerSettings, VirtualTracker
 from teltotwist.gateway.commands import CommandCenter, NotConnectedError
 from teltotwist.gateway.fleet import CommandOrder, FleetUnavailableError
+from teltotwist.gateway.items import CommandResult
 from teltotwist.gateway.limits import DuplicateLogin, Limits
 from teltotwist.gateway.service import GatewayService
 from teltotwist.testing import RecordingSink
@@ -343,3 +346,126 @@ async def test_a_logout_while_the_bus_is_down_is_not_bound_again(
 
     probe = Envelope("probe", b"{}", a.bus.member_id)
     assert await a.bus.send_to_tracker(IMEI, probe) is False
+
+
+async def queued_at(
+    member: Member, imei: str = IMEI
+) -> tuple[TrackerClient, list[str]]:
+    """A raw tracker logged in to *member* that takes no command yet (it
+    sends nothing: see ``command_quiet``), and two commands queued for it
+    there."""
+    client, reply = await log_in(member, imei)
+    assert reply == login_reply(True)
+    await until(lambda: member.holds(imei))
+    ids = []
+    for text in ("getver", "getinfo"):
+        queued = await member.fleet.send(CommandOrder(imei, text, None, 12, 30, 0))
+        assert queued["status"] == "queued"
+        ids.append(queued["id"])
+    return client, ids
+
+
+async def answered(member: Member, ids: list[str]) -> list[dict[str, Any]]:
+    """The objects of the commands *ids*, once *member* has them answered."""
+    await until(lambda: all(member.commands.get(i) is not None for i in ids))
+    return [(await member.commands.outcome(i)).to_json() for i in ids]
+
+
+def results(member: Member) -> list[str]:
+    """The ids of the commands whose result reached *member*'s sink."""
+    return [i.command["id"] for i in member.sink.items if isinstance(i, CommandResult)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_commands_queued_where_the_tracker_was_go_where_it_logs_in_next(
+    cluster: Any,
+) -> None:
+    a, b = await cluster(2, command_quiet=30.0)
+    client, ids = await queued_at(a)
+    before = [await b.fleet.command(i) for i in ids]
+
+    client.transport.loseConnection()  # type: ignore[union-attr]
+    await until(lambda: not a.holds(IMEI))
+    events = virtual_tracker(cluster, b)
+    done = await answered(b, ids)
+
+    assert [c["status"] for c in done] == ["answered", "answered"]
+    assert "Ver:" in done[0]["response"]
+    assert done[0]["sent_at"] < done[1]["sent_at"]
+    assert [c["created_at"] for c in done] == [c["created_at"] for c in before]
+    assert [await a.fleet.command(i) for i in ids] == done
+    assert a.commands.get(ids[0]) is None
+    assert sum(e.kind is EventKind.COMMAND for e in events) == 2
+
+
+class HeldParks(MemoryBus):
+    """A member whose parks wait until the test lets each go."""
+
+    def __init__(self, cluster: MemoryCluster, member_id: str) -> None:
+        super().__init__(cluster, member_id)
+        self.held: list[Deferred[None]] = []
+
+    def park(self, imei: str, envelope: Envelope, ttl: float) -> Deferred[None]:
+        gate: Deferred[None] = Deferred()
+        self.held.append(gate)
+        return gate.addCallback(lambda _: MemoryBus.park(self, imei, envelope, ttl))
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_tracker_back_before_its_commands_are_handed_back_gets_each_once() -> (
+    None
+):
+    memory = MemoryCluster(reactor)
+    trackers: list[VirtualTracker] = []
+    started: list[Member] = []
+    buses = {"member-0": HeldParks(memory, "member-0")}
+
+    def make(member_id: str) -> IClusterBus:
+        return buses.get(member_id) or memory.member(member_id)
+
+    async with _members(make, started, trackers) as start:
+        a, b = await start(2, command_quiet=30.0)
+        client, ids = await queued_at(a)
+        client.transport.loseConnection()  # type: ignore[union-attr]
+        await until(lambda: len(buses["member-0"].held) == 1)
+        assert (await b.fleet.command(ids[0]))["status"] == "queued"
+
+        events = virtual_tracker(start, a)
+        await until(lambda: acked(events) >= 1 and a.holds(IMEI))
+        while len(buses["member-0"].held) < len(ids):
+            buses["member-0"].held[-1].callback(None)
+        buses["member-0"].held[-1].callback(None)
+        done = await answered(a, ids)
+
+        assert [c["status"] for c in done] == ["answered", "answered"]
+        assert done[0]["sent_at"] < done[1]["sent_at"]
+        assert sum(e.kind is EventKind.COMMAND for e in events) == 2
+        assert memory.router.parked == 0
+        await until(lambda: len(results(a)) >= len(ids))
+        assert sorted(results(a)) == sorted(ids)
+        assert [await b.fleet.command(i) for i in ids] == done
+
+
+@pytest.mark.parametrize("bus_kind", ["memory"])
+@pytest_twisted.ensureDeferred
+async def test_commands_stay_queued_where_the_tracker_was_when_the_bus_is_down(
+    cluster: Any,
+) -> None:
+    a, _ = await cluster(2, command_quiet=30.0)
+    client, ids = await queued_at(a)
+    a.bus.disconnect()
+
+    with capturedLogs() as logged:
+        client.transport.loseConnection()  # type: ignore[union-attr]
+        await until(lambda: not a.holds(IMEI))
+
+    assert [a.commands.get(i).status for i in ids] == ["queued", "queued"]
+    assert any(
+        "commands for 356307042441013 not handed back, 2 stay queued here"
+        in formatEvent(event)
+        for event in logged
+    )
+    a.bus.reconnect()
+    virtual_tracker(cluster, a)
+    done = await answered(a, ids)
+    assert [c["status"] for c in done] == ["answered", "answered"]

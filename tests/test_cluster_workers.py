@@ -375,6 +375,48 @@ def test_a_command_parked_by_the_workers_outlasts_a_restart_of_the_gateway(
     assert written.messages[0].payload == b"getinfo"
 
 
+def command_written(tracker: socket.socket) -> CommandFrame:
+    """The command frame the gateway writes to *tracker* next."""
+    header = receive_exactly(tracker, 8)
+    (size,) = struct.unpack(">I", header[4:])
+    written = decode_frame(header + receive_exactly(tracker, size + 4))
+    assert isinstance(written, CommandFrame)
+    return written
+
+
+def test_a_command_queued_at_a_worker_goes_where_its_tracker_logs_in_next(
+    tmp_path: Path,
+) -> None:
+    imei = FIRST_IMEI
+    with two_workers(tmp_path) as gateway:
+        pids = gateway.worker_pids()
+        # Logged in, and gone before the quiet spell lets the command go.
+        with socket.create_connection(("127.0.0.1", gateway.twistd.port), 10) as first:
+            first.sendall(encode_login(str(imei)))
+            assert receive_exactly(first, 1) == b"\x01"
+            left = holder(first, pids)
+            status, body = api(
+                gateway,
+                f"/v1/trackers/{imei}/commands",
+                {"command": "getinfo", "ttl": 3600, "wait": 0},
+            )
+            assert status == 202 and json.loads(body)["status"] == "queued", body
+        for _ in range(50):
+            with socket.create_connection(
+                ("127.0.0.1", gateway.twistd.port), timeout=10
+            ) as tracker:
+                if holder(tracker, pids) == left:
+                    continue
+                tracker.sendall(encode_login(str(imei)))
+                assert receive_exactly(tracker, 1) == b"\x01"
+                written = command_written(tracker)
+                break
+        else:
+            pytest.fail("every login went to the first one's worker")
+
+    assert written.messages[0].payload == b"getinfo"
+
+
 def test_a_killed_worker_is_restarted_and_its_trackers_acked_again(
     tmp_path: Path,
 ) -> None:

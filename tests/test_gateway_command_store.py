@@ -69,3 +69,17 @@ def test_commands_come_back_in_the_order_they_were_queued(tmp_path: Path) -> Non
     store.save(first)
 
     assert [c.id for c in store.load()] == [first.id, second.id]
+
+
+def test_a_command_handed_over_elsewhere_is_not_restored(tmp_path: Path) -> None:
+    clock = MemoryReactorClock()
+    center = CommandCenter(clock, SqliteCommandStore(tmp_path))
+    center.submit(IMEI, text="getinfo", ttl=60)
+    kept = center.submit(IMEI, text="getver", ttl=60)
+    handed, put_back = center.take_queued(IMEI)
+    center.handed_over(handed)
+    center.put_back([put_back])
+
+    restored = CommandCenter(clock, SqliteCommandStore(tmp_path)).recent(IMEI)
+
+    assert [c.id for c in restored] == [kept.id]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import attrs
 import pytest
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IProtocol
 from twisted.internet.testing import MemoryReactorClock, StringTransport
@@ -347,6 +348,45 @@ def test_a_command_not_yet_written_to_a_replaced_connection_goes_on_the_new_one(
     assert old.value() == b"\x01" + tcp_ack(1)
     assert new.replies() == tcp_ack(1) + GETINFO_COMMAND
     assert status_of(command) is CommandStatus.SENT
+
+
+class TakingBack:
+    """A cluster's presence, as far as commands go: when a tracker leaves,
+    it takes the commands still queued for it."""
+
+    def __init__(self, center: CommandCenter) -> None:
+        self.center = center
+        self.taken: list[Command] = []
+
+    def claim(self, imei: str, peer: str) -> Deferred[str | None]:
+        return succeed(None)
+
+    def logged_in(self, imei: str) -> None:
+        pass
+
+    def logged_out(self, imei: str) -> None:
+        self.taken = self.center.take_queued(imei)
+
+
+def test_a_command_not_yet_written_is_queued_again_before_the_tracker_leaves(
+    factory: TeltonikaTcpFactory, center: CommandCenter, sink: RecordingSink
+) -> None:
+    factory.presence = presence = TakingBack(center)
+    tracker = connected(factory)
+    sink.hold()
+    tracker.send(CODEC8)
+    handed, following = (center.submit(IMEI, text=t, ttl=60) for t in ("a", "b"))
+
+    tracker.disconnect()
+
+    assert presence.taken == [handed, following]
+    assert center.get(handed.id) is None
+    center.put_back(presence.taken)
+    sink.accept()
+    again = FakeTracker(factory, IMEI)
+    again.login()
+    assert again.send(CODEC8) == tcp_ack(1) + encode_frame(handed.frame())
+    assert center.recent(IMEI) == [following, handed]
 
 
 def test_a_codec_14_nack_is_not_executed(

@@ -3,8 +3,9 @@
 
 A command goes to the member holding its tracker and its answer comes back;
 for a tracker connected nowhere it is parked on the bus with its TTL (and
-this member remembers it, to show it until a member collects it). Tracker
-lists and lookups ask every member and take the answers that come in time.
+this member remembers it, to show it until a member collects it), as are
+the commands still queued here when their tracker leaves. Tracker lists and
+lookups ask every member and take the answers that come in time.
 """
 
 from __future__ import annotations
@@ -15,15 +16,17 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from teltotwist.cluster.bus import ClusterBusError, Envelope, IClusterBus
 from teltotwist.cluster.membership import Membership
-from teltotwist.cluster.presence import COMMAND_PARKED
+from teltotwist.cluster.presence import COMMAND_PARKED, COMMANDS_PARKED
 from teltotwist.cluster.requests import Body, Requests, encode
 from teltotwist.cluster.router import ParkingFullError
 from teltotwist.gateway.commands import (
     Command,
+    CommandCenter,
     CommandStatus,
     NotConnectedError,
     QueueFullError,
@@ -51,6 +54,8 @@ ANSWER_MARGIN = 2.0
 """Seconds a routed command waits for its answer beyond its own wait."""
 MAX_PARKED_SHOWN = 10_000
 """Commands parked by this member that it remembers, to show them."""
+
+_log = Logger()
 
 _ERRORS: dict[str, type[Exception]] = {
     "invalid": ValueError,
@@ -181,6 +186,16 @@ class ClusterFleet:
             result = self._commands_here(imei)
         self._requests.answer(request, {"result": result})
 
+    def hand_back(self, imei: str) -> None:
+        """*imei*'s tracker left this member: park the commands still queued
+        for it here, in order, for its next login at any member (the member
+        holding it by then, this one included, collects them at once).
+        Those the bus does not take stay queued here."""
+        center = self._factory.commands
+        taken = [] if center is None else center.take_queued(imei)
+        if center is not None and taken:
+            Deferred.fromCoroutine(self._park_in_turn(center, imei, taken))
+
     def collected(self, body: Body) -> None:
         """A member collected a command this one parked."""
         self._parked.pop(str(body.get("id")), None)
@@ -225,8 +240,7 @@ class ClusterFleet:
             )
         except ValueError as error:
             return fail(error)
-        body = {"command": command.to_json(), "expires_at_ms": command.expires_at_ms}
-        envelope = Envelope(COMMAND_PARKED, encode(body), self._bus.member_id)
+        envelope = _parked_envelope(command, self._bus.member_id)
         parked = self._bus.park(order.imei, envelope, order.ttl)
 
         def kept(_: None) -> Json:
@@ -235,6 +249,39 @@ class ClusterFleet:
             return command.to_json()
 
         return parked.addCallback(kept).addErrback(_parking_failed)
+
+    async def _park_in_turn(
+        self, center: CommandCenter, imei: str, taken: list[Command]
+    ) -> None:
+        for command in taken:
+            self._remember(command)
+        parked = 0
+        for command in taken:
+            ttl = command.expires_at_ms / 1000 - self._clock.seconds()
+            envelope = _parked_envelope(command, self._bus.member_id)
+            try:
+                await self._bus.park(imei, envelope, ttl)
+            except Exception as error:
+                kept = taken[parked:]
+                for unparked in kept:
+                    self._parked.pop(unparked.id, None)
+                center.put_back(kept)
+                _log.warn(
+                    "Cluster: commands for {imei} not handed back, {count} stay"
+                    " queued here: {error}",
+                    imei=imei,
+                    count=len(kept),
+                    error=error,
+                )
+                break
+            center.handed_over(command)
+            self._counted("parked")
+            parked += 1
+        if parked:
+            notice = Envelope(
+                COMMANDS_PARKED, encode({"imei": imei}), self._bus.member_id
+            )
+            self._bus.send_to_tracker(imei, notice).addErrback(lambda _: None)
 
     def _remember(self, command: Command) -> None:
         self._parked[command.id] = command
@@ -273,6 +320,16 @@ class ClusterFleet:
 def _held_last(result: Body) -> bool:
     """Sorts parked commands first, so that a held one overrides them."""
     return not result.get("parked", False)
+
+
+def _parked_envelope(command: Command, sender: str) -> Envelope:
+    """*command*, parked for its tracker's next login, by *sender*."""
+    body = {
+        "command": command.to_json(),
+        "created_at_ms": command.created_at_ms,
+        "expires_at_ms": command.expires_at_ms,
+    }
+    return Envelope(COMMAND_PARKED, encode(body), sender)
 
 
 def _order_body(order: CommandOrder) -> Body:

@@ -26,7 +26,12 @@ from teltotwist.cluster.live_watch import (
     ClusterTraffic,
 )
 from teltotwist.cluster.membership import Membership
-from teltotwist.cluster.presence import COMMAND_COLLECTED, LOGIN_CLAIM, ClusterPresence
+from teltotwist.cluster.presence import (
+    COMMAND_COLLECTED,
+    COMMANDS_PARKED,
+    LOGIN_CLAIM,
+    ClusterPresence,
+)
 from teltotwist.cluster.requests import ANSWER, Body, Requests, decode, encode
 from teltotwist.gateway.fleet import LocalFleet
 from teltotwist.gateway.service import GatewayService
@@ -54,8 +59,6 @@ class ClusterMember(Service):
         self._requests = Requests(bus, clock)
         self.membership = Membership(bus.member_id)
         factory = gateway.factory
-        self.presence = ClusterPresence(bus, self._requests, factory, clock, counted)
-        factory.presence = self.presence
         self.fleet = ClusterFleet(
             bus,
             self._requests,
@@ -65,6 +68,10 @@ class ClusterMember(Service):
             self.membership,
             counted,
         )
+        self.presence = ClusterPresence(
+            bus, self._requests, factory, clock, self.fleet.hand_back, counted
+        )
+        factory.presence = self.presence
         self.traffic = ClusterTraffic(bus, factory, clock)
         """The live view's traffic of any tracker of the cluster."""
         self._handlers: dict[str, Callable[[Envelope, Body], None]] = {
@@ -75,6 +82,7 @@ class ClusterMember(Service):
             COMMAND_REQUEST: self.fleet.command_asked,
             FLEET_QUERY: self.fleet.query_asked,
             COMMAND_COLLECTED: lambda _, body: self.fleet.collected(body),
+            COMMANDS_PARKED: lambda _, body: self.presence.parked_asked(body),
             LIVE_WATCH: self.traffic.watch_asked,
             LIVE_UNWATCH: self.traffic.unwatch_asked,
             LIVE_TRAFFIC: self.traffic.traffic_came,

@@ -1,8 +1,9 @@
 # -*- test-case-name: tests.test_cluster_member -*-
 """Which member holds which tracker: a login binds its IMEI on the bus (and
-collects the commands parked for it), a logout unbinds it, and a login for
-an IMEI held elsewhere asks the holder first, so that the duplicate-login
-policy holds across the cluster."""
+collects the commands parked for it), a logout unbinds it (and hands back
+the commands still queued for it here), and a login for an IMEI held
+elsewhere asks the holder first, so that the duplicate-login policy holds
+across the cluster."""
 
 from __future__ import annotations
 
@@ -26,27 +27,33 @@ COMMAND_PARKED = "command.parked"
 """Parked for an IMEI: a command (its API object, and ``expires_at_ms``)."""
 COMMAND_COLLECTED = "command.collected"
 """To the member that parked a command: a member collected it (``id``)."""
+COMMANDS_PARKED = "commands.parked"
+"""To the member holding an IMEI: commands were just parked for it
+(``imei``), after its login there collected; it collects them."""
 
 _log = Logger()
 
 
 class ClusterPresence:
     """The :class:`~teltotwist.gateway.presence.Presence` of one member:
-    its trackers, as *bus* routes to them; *counted* hears each command
-    collected."""
+    its trackers, as *bus* routes to them; *hand_back* is called with each
+    IMEI that left, to park the commands still queued for it here;
+    *counted* hears each command collected."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - each is a part the presence spans
         self,
         bus: IClusterBus,
         requests: Requests,
         factory: TeltonikaTcpFactory,
         clock: IReactorTime,
+        hand_back: Callable[[str], None],
         counted: Callable[[str], None] = lambda what: None,
     ) -> None:
         self._bus = bus
         self._requests = requests
         self._factory = factory
         self._clock = clock
+        self._hand_back = hand_back
         self._counted = counted
 
     def claim(self, imei: str, peer: str) -> Deferred[str | None]:
@@ -66,15 +73,25 @@ class ClusterPresence:
 
     def logged_in(self, imei: str) -> None:
         bound = self._bus.bind(imei)
-        collected = bound.addCallback(lambda _: self._bus.collect(imei))
-        collected.addCallback(self._collected, imei)
-        collected.addErrback(self._failed, "binding", imei)
+        bound.addCallback(lambda _: self._collect(imei))
+        bound.addErrback(self._failed, "binding", imei)
 
     def logged_out(self, imei: str) -> None:
         # Unbound even while the bus is down, so that it is not bound again
         # once reconnected; the failure then says only that it is down.
         unbound = self._bus.unbind(imei)
         unbound.addErrback(self._failed, "unbinding", imei, quiet=not self._bus.ready)
+        self._hand_back(imei)
+
+    def parked_asked(self, body: Body) -> None:
+        """Commands were parked for an IMEI bound here: collect them, if
+        its tracker is still here (else its next login does)."""
+        imei = str(body["imei"])
+        if imei in self._factory.by_imei:
+            self._collect(imei).addErrback(self._failed, "collecting for", imei)
+
+    def _collect(self, imei: str) -> Deferred[None]:
+        return self._bus.collect(imei).addCallback(self._collected, imei)
 
     def claim_asked(self, request: Envelope, body: Body) -> None:
         """Another member asks whether a login for an IMEI held here may go
@@ -136,6 +153,7 @@ def _submit(center: CommandCenter | None, imei: str, body: Body, now: float) -> 
     if ttl <= 0:
         raise ValueError(f"command {command['id']} expired")
     text = command.get("command")
+    created_at_ms = body.get("created_at_ms")  # absent from older members'
     center.submit(
         imei,
         text=text,
@@ -143,4 +161,5 @@ def _submit(center: CommandCenter | None, imei: str, body: Body, now: float) -> 
         codec=int(command["codec"]),
         ttl=ttl,
         command_id=str(command["id"]),
+        created_at_ms=None if created_at_ms is None else int(created_at_ms),
     )

@@ -137,6 +137,11 @@ class SqliteCommandStore:
             ) in rows
         ]
 
+    def forget(self, command_id: str) -> None:
+        """Keep the command no longer (it waits elsewhere now)."""
+        with self._db:
+            self._db.execute("DELETE FROM commands WHERE id = ?", (command_id,))
+
     def close(self) -> None:
         """Close the file (the gateway stops)."""
         if self._connection is not None:

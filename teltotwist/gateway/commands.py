@@ -150,6 +150,9 @@ class CommandStorage(Protocol):
     def load(self) -> list[Command]:
         """The commands kept, oldest first."""
 
+    def forget(self, command_id: str) -> None:
+        """Keep the command no longer (it waits elsewhere now)."""
+
     def close(self) -> None:
         """Release the storage (the gateway stops)."""
 
@@ -230,6 +233,7 @@ class CommandCenter:
         codec: int = Codec.CODEC12,
         ttl: float = 0.0,
         command_id: str | None = None,
+        created_at_ms: int | None = None,
     ) -> Command:
         """Queue a command (*text*, or raw *payload*) for *imei* and send it
         as soon as the tracker may take it.
@@ -238,6 +242,8 @@ class CommandCenter:
             connected; 0 sends it only to a connected tracker.
         :param command_id: the command's id, when it has one already (it
             came from another member of a cluster); by default a new one.
+        :param created_at_ms: when the command was created, if before now
+            (it came from another member).
         :raises ValueError: for a bad IMEI, command, codec or TTL, or an id
             already known.
         :raises NotConnectedError: when *ttl* is 0 and the tracker is not
@@ -251,6 +257,8 @@ class CommandCenter:
             if command_id in self._commands:
                 raise ValueError(f"command {command_id} is already known")
             command.id = command_id
+        if created_at_ms is not None:
+            command.created_at_ms = created_at_ms
         if ttl == 0 and imei not in self._connections:
             raise NotConnectedError(f"tracker {imei} is not connected")
         queue = self._queues.get(imei, ())
@@ -331,6 +339,38 @@ class CommandCenter:
         waiter: Deferred[Command] = Deferred(stop_waiting)
         waiters.append(waiter)
         return waiter
+
+    def take_queued(self, imei: str) -> list[Command]:
+        """Take the commands queued for *imei*, a tracker not connected here,
+        oldest first, out of the queue and out of :meth:`get` (a cluster
+        hands them back, to wait for the tracker's login anywhere). Then
+        each is either :meth:`handed_over`, or :meth:`put_back` when it
+        could not be; meanwhile the storage keeps it."""
+        if self._stopped or imei in self._connections:
+            return []
+        taken = list(self._queues.get(imei, ()))
+        for command in taken:
+            self._dequeue(command)
+            del self._commands[command.id]
+        return taken
+
+    def handed_over(self, command: Command) -> None:
+        """*command*, taken, waits elsewhere now: the storage forgets it, and
+        a wait for its outcome here ends only at its own timeout."""
+        self._waiters.pop(command.id, None)
+        if self._storage is not None and not self._stopped:
+            self._storage.forget(command.id)
+
+    def put_back(self, commands: list[Command]) -> None:
+        """*commands*, taken, could not be handed over: they go back to the
+        head of their tracker's queue, in order."""
+        for command in commands:
+            self._commands[command.id] = command
+        for command in reversed(commands):
+            self._enqueue(command, first=True)
+        for imei in {command.imei for command in commands}:
+            self._send_next(imei)
+            self._expire_due(imei)
 
     def stop(self) -> None:
         """The gateway stops: a command written and not answered fails (it is

@@ -41,4 +41,5 @@ class Presence(Protocol):
         """*imei* logged in here."""
 
     def logged_out(self, imei: str) -> None:
-        """*imei*'s connection here closed (no newer one holds it here)."""
+        """*imei*'s connection here closed (no newer one holds it here); a
+        command handed to it but not written is queued again by then."""

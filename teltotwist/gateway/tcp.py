@@ -184,13 +184,15 @@ class TeltonikaTcpProtocol(Protocol):
         factory.quiet_spells.cancel(self)
         self.session.connection_lost()
         self._track_unfinished(started=False)
+        # The commands first: a command handed over but not written is
+        # queued again before the presence hears that the tracker left.
+        self._commands_gone()
         self.factory.forget(self)
         if self.session.imei is not None:
             self.factory.registry.tcp_closed(self.session.imei, self)
         self.factory.events.connection_closed(Transport.TCP)
         if self.factory.traffic.active:
             self.factory.traffic.closed(self.session.imei)
-        self._commands_gone()
         self._log_disconnect()
 
     def header_read(self) -> None:
