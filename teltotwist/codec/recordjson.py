@@ -36,14 +36,18 @@ def format_timestamp_ms(timestamp_ms: int) -> str:
     """``2019-06-10T10:04:46.000Z`` for milliseconds since the epoch (up to
     the end of year 9999)."""
     seconds, milliseconds = divmod(timestamp_ms, 1000)
-    return f"{_format_second(seconds)}{milliseconds:03d}Z"
+    return _format_second(seconds) + _MILLISECONDS[milliseconds]
 
 
 # Records arrive about a second apart and many trackers share a second, so a
-# small cache formats most timestamps without touching the calendar.
+# small cache formats most timestamps without touching the calendar, and the
+# milliseconds are looked up rather than formatted.
 @functools.lru_cache(maxsize=4096)
 def _format_second(seconds: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(seconds))
+
+
+_MILLISECONDS = tuple(f"{milliseconds:03d}Z" for milliseconds in range(1000))
 
 
 def record_to_json(record: AvlRecord, codec: Codec) -> JsonObject:
