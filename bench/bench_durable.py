@@ -24,7 +24,9 @@ Runs alternate between the three servers, scenario by scenario, for
 ``--repeat`` rounds. Each run of the two real servers checks that the
 records the load ACKed are the lines the server's file holds. The report
 gives, per scenario and server, the median records/s ACKed (and the
-range), the median ACK latency percentiles and the errors, and the ratio
+range), the median ACK latency percentiles, the server's CPU time per
+record ACKed (user and system, its worker processes' included, read from
+``/proc`` before and after the load) and the errors, and the ratio
 teltotwist / yardstick of the median records/s; the ``ackonly`` rows are
 the floor. Targets (issue 11): flat at least 2.5x the yardstick's
 records/s; burst10 p99 under 50 ms for teltotwist; every run's records
@@ -71,6 +73,7 @@ from harness import (
     global_timeout,
     start_logged,
     terminate,
+    tree_cpu_seconds,
 )
 
 from teltotwist.cli.arguments import positive
@@ -322,6 +325,9 @@ class Measured:
     p99_ms: float
     max_ms: float
     errors: int
+    cpu_us_per_record: float
+    """The server's CPU time (its workers' included) during the load, per
+    record ACKed, in microseconds."""
 
     @property
     def consistent(self) -> bool:
@@ -340,15 +346,31 @@ class Measured:
         return (
             f"round {self.round} {self.scenario:<8} {server} "
             f"{self.records_per_second:>9,.0f} records/s  p50 {self.p50_ms:,.1f} ms  "
-            f"p99 {self.p99_ms:,.1f} ms  errors {self.errors}  {check}"
+            f"p99 {self.p99_ms:,.1f} ms  CPU {self.cpu_us_per_record:,.1f} µs/record  "
+            f"errors {self.errors}  {check}"
         )
 
 
+def drive(
+    server: Server, scenario: Scenario, port: int, deadline: float
+) -> tuple[dict[str, Any], float]:
+    """Drive *server* with *scenario*: the load's JSON summary, and the CPU
+    seconds the server, with its workers, spent meanwhile."""
+    pid = server.process.pid
+    before = tree_cpu_seconds(pid)
+    summary = run_load(scenario, port, deadline)
+    return summary, tree_cpu_seconds(pid) - before
+
+
 def measured(
-    scenario: Scenario, round_: int, file_lines: int | None, summary: dict[str, Any]
+    scenario: Scenario,
+    round_: int,
+    file_lines: int | None,
+    load: tuple[dict[str, Any], float],
 ) -> dict[str, Any]:
-    """The :class:`Measured` fields of a load of *scenario*, from its JSON
-    *summary*."""
+    """The :class:`Measured` fields of a load of *scenario*, from what
+    :func:`drive` gave."""
+    summary, cpu_seconds = load
     latency = summary["latency_ms"]
     return {
         "scenario": scenario.name,
@@ -360,6 +382,7 @@ def measured(
         "p99_ms": latency["p99"],
         "max_ms": latency["max"],
         "errors": sum(summary["errors"].values()),
+        "cpu_us_per_record": cpu_seconds / max(summary["records_acked"], 1) * 1e6,
     }
 
 
@@ -410,7 +433,7 @@ def run_once(
             profiler = Profiler(
                 settings.py_spy, process.process.pid, output, settings.profile_format
             )
-        summary = run_load(scenario, port, deadline)
+        load = drive(process, scenario, port, deadline)
         if profiler is not None:
             profiler.stop()
         process.stop()
@@ -421,10 +444,10 @@ def run_once(
         process.stop()
         process.remove_records()
     return Run(
-        **measured(scenario, round_, lines, summary),
+        **measured(scenario, round_, lines, load),
         server=server,
-        unacked=summary["unacked"],
-        resends=summary["resends"],
+        unacked=load[0]["unacked"],
+        resends=load[0]["resends"],
         profile=None if profiler is None else str(profiler.output),
     )
 
@@ -472,22 +495,25 @@ class Medians:
     p50_ms: float
     p99_ms: float
     max_ms: float
+    cpu_us_per_record: float
     errors: int
     inconsistent_runs: int
 
     def columns(self) -> str:
-        """Records/s, their range, the latencies and errors: :data:`COLUMNS`."""
+        """Records/s, their range, the latencies, the server's CPU per record
+        and the errors: :data:`COLUMNS`."""
         low, high = self.records_per_second_min, self.records_per_second_max
         span = f"({low:,.0f}-{high:,.0f})"
         return (
             f"{self.records_per_second:>10,.0f} {span:>17} {self.p50_ms:>8,.1f} "
-            f"{self.p99_ms:>8,.1f} {self.max_ms:>8,.1f} {self.errors:>6}"
+            f"{self.p99_ms:>8,.1f} {self.max_ms:>8,.1f} "
+            f"{self.cpu_us_per_record:>10,.1f} {self.errors:>6}"
         )
 
 
 COLUMNS = (
     f"{'records/s':>10} {'range':>17} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
-    f"{'errors':>6}"
+    f"{'CPU µs/rec':>10} {'errors':>6}"
 )
 """The headings of :meth:`Medians.columns`."""
 
@@ -502,6 +528,7 @@ def medians(runs: Sequence[Measured]) -> Medians:
         p50_ms=statistics.median(run.p50_ms for run in runs),
         p99_ms=statistics.median(run.p99_ms for run in runs),
         max_ms=statistics.median(run.max_ms for run in runs),
+        cpu_us_per_record=statistics.median(run.cpu_us_per_record for run in runs),
         errors=sum(run.errors for run in runs),
         inconsistent_runs=sum(not run.consistent for run in runs),
     )

@@ -57,10 +57,10 @@ from bench_durable import (
     ackonly_command,
     add_scenario_options,
     chosen_scenarios,
+    drive,
     gateway_command,
     measured,
     medians,
-    run_load,
     run_rounds,
 )
 from harness import BenchError, free_port
@@ -118,13 +118,13 @@ def run_once(
             wait_for_workers(server, workers, min(deadline, time.monotonic() + 60))
         else:
             server.wait_until_listening(port, min(deadline, time.monotonic() + 60))
-        summary = run_load(scenario, port, deadline)
+        load = drive(server, scenario, port, deadline)
         server.stop()
         lines = server.lines()
     finally:
         server.stop()
         server.remove_records()
-    return Run(**measured(scenario, round_, lines, summary), workers=workers)
+    return Run(**measured(scenario, round_, lines, load), workers=workers)
 
 
 def describe(run: Run) -> str:

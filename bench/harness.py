@@ -106,6 +106,31 @@ def free_port() -> int:
         return port
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """The user and system CPU time of process *pid* and of its descendants
+    alive now (a gateway's workers), in seconds, as ``/proc`` tells."""
+    children: dict[int, list[int]] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # it ended meanwhile
+            continue
+        # The fields after the command name, which is in parentheses.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    total, waiting = 0.0, [pid]
+    while waiting:
+        each = waiting.pop()
+        total += times.get(each, 0.0)
+        waiting.extend(children.get(each, ()))
+    return total
+
+
 def all_descriptors() -> None:
     """Raise this process's open-file soft limit to its hard limit."""
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

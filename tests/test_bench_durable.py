@@ -59,6 +59,7 @@ def test_each_server_is_driven_and_its_records_checked(tmp_path: Path) -> None:
     for run in report["runs"]:
         assert run["consistent"]
         assert run["errors"] == 0
+        assert run["cpu_us_per_record"] > 0  # the server's, read from /proc
     assert report["targets"]["met"] == {
         "flat_ratio": False,
         "burst10_p99": False,
@@ -93,3 +94,5 @@ def test_a_gateway_with_workers_has_the_records_of_every_worker_checked(
     assert gateway["server"] == "teltotwist"
     assert gateway["records_acked"] == gateway["file_lines"] > 0
     assert report["targets"]["met"]["records_check"] is True
+    # The workers' CPU counts: the parent alone spends next to none a record.
+    assert gateway["cpu_us_per_record"] > 3
