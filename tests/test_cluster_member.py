@@ -235,6 +235,44 @@ async def test_a_parked_command_is_delivered_where_the_tracker_logs_in(
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_login_binds_its_imei_once(
+    cluster: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, _ = await cluster(2)  # two: once they know each other, the bus is up
+    binds: list[str] = []
+    bind = a.bus.bind
+
+    def counted(imei: str) -> Deferred[None]:
+        binds.append(imei)
+        return bind(imei)
+
+    monkeypatch.setattr(a.bus, "bind", counted)
+    queued = await a.fleet.send(CommandOrder(IMEI, "getver", None, 12, 30, 0))
+
+    virtual_tracker(cluster, a)
+    await until(lambda: (a.commands.get(queued["id"]) or queued) is not queued)
+
+    assert binds == [IMEI]  # by its claim; the login collected at once
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_claim_whose_login_does_not_follow_is_unbound(cluster: Any) -> None:
+    a, b = await cluster(2)
+    presence = a.member.presence
+    assert await presence.claim(IMEI, "127.0.0.1:1") is None
+    assert await b.bus.send_to_tracker(IMEI, Envelope("probe", b"{}", "member-1"))
+
+    presence.claim_dropped(IMEI)
+
+    for _ in range(100):  # the unbinding takes the broker a round trip
+        if not await b.bus.send_to_tracker(IMEI, Envelope("probe", b"{}", "member-1")):
+            break
+        await deferLater(reactor, 0.02, lambda: None)
+    else:
+        pytest.fail("the claim's binding stayed")
+
+
+@pytest_twisted.ensureDeferred
 async def test_the_tracker_list_covers_every_member_and_names_them(
     cluster: Any,
 ) -> None:

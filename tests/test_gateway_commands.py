@@ -367,6 +367,9 @@ class TakingBack:
     def logged_out(self, imei: str) -> None:
         self.taken = self.center.take_queued(imei)
 
+    def claim_dropped(self, imei: str) -> None:
+        pass
+
 
 def test_a_command_not_yet_written_is_queued_again_before_the_tracker_leaves(
     factory: TeltonikaTcpFactory, center: CommandCenter, sink: RecordingSink

@@ -831,6 +831,7 @@ class Elsewhere:
     def __init__(self) -> None:
         self.claims: list[tuple[str, Deferred[str | None]]] = []
         self.held: list[str] = []
+        self.dropped: list[str] = []
 
     def claim(self, imei: str, peer: str) -> Deferred[str | None]:
         answer: Deferred[str | None] = Deferred()
@@ -842,6 +843,9 @@ class Elsewhere:
 
     def logged_out(self, imei: str) -> None:
         self.held.remove(imei)
+
+    def claim_dropped(self, imei: str) -> None:
+        self.dropped.append(imei)
 
 
 def test_a_login_claimed_elsewhere_is_answered_only_once_decided(
@@ -858,6 +862,22 @@ def test_a_login_claimed_elsewhere_is_answered_only_once_decided(
     assert elsewhere.held == [imei] == [tracker.imei]
     assert tracker.send(CODEC8) == tcp_ack(1)
     tracker.disconnect()
+    assert elsewhere.held == []
+    assert elsewhere.dropped == []
+
+
+def test_a_claim_whose_connection_closed_meanwhile_is_dropped(
+    factory: TeltonikaTcpFactory,
+) -> None:
+    factory.presence = elsewhere = Elsewhere()
+    tracker = FakeTracker(factory)
+    tracker.login()
+    [(imei, answer)] = elsewhere.claims
+    tracker.disconnect()
+
+    answer.callback(None)
+
+    assert elsewhere.dropped == [imei]
     assert elsewhere.held == []
 
 

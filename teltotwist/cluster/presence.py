@@ -55,6 +55,8 @@ class ClusterPresence:
         self._clock = clock
         self._hand_back = hand_back
         self._counted = counted
+        self._claimed: set[str] = set()
+        """IMEIs a claim bound here, whose login has not followed yet."""
 
     def claim(self, imei: str, peer: str) -> Deferred[str | None]:
         """Ask the holder, if any; a login it lets go on binds the IMEI here
@@ -67,14 +69,30 @@ class ClusterPresence:
     def _bind_unless(self, conflict: str | None, imei: str) -> Deferred[str | None]:
         if conflict is not None:
             return succeed(conflict)
+        self._claimed.add(imei)
         bound = self._bus.bind(imei)
         bound.addErrback(self._failed, "binding", imei)
         return bound.addCallback(lambda _: None)
 
     def logged_in(self, imei: str) -> None:
+        if imei in self._claimed:  # its claim bound it
+            self._claimed.discard(imei)
+            self._collect(imei).addErrback(self._failed, "collecting for", imei)
+            return
         bound = self._bus.bind(imei)
         bound.addCallback(lambda _: self._collect(imei))
         bound.addErrback(self._failed, "binding", imei)
+
+    def claim_dropped(self, imei: str) -> None:
+        """Undo the claim's binding, unless a connection here holds *imei*."""
+        if imei not in self._claimed:
+            return
+        self._claimed.discard(imei)
+        if imei not in self._factory.by_imei:
+            unbound = self._bus.unbind(imei)
+            unbound.addErrback(
+                self._failed, "unbinding", imei, quiet=not self._bus.ready
+            )
 
     def logged_out(self, imei: str) -> None:
         # Unbound even while the bus is down, so that it is not bound again

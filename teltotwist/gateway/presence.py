@@ -38,7 +38,11 @@ class Presence(Protocol):
             asked (the bus is down)."""
 
     def logged_in(self, imei: str) -> None:
-        """*imei* logged in here."""
+        """*imei* logged in here (after a claim, if it made one)."""
+
+    def claim_dropped(self, imei: str) -> None:
+        """A login claimed for *imei* will not follow: its connection closed
+        while the claim was answered, or the claim found a conflict."""
 
     def logged_out(self, imei: str) -> None:
         """*imei*'s connection here closed (no newer one holds it here); a

@@ -372,7 +372,7 @@ class TeltonikaTcpProtocol(Protocol):
         asked = presence.claim(imei, self.peer)
         asked.addTimeout(CLAIM_GIVE_UP, self.factory.clock)
         asked.addErrback(self._claim_unanswered, imei)
-        asked.addCallback(self._claimed)
+        asked.addCallback(self._claimed, imei)
 
     def _claim_unanswered(self, failure: Failure, imei: str) -> str | None:
         """A holder that stays silent may be using the IMEI: under
@@ -405,8 +405,11 @@ class TeltonikaTcpProtocol(Protocol):
         )
         return None
 
-    def _claimed(self, conflict: str | None) -> None:
+    def _claimed(self, conflict: str | None, imei: str) -> None:
         if self.transport is None or self.session.state is not State.CLAIMING:
+            presence = self.factory.presence
+            assert presence is not None
+            presence.claim_dropped(imei)
             return
         self._perform(self.session.login_claimed(conflict))
         self._resume_reading()
