@@ -692,9 +692,12 @@ def _supervisor(options: Options, reactor: Any) -> IService:
     return root
 
 
-def _parent_link(reactor: Any, state_dir: Path) -> Callable[[int], OneProtocol]:
+def _parent_link(
+    reactor: Any, state_dir: Path
+) -> Callable[[int, Callable[[], None]], OneProtocol]:
     """The parent's end of each worker's link: the hub between the
-    workers, its parked commands kept in *state_dir*, and the gathering of
+    workers (which tells the supervisor a worker is up once its member
+    joined), its parked commands kept in *state_dir*, and the gathering of
     their metrics."""
     store = SqliteParkingStore(state_dir)
     # Once the workers stopped: the services stop before the reactor's
@@ -703,9 +706,9 @@ def _parent_link(reactor: Any, state_dir: Path) -> Callable[[int], OneProtocol]:
     hub = Hub(reactor, store=store)
     gatherer = ExpositionGatherer(reactor)
 
-    def link(number: int) -> OneProtocol:
+    def link(number: int, up: Callable[[], None]) -> OneProtocol:
         protocol = LinkProtocol()
-        hub.attach(protocol)
+        hub.attach(protocol, up)
         gatherer.attach(number, protocol)
         return OneProtocol(protocol)
 

@@ -1,22 +1,36 @@
 """The parent of ``--workers`` with real processes and a controlled clock:
 a worker that keeps ending is started again later and later, then given up
-on; what a worker writes lands in the parent's log."""
+on unless it was up; what a worker writes lands in the parent's log."""
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
 import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.task import Clock, deferLater
+from twisted.internet.threads import deferToThread
 from twisted.logger import LogLevel, capturedLogs, formatEvent
 
+from teltotwist.cluster.hub import Hub
 from teltotwist.cluster.link import LinkProtocol, OneProtocol
 from teltotwist.cluster.listeners import BoundSockets, bind_sockets
-from teltotwist.cluster.supervisor import WorkerSupervisor
+from teltotwist.cluster.supervisor import (
+    GIVE_UP_AFTER,
+    WorkerSupervisor,
+    worker_command,
+)
 from teltotwist.cluster.worker_log import LONGEST_LINE
+from teltotwist.codec import encode_login, tcp_ack
+from tests.net import receive_exactly
+from tests.vectors import by_id
 
 FAILING = [sys.executable, "-c", "raise SystemExit(3)"]
 
@@ -37,27 +51,32 @@ class _ClockedReactor:
         return getattr(reactor, name)
 
 
-async def next_delay(supervisor: WorkerSupervisor, clock: Clock) -> float:
+async def next_delay(
+    supervisor: WorkerSupervisor, clock: Clock, seconds: float = 60
+) -> float:
     """Wait for the worker to end; the delay before it starts again."""
+    deadline = time.monotonic() + seconds
     while not clock.getDelayedCalls():
+        assert time.monotonic() < deadline, "the worker was not started again"
         await deferLater(reactor, 0.02, lambda: None)
     (restart,) = clock.getDelayedCalls()
     return restart.getTime() - clock.seconds()
 
 
+def bind() -> BoundSockets:
+    """A real tracker port on the loopback interface."""
+    return bind_sockets("tcp:0:interface=127.0.0.1", None, "", None)
+
+
 def supervisor_of(clock: Clock, command: list[str]) -> WorkerSupervisor:
     """One worker running *command*, on a real port and *clock*."""
-
-    def bind() -> BoundSockets:
-        return bind_sockets("tcp:0:interface=127.0.0.1", None, "", None)
-
     return WorkerSupervisor(
         _ClockedReactor(clock),
         1,
         bind,
         lambda number, sockets: command,
         environment={},
-        link=lambda number: OneProtocol(LinkProtocol()),
+        link=lambda number, up: OneProtocol(LinkProtocol()),
         stop_timeout=10,
     )
 
@@ -91,6 +110,82 @@ async def test_a_worker_that_keeps_failing_waits_longer_then_is_given_up() -> No
         message = formatEvent(error)
         assert message.startswith("Worker 1 cannot start: it ended 5 times in a row")
         assert message.count("exit status 3 after 0.0 s") == 5
+    finally:
+        await supervisor.stopService()
+
+
+class _Hub:
+    """The parent's hub, counting the joins of its worker's members."""
+
+    def __init__(self) -> None:
+        self.hub = Hub(reactor)
+        self.joins = 0
+
+    def link(self, number: int, up: Callable[[], None]) -> OneProtocol:
+        def joined() -> None:
+            up()
+            self.joins += 1
+
+        protocol = LinkProtocol()
+        self.hub.attach(protocol, joined)
+        return OneProtocol(protocol)
+
+    async def wait_for_joins(self, count: int, seconds: float = 60) -> None:
+        deadline = time.monotonic() + seconds
+        while self.joins < count:
+            assert time.monotonic() < deadline, f"{self.joins} joins, not {count}"
+            await deferLater(reactor, 0.05, lambda: None)
+
+
+def acked_after_login(port: int) -> bytes:
+    """What a tracker logging in and sending a packet gets back."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as tracker:
+        tracker.sendall(encode_login("356307042441013"))
+        login = receive_exactly(tracker, 1)
+        tracker.sendall(by_id("wiki-c8-tcp-1").data)
+        return login + receive_exactly(tracker, 4)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_worker_that_was_up_is_started_again_however_often_it_is_killed(
+    tmp_path: Path,
+) -> None:
+    clock = Clock()
+    hub = _Hub()
+    options = [
+        "--port",
+        "tcp:0:interface=127.0.0.1",
+        "--sink",
+        f"file:{tmp_path / 'records.jsonl'}",
+        "--state-dir",
+        str(tmp_path / "state"),
+    ]
+    supervisor = WorkerSupervisor(
+        _ClockedReactor(clock),
+        1,
+        bind,
+        lambda number, sockets: worker_command(reactor, options, number, sockets),
+        environment={},
+        link=hub.link,
+        stop_timeout=10,
+    )
+    given_up = supervisor.whenGivenUp()
+    supervisor.startService()
+    try:
+        delays = []
+        for kills in range(1, GIVE_UP_AFTER + 2):
+            await hub.wait_for_joins(kills)
+            os.kill(supervisor.pids[1], signal.SIGKILL)
+            delays.append(await next_delay(supervisor, clock))
+            clock.advance(delays[-1])  # started again
+        assert delays == [1, 2, 4, 8, 16, 32]
+        await hub.wait_for_joins(GIVE_UP_AFTER + 2)
+
+        assert not given_up.called
+        assert supervisor.running
+        assert supervisor.sockets is not None
+        port = supervisor.sockets.tracker.port
+        assert await deferToThread(acked_after_login, port) == b"\x01" + tcp_ack(1)
     finally:
         await supervisor.stopService()
 

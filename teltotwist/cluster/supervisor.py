@@ -7,11 +7,13 @@ fixed descriptors (:mod:`teltotwist.cluster.listeners`) and a link to the
 parent (a UNIX socket pair at :data:`~teltotwist.cluster.listeners.HUB_FD`);
 the kernel hands each new connection to one of the workers. A worker that
 ends while the parent runs is started again, after a delay that doubles
-while it keeps failing; one that cannot start at all (it failed
-:data:`GIVE_UP_AFTER` times in a row) is given up on. Stopping the parent
-stops the workers the orderly way (SIGTERM: each drains its deliveries), and
-the parent waits for them. The parent logs the workers' output as its own
-(:mod:`teltotwist.cluster.worker_log`).
+while it keeps ending soon after its start. One that cannot start at all
+(it ended :data:`GIVE_UP_AFTER` times in a row before it was up) is given
+up on; one that was up (its member joined the parent's hub) and then ended
+is always started again, so that a crash of one worker never stops the
+others. Stopping the parent stops the workers the orderly way (SIGTERM:
+each drains its deliveries), and the parent waits for them. The parent logs
+the workers' output as its own (:mod:`teltotwist.cluster.worker_log`).
 """
 
 from __future__ import annotations
@@ -45,13 +47,14 @@ from teltotwist.cluster.worker_log import WorkerLines
 
 FIRST_RESTART_DELAY = 1.0
 """Seconds before a worker that ended is started again; the delay doubles
-with each failure in a row."""
+with each end in a row within :data:`STEADY_RUN` of its start."""
 STEADY_RUN = 60.0
-"""A worker that ended sooner after its start failed; one that ran this
-many seconds ended afresh: its count of failures in a row is reset."""
+"""A worker that ran this many seconds ended afresh: its ends in a row are
+forgotten."""
 GIVE_UP_AFTER = 5
-"""A worker that failed this many times in a row cannot start: it is not
-started again, and :meth:`WorkerSupervisor.whenGivenUp` fires."""
+"""A worker that ended this many times in a row before it was up, each
+within :data:`STEADY_RUN` of its start, cannot start: it is not started
+again, and :meth:`WorkerSupervisor.whenGivenUp` fires."""
 KILL_MARGIN = 10.0
 """Seconds a worker gets past its drain timeout to end on SIGTERM before it
 is killed."""
@@ -75,9 +78,15 @@ class _WorkerProcess(ProcessProtocol):
             2: WorkerLines(log, f"w{number} stderr", LogLevel.warn),
         }
         self.pid: int | None = None
+        self.up = False
+        """Whether its member joined the parent's hub: it started."""
         self.end_reason = ""
         """How it ended, once it has: ``signal 9``, ``exit status 1``."""
         self.finished: Deferred[None] = Deferred()
+
+    def came_up(self) -> None:
+        """Its member joined the parent's hub."""
+        self.up = True
 
     def connectionMade(self) -> None:
         assert self.transport is not None
@@ -103,6 +112,37 @@ class _WorkerProcess(ProcessProtocol):
             transport.signalProcess(name)
 
 
+class _EndsInARow:
+    """One worker's ends in a row: when to start it again, and whether it
+    cannot start."""
+
+    def __init__(self) -> None:
+        self._soon = 0
+        self.before_up: list[str] = []
+        """Its ends in a row before it was up: ``exit status 1 after 0.4 s``."""
+
+    def ended(self, worker: _WorkerProcess, ran: float) -> None:
+        """*worker* ended after running *ran* seconds."""
+        if ran >= STEADY_RUN:
+            self._soon = 0
+            self.before_up.clear()
+            return
+        self._soon += 1
+        if worker.up:
+            self.before_up.clear()
+        else:
+            self.before_up.append(f"{worker.end_reason} after {ran:.1f} s")
+
+    @property
+    def cannot_start(self) -> bool:
+        return len(self.before_up) >= GIVE_UP_AFTER
+
+    @property
+    def delay(self) -> float:
+        """Seconds to wait before starting it again."""
+        return FIRST_RESTART_DELAY * 2.0 ** max(self._soon - 1, 0)
+
+
 class WorkerSupervisor(Service):
     """Binds the ports (in :meth:`privilegedStartService`, before twistd
     drops its privileges) and keeps *count* workers running on them.
@@ -111,7 +151,8 @@ class WorkerSupervisor(Service):
     :param command: a worker's command line, by its number (1 to *count*)
         and the sockets it gets.
     :param environment: added to each worker's environment.
-    :param link: the parent's side of a worker's link, by its number.
+    :param link: the parent's side of a worker's link, by its number and
+        what to call once the worker is up (its member joined the hub).
     :param stop_timeout: seconds the workers get to end on SIGTERM before
         they are killed.
     """
@@ -126,7 +167,7 @@ class WorkerSupervisor(Service):
         command: Callable[[int, BoundSockets], list[str]],
         *,
         environment: Mapping[str, str],
-        link: Callable[[int], IProtocolFactory],
+        link: Callable[[int, Callable[[], None]], IProtocolFactory],
         stop_timeout: float,
     ) -> None:
         self._reactor = reactor
@@ -139,8 +180,7 @@ class WorkerSupervisor(Service):
         self.sockets: BoundSockets | None = None
         self._listening: Deferred[None] = Deferred()
         self._workers: dict[int, _WorkerProcess] = {}
-        self._failures: dict[int, list[str]] = {}
-        """Each worker's failures in a row: ``exit status 1 after 0.4 s``."""
+        self._ends: dict[int, _EndsInARow] = {}
         self._restarts: dict[int, IDelayedCall] = {}
         self._given_up: Deferred[int] = Deferred()
 
@@ -180,9 +220,9 @@ class WorkerSupervisor(Service):
         self._listening.callback(None)
 
     def whenGivenUp(self) -> Deferred[int]:
-        """Fires with a worker's number once that worker failed
-        :data:`GIVE_UP_AFTER` times in a row (logged already); the caller
-        stops the service. For one caller."""
+        """Fires with a worker's number once that worker cannot start (see
+        :data:`GIVE_UP_AFTER`; logged already); the caller stops the
+        service. For one caller."""
         return self._given_up
 
     def hangup(self) -> None:
@@ -219,7 +259,7 @@ class WorkerSupervisor(Service):
         finally:
             worker_end.close()
         self._reactor.adoptStreamConnection(
-            parent_end.fileno(), socket.AF_UNIX, self._link(number)
+            parent_end.fileno(), socket.AF_UNIX, self._link(number, worker.came_up)
         )
         parent_end.close()
         self._workers[number] = worker
@@ -239,15 +279,12 @@ class WorkerSupervisor(Service):
             )
             return
         ran = self._reactor.seconds() - worker.started
-        failures = self._failures.setdefault(number, [])
-        if ran >= STEADY_RUN:
-            failures.clear()
-        else:
-            failures.append(f"{worker.end_reason} after {ran:.1f} s")
-        if len(failures) >= GIVE_UP_AFTER:
-            self._give_up(number, failures)
+        ends = self._ends.setdefault(number, _EndsInARow())
+        ends.ended(worker, ran)
+        if ends.cannot_start:
+            self._give_up(number, ends.before_up)
             return
-        delay = FIRST_RESTART_DELAY * 2 ** max(len(failures) - 1, 0)
+        delay = ends.delay
         self.log.warn(
             "Worker {number} (pid {pid}) ended after {ran:.1f} s: {reason};"
             " starting it again in {delay:g} s",
