@@ -240,7 +240,7 @@ async def test_a_login_binds_its_imei_once(
 ) -> None:
     a, _ = await cluster(2)  # two: once they know each other, the bus is up
     binds: list[str] = []
-    bind = a.bus.bind
+    bind: Callable[[str], Deferred[None]] = a.bus.bind
 
     def counted(imei: str) -> Deferred[None]:
         binds.append(imei)
