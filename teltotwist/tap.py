@@ -26,7 +26,7 @@ from teltotwist.cluster.amqp import AmqpBus, parse_cluster_url
 from teltotwist.cluster.bus import IClusterBus
 from teltotwist.cluster.exposition import ExpositionGatherer, WorkersExposition
 from teltotwist.cluster.hub import Hub, HubBus
-from teltotwist.cluster.link import LinkProtocol, OneProtocol
+from teltotwist.cluster.link import LinkProtocol
 from teltotwist.cluster.listeners import (
     API_FD,
     TRACKER_FD,
@@ -566,10 +566,10 @@ def makeService(options: Options) -> IService:
     root = MultiService()
     worker: int | None = options["as-worker"]
     state_dir = Path(options["state-dir"])
-    link: LinkProtocol | None = None
+    parent: ParentLink | None = None
     if worker is not None:
-        link = LinkProtocol()
-        root.addService(ParentLink(reactor, worker, link))
+        parent = ParentLink(reactor, worker, LinkProtocol())
+        root.addService(parent)
         state_dir = worker_state_dir(state_dir, worker)
     allow: Callable[[str], bool] = _everyone
     reloads: list[Callable[[], None]] = []
@@ -621,10 +621,12 @@ def makeService(options: Options) -> IService:
     if allowlist is not None:
         allowlist.on_reload(gateway.factory.close_disallowed)
     gateway.whenListening().addCallbacks(freeze_startup_objects, _exit_unable_to_listen)
+    if parent is not None:
+        gateway.whenListening().addCallback(lambda _: parent.up())
     metrics = GatewayMetrics(gateway.registry, version=teltotwist_version())
     gateway.events.add(metrics)
     member = None
-    bus = _cluster_bus(options, reactor, worker, link)
+    bus = _cluster_bus(options, reactor, parent)
     if bus is not None:
         member = ClusterMember(bus, gateway, reactor, metrics.cluster_command)
         # Joined before the gateway listens, left after it stopped.
@@ -632,25 +634,27 @@ def makeService(options: Options) -> IService:
     root.addService(gateway)
     if options["api-endpoint"] is not None:
         exposition: MetricsExposition = metrics
-        if worker is not None and link is not None:
-            exposition = WorkersExposition(link, worker, metrics.exposition)
+        if parent is not None:
+            exposition = WorkersExposition(
+                parent.protocol, parent.number, metrics.exposition
+            )
         root.addService(_api(options, gateway, exposition, member, reactor))
     return root
 
 
 def _cluster_bus(
-    options: Options, reactor: Any, worker: int | None, link: LinkProtocol | None
+    options: Options, reactor: Any, parent: ParentLink | None
 ) -> IClusterBus | None:
     """The bus of the cluster this process is a member of: RabbitMQ's with
     --cluster (each worker a member of its own), else a worker's parent's;
     None for a single process on its own."""
     if options["cluster-settings"] is not None:
         member_id = options["instance-id"]
-        if worker is not None:
-            member_id = f"{member_id}/w{worker}"
+        if parent is not None:
+            member_id = f"{member_id}/w{parent.number}"
         return AmqpBus(options["cluster-settings"], member_id, reactor)
-    if worker is not None and link is not None:
-        return HubBus(worker_member_id(worker), link)
+    if parent is not None:
+        return HubBus(worker_member_id(parent.number), parent.protocol)
     return None
 
 
@@ -692,12 +696,9 @@ def _supervisor(options: Options, reactor: Any) -> IService:
     return root
 
 
-def _parent_link(
-    reactor: Any, state_dir: Path
-) -> Callable[[int, Callable[[], None]], OneProtocol]:
+def _parent_link(reactor: Any, state_dir: Path) -> Callable[[int], LinkProtocol]:
     """The parent's end of each worker's link: the hub between the
-    workers (which tells the supervisor a worker is up once its member
-    joined), its parked commands kept in *state_dir*, and the gathering of
+    workers, its parked commands kept in *state_dir*, and the gathering of
     their metrics."""
     store = SqliteParkingStore(state_dir)
     # Once the workers stopped: the services stop before the reactor's
@@ -706,11 +707,11 @@ def _parent_link(
     hub = Hub(reactor, store=store)
     gatherer = ExpositionGatherer(reactor)
 
-    def link(number: int, up: Callable[[], None]) -> OneProtocol:
+    def link(number: int) -> LinkProtocol:
         protocol = LinkProtocol()
-        hub.attach(protocol, up)
+        hub.attach(protocol)
         gatherer.attach(number, protocol)
-        return OneProtocol(protocol)
+        return protocol
 
     return link
 

@@ -1,6 +1,7 @@
 """The parent of ``--workers`` with real processes and a controlled clock:
 a worker that keeps ending is started again later and later, then given up
-on unless it was up; what a worker writes lands in the parent's log."""
+on unless it was up (whatever its cluster bus); what a worker writes lands
+in the parent's log."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,9 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.task import Clock, deferLater
 from twisted.internet.threads import deferToThread
-from twisted.logger import LogLevel, capturedLogs, formatEvent
+from twisted.logger import LogEvent, LogLevel, capturedLogs, formatEvent
 
-from teltotwist.cluster.hub import Hub
-from teltotwist.cluster.link import LinkProtocol, OneProtocol
+from teltotwist.cluster.link import LinkProtocol
 from teltotwist.cluster.listeners import BoundSockets, bind_sockets
 from teltotwist.cluster.supervisor import (
     GIVE_UP_AFTER,
@@ -29,7 +29,9 @@ from teltotwist.cluster.supervisor import (
 )
 from teltotwist.cluster.worker_log import LONGEST_LINE
 from teltotwist.codec import encode_login, tcp_ack
+from tests.amqp_cluster import delete_exchange, fresh_prefix
 from tests.net import receive_exactly
+from tests.services import RABBITMQ, require
 from tests.vectors import by_id
 
 FAILING = [sys.executable, "-c", "raise SystemExit(3)"]
@@ -76,7 +78,7 @@ def supervisor_of(clock: Clock, command: list[str]) -> WorkerSupervisor:
         bind,
         lambda number, sockets: command,
         environment={},
-        link=lambda number, up: OneProtocol(LinkProtocol()),
+        link=lambda number: LinkProtocol(),
         stop_timeout=10,
     )
 
@@ -114,27 +116,14 @@ async def test_a_worker_that_keeps_failing_waits_longer_then_is_given_up() -> No
         await supervisor.stopService()
 
 
-class _Hub:
-    """The parent's hub, counting the joins of its worker's members."""
-
-    def __init__(self) -> None:
-        self.hub = Hub(reactor)
-        self.joins = 0
-
-    def link(self, number: int, up: Callable[[], None]) -> OneProtocol:
-        def joined() -> None:
-            up()
-            self.joins += 1
-
-        protocol = LinkProtocol()
-        self.hub.attach(protocol, joined)
-        return OneProtocol(protocol)
-
-    async def wait_for_joins(self, count: int, seconds: float = 60) -> None:
-        deadline = time.monotonic() + seconds
-        while self.joins < count:
-            assert time.monotonic() < deadline, f"{self.joins} joins, not {count}"
-            await deferLater(reactor, 0.05, lambda: None)
+async def wait_for_ups(
+    events: Sequence[LogEvent], count: int, seconds: float = 60
+) -> None:
+    """Wait until the parent logged *count* times that its worker is up."""
+    deadline = time.monotonic() + seconds
+    while (ups := sum(formatEvent(e).endswith(" is up") for e in events)) < count:
+        assert time.monotonic() < deadline, f"up {ups} times, not {count}"
+        await deferLater(reactor, 0.05, lambda: None)
 
 
 def acked_after_login(port: int) -> bytes:
@@ -146,48 +135,76 @@ def acked_after_login(port: int) -> bytes:
         return login + receive_exactly(tracker, 4)
 
 
-@pytest_twisted.ensureDeferred
-async def test_a_worker_that_was_up_is_started_again_however_often_it_is_killed(
-    tmp_path: Path,
-) -> None:
+async def killed_again_and_again(tmp_path: Path, *options: str) -> list[str]:
+    """A real worker with *options*, SIGKILLed each time it is up, more
+    often than a worker that cannot start may end, is started again each
+    time and serves trackers after; the lines logged meanwhile."""
     clock = Clock()
-    hub = _Hub()
-    options = [
+    arguments = [
         "--port",
         "tcp:0:interface=127.0.0.1",
         "--sink",
         f"file:{tmp_path / 'records.jsonl'}",
         "--state-dir",
         str(tmp_path / "state"),
+        *options,
     ]
     supervisor = WorkerSupervisor(
         _ClockedReactor(clock),
         1,
         bind,
-        lambda number, sockets: worker_command(reactor, options, number, sockets),
+        lambda number, sockets: worker_command(reactor, arguments, number, sockets),
         environment={},
-        link=hub.link,
+        link=lambda number: LinkProtocol(),
         stop_timeout=10,
     )
     given_up = supervisor.whenGivenUp()
-    supervisor.startService()
-    try:
-        delays = []
-        for kills in range(1, GIVE_UP_AFTER + 2):
-            await hub.wait_for_joins(kills)
-            os.kill(supervisor.pids[1], signal.SIGKILL)
-            delays.append(await next_delay(supervisor, clock))
-            clock.advance(delays[-1])  # started again
-        assert delays == [1, 2, 4, 8, 16, 32]
-        await hub.wait_for_joins(GIVE_UP_AFTER + 2)
+    with capturedLogs() as events:
+        supervisor.startService()
+        try:
+            delays = []
+            for kills in range(1, GIVE_UP_AFTER + 2):
+                await wait_for_ups(events, kills)
+                os.kill(supervisor.pids[1], signal.SIGKILL)
+                delays.append(await next_delay(supervisor, clock))
+                clock.advance(delays[-1])  # started again
+            assert delays == [1, 2, 4, 8, 16, 32]
+            await wait_for_ups(events, GIVE_UP_AFTER + 2)
 
-        assert not given_up.called
-        assert supervisor.running
-        assert supervisor.sockets is not None
-        port = supervisor.sockets.tracker.port
-        assert await deferToThread(acked_after_login, port) == b"\x01" + tcp_ack(1)
+            assert not given_up.called
+            assert supervisor.running
+            assert supervisor.sockets is not None
+            port = supervisor.sockets.tracker.port
+            acked = await deferToThread(acked_after_login, port)
+            assert acked == b"\x01" + tcp_ack(1)
+        finally:
+            await supervisor.stopService()
+    return [formatEvent(event) for event in events]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_worker_that_was_up_is_started_again_however_often_it_is_killed(
+    tmp_path: Path,
+) -> None:
+    await killed_again_and_again(tmp_path)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_worker_on_rabbitmq_that_was_up_is_started_again_when_killed(
+    tmp_path: Path,
+) -> None:
+    require("RabbitMQ", RABBITMQ)
+    prefix = fresh_prefix()
+    host, port = RABBITMQ
+    cluster = f"amqp://guest:guest@{host}:{port}/%2F?prefix={prefix}"
+    try:
+        lines = await killed_again_and_again(tmp_path, "--cluster", cluster)
     finally:
-        await supervisor.stopService()
+        await delete_exchange(prefix)
+    # The workers were members of the cluster on RabbitMQ.
+    hellos = [line for line in lines if line.startswith("Cluster: member.hello")]
+    assert hellos
+    assert all(line.endswith("/w1") for line in hellos)
 
 
 CHATTY = [

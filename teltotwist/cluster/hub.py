@@ -17,7 +17,6 @@ others stop waiting for its answers at once, not after their timeout.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -212,12 +211,9 @@ class Hub:
             self._store.collected(imei)
         return envelopes
 
-    def attach(
-        self, link: LinkProtocol, joined: Callable[[], None] = lambda: None
-    ) -> None:
-        """Route the messages of the member at the other end of *link*;
-        call *joined* each time it joins."""
-        routes = _Routes(self, link, joined)
+    def attach(self, link: LinkProtocol) -> None:
+        """Route the messages of the member at the other end of *link*."""
+        routes = _Routes(self, link)
         link.answer(routes)
         link.closed.addCallback(lambda _: routes.lost())
 
@@ -243,12 +239,9 @@ class Hub:
 class _Routes(amp.CommandLocator):
     """What the parent does for one worker's member."""
 
-    def __init__(
-        self, hub: Hub, link: LinkProtocol, joined: Callable[[], None]
-    ) -> None:
+    def __init__(self, hub: Hub, link: LinkProtocol) -> None:
         self._hub = hub
         self._link = link
-        self._on_join = joined
         self._member: str | None = None
 
     @property
@@ -278,7 +271,6 @@ class _Routes(amp.CommandLocator):
         self.left()
         self._hub.joined(member, self._link)
         self._member = member
-        self._on_join()
         return {}
 
     @Leave.responder

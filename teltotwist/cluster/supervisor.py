@@ -9,9 +9,10 @@ the kernel hands each new connection to one of the workers. A worker that
 ends while the parent runs is started again, after a delay that doubles
 while it keeps ending soon after its start. One that cannot start at all
 (it ended :data:`GIVE_UP_AFTER` times in a row before it was up) is given
-up on; one that was up (its member joined the parent's hub) and then ended
-is always started again, so that a crash of one worker never stops the
-others. Stopping the parent stops the workers the orderly way (SIGTERM:
+up on; one that was up (it said so over its link,
+:class:`~teltotwist.cluster.worker.Up`, whatever its cluster bus) and then
+ended is always started again, so that a crash of one worker never stops
+the others. Stopping the parent stops the workers the orderly way (SIGTERM:
 each drains its deliveries), and the parent waits for them. The parent logs
 the workers' output as its own (:mod:`teltotwist.cluster.worker_log`).
 """
@@ -33,16 +34,14 @@ from twisted.internet.error import (
     ProcessExitedAlready,
     ProcessTerminated,
 )
-from twisted.internet.interfaces import (
-    IDelayedCall,
-    IProcessTransport,
-    IProtocolFactory,
-)
+from twisted.internet.interfaces import IDelayedCall, IProcessTransport
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
+from teltotwist.cluster.link import LinkProtocol, OneProtocol
 from teltotwist.cluster.listeners import HUB_FD, BoundSockets
+from teltotwist.cluster.worker import when_up
 from teltotwist.cluster.worker_log import WorkerLines
 
 FIRST_RESTART_DELAY = 1.0
@@ -73,20 +72,24 @@ class _WorkerProcess(ProcessProtocol):
         self.number = number
         self.started = started
         self._ended = ended
+        self._log = log
         self._output = {
             1: WorkerLines(log, f"w{number}", LogLevel.info),
             2: WorkerLines(log, f"w{number} stderr", LogLevel.warn),
         }
         self.pid: int | None = None
         self.up = False
-        """Whether its member joined the parent's hub: it started."""
+        """Whether it said it is up: it started."""
         self.end_reason = ""
         """How it ended, once it has: ``signal 9``, ``exit status 1``."""
         self.finished: Deferred[None] = Deferred()
 
     def came_up(self) -> None:
-        """Its member joined the parent's hub."""
+        """It said it is up."""
         self.up = True
+        self._log.info(
+            "Worker {number} (pid {pid}) is up", number=self.number, pid=self.pid
+        )
 
     def connectionMade(self) -> None:
         assert self.transport is not None
@@ -151,8 +154,7 @@ class WorkerSupervisor(Service):
     :param command: a worker's command line, by its number (1 to *count*)
         and the sockets it gets.
     :param environment: added to each worker's environment.
-    :param link: the parent's side of a worker's link, by its number and
-        what to call once the worker is up (its member joined the hub).
+    :param link: the parent's side of a worker's link, by its number.
     :param stop_timeout: seconds the workers get to end on SIGTERM before
         they are killed.
     """
@@ -167,7 +169,7 @@ class WorkerSupervisor(Service):
         command: Callable[[int, BoundSockets], list[str]],
         *,
         environment: Mapping[str, str],
-        link: Callable[[int, Callable[[], None]], IProtocolFactory],
+        link: Callable[[int], LinkProtocol],
         stop_timeout: float,
     ) -> None:
         self._reactor = reactor
@@ -258,8 +260,10 @@ class WorkerSupervisor(Service):
             )
         finally:
             worker_end.close()
+        link = self._link(number)
+        when_up(link, worker.came_up)
         self._reactor.adoptStreamConnection(
-            parent_end.fileno(), socket.AF_UNIX, self._link(number, worker.came_up)
+            parent_end.fileno(), socket.AF_UNIX, OneProtocol(link)
         )
         parent_end.close()
         self._workers[number] = worker

@@ -5,7 +5,8 @@ The link is the UNIX socket its parent passed at
 :data:`~teltotwist.cluster.listeners.HUB_FD`, spoken in AMP. It closes only
 when the parent ends, so a worker whose link closes while it runs has lost
 its parent (killed, say), and stops the orderly way rather than live on as
-an orphan nobody restarts or stops.
+an orphan nobody restarts or stops. Once the worker listens for trackers,
+it tells its parent it is up (:class:`Up`), whatever cluster bus it uses.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from __future__ import annotations
 import os
 import signal
 import socket
+from collections.abc import Callable
 from pathlib import Path, PurePath
 from typing import Any
 
 from twisted.application.service import Service
 from twisted.logger import Logger
+from twisted.protocols import amp
 
 from teltotwist.cluster.link import LinkProtocol, OneProtocol
 from teltotwist.cluster.listeners import HUB_FD
@@ -48,6 +51,27 @@ def worker_member_id(number: int) -> str:
     return f"{socket.gethostname()}:{os.getpid()}/w{number}"
 
 
+class Up(amp.Command):
+    """A worker tells its parent it is up: it started and listens for
+    trackers."""
+
+
+class _UpResponder(amp.CommandLocator):
+    def __init__(self, up: Callable[[], None]) -> None:
+        self._up = up
+
+    @Up.responder
+    def up(self) -> dict[str, object]:
+        self._up()
+        return {}
+
+
+def when_up(link: LinkProtocol, up: Callable[[], None]) -> None:
+    """The parent's side: call *up* once the worker at the other end of
+    *link* says it is up."""
+    link.answer(_UpResponder(up))
+
+
 class ParentLink(Service):
     """Worker *number*'s link to its parent, spoken by *protocol*."""
 
@@ -63,7 +87,7 @@ class ParentLink(Service):
         self._reactor = reactor
         self.number = number
         self._fd = fd
-        self._protocol = protocol
+        self.protocol = protocol
         protocol.closed.addCallback(lambda _: self._lost())
 
     def startService(self) -> None:
@@ -72,7 +96,7 @@ class ParentLink(Service):
         # workers itself, so each stops once.
         self._reactor.callWhenRunning(signal.signal, signal.SIGINT, signal.SIG_IGN)
         self._reactor.adoptStreamConnection(
-            self._fd, socket.AF_UNIX, OneProtocol(self._protocol)
+            self._fd, socket.AF_UNIX, OneProtocol(self.protocol)
         )
         os.close(self._fd)  # adopting made its own copy
         self.log.info(
@@ -81,6 +105,12 @@ class ParentLink(Service):
             pid=os.getpid(),
             parent=os.getppid(),
         )
+
+    def up(self) -> None:
+        """Tell the parent this worker is up (see :class:`Up`); a parent
+        that is gone is not told."""
+        told = self.protocol.dispatcher.callRemote(Up)  # type: ignore[no-untyped-call]
+        told.addErrback(lambda _: None)
 
     def _lost(self) -> None:
         if self.running:
