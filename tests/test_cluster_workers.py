@@ -113,6 +113,8 @@ def two_workers(directory: Path, *options: str) -> Iterator[Gateway]:
         gateway = Gateway(twistd, directory)
         gateway.wait_for(r"(Listening for trackers on) .*sinks", 2)
         gateway.wait_for(r"HTTP API on (http://127.0.0.1:\d+/)", 2)
+        # Both joined their parent's hub: a command can be parked.
+        gateway.wait_for(r"Cluster: member\.(hello) from", 2)
         yield gateway
 
 
