@@ -2,18 +2,21 @@
 
 It stores nothing and checks nothing (no CRC, no decoding): it finds each
 frame's end from its length field and at once writes the record count from
-its header back, one asyncio callback per read. ``bench_durable.py`` drives
-it like the real servers, so that its figures show what the load generator
-and the loopback connections take by themselves: the floor under every other
-server's latency.
+its header back, once per read. ``bench_durable.py`` drives it like the real
+servers, so that its figures show what the load generator and the loopback
+connections take by themselves: the floor under every other server's latency.
+With ``--twisted`` the same server runs on Twisted's default reactor (epoll on
+Linux) instead of asyncio's loop: what any Twisted server pays before its
+own work.
 
-    python bench/ackonly.py PORT
+    python bench/ackonly.py [--twisted] PORT
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import sys
+from typing import cast
 
 HOST = "127.0.0.1"
 BACKLOG = 4096
@@ -25,26 +28,21 @@ OVERHEAD = 12
 """Preamble, data length and CRC around a frame's data."""
 
 
-class AckOnly(asyncio.Protocol):
-    """One tracker: the login gets ``01``, each frame its record count."""
+class AckStream:
+    """One tracker's bytes: the login gets ``01``, each frame its record count."""
 
     def __init__(self) -> None:
-        self._transport: asyncio.Transport | None = None
         self._buffer = b""
         self._logged_in = False
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        assert self._transport is not None
+    def replies(self, data: bytes) -> bytes:
+        """What to write back for *data*, which follows the bytes before it."""
         buffer = self._buffer + data if self._buffer else data
         replies = []
         if not self._logged_in:
             if len(buffer) < 2 or len(buffer) < 2 + int.from_bytes(buffer[:2]):
                 self._buffer = buffer
-                return
+                return b""
             buffer = buffer[2 + int.from_bytes(buffer[:2]) :]
             replies.append(b"\x01")
             self._logged_in = True
@@ -60,17 +58,70 @@ class AckOnly(asyncio.Protocol):
             replies.append(buffer[9].to_bytes(4))
             buffer = buffer[end:]
         self._buffer = buffer
+        return b"".join(replies)
+
+
+class AsyncioAckOnly(asyncio.Protocol):
+    """An :class:`AckStream` on an asyncio transport."""
+
+    def __init__(self) -> None:
+        self._transport: asyncio.Transport | None = None
+        self._stream = AckStream()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        assert self._transport is not None
+        replies = self._stream.replies(data)
         if replies:
-            self._transport.write(b"".join(replies))
+            self._transport.write(replies)
 
 
-async def serve(port: int) -> None:
+async def serve_asyncio(port: int) -> None:
     """Listen on *port* until killed."""
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(AckOnly, HOST, port, backlog=BACKLOG)
+    server = await loop.create_server(AsyncioAckOnly, HOST, port, backlog=BACKLOG)
     async with server:
         await server.serve_forever()
 
 
+def serve_twisted(port: int) -> None:
+    """Listen on *port* with Twisted's default reactor (epoll on Linux) until
+    killed."""
+    # Imported here: the asyncio server needs none of it.
+    from twisted.internet import protocol, reactor  # noqa: PLC0415
+    from twisted.internet.interfaces import IReactorCore, IReactorTCP  # noqa: PLC0415
+
+    class TwistedAckOnly(protocol.Protocol):
+        """An :class:`AckStream` on a Twisted transport."""
+
+        def __init__(self) -> None:
+            self._stream = AckStream()
+
+        def dataReceived(self, data: bytes) -> None:
+            replies = self._stream.replies(data)
+            if replies:
+                assert self.transport is not None
+                self.transport.write(replies)
+
+    factory = protocol.ServerFactory()
+    factory.protocol = TwistedAckOnly
+    cast(IReactorTCP, reactor).listenTCP(port, factory, backlog=BACKLOG, interface=HOST)
+    cast(IReactorCore, reactor).run()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--twisted", action="store_true", help="on Twisted's reactor")
+    parser.add_argument("port", type=int)
+    arguments = parser.parse_args()
+    if arguments.twisted:
+        serve_twisted(arguments.port)
+    else:
+        asyncio.run(serve_asyncio(arguments.port))
+
+
 if __name__ == "__main__":
-    asyncio.run(serve(int(sys.argv[1])))
+    main()

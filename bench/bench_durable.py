@@ -9,7 +9,9 @@ stop-and-wait trackers sending FMB920 IO, 1,065 bytes a 10-record packet.
 Before them, the same load drives ``ackonly.py`` (beside this file: asyncio
 that ACKs every frame at once and stores nothing): its figures are the
 floor under the others', what the load generator and the loopback
-connections take by themselves. The scenarios:
+connections take by themselves. Then it drives the same server on Twisted's
+reactor (``ackonly.py --twisted``, the ``ackonly-tw`` rows): the floor of
+any Twisted server, the gateway included. The scenarios:
 
 flat
     100 trackers flat out: each sends its next packet as soon as the
@@ -20,7 +22,7 @@ burst10
 burst1
     The same with 1-record packets.
 
-Runs alternate between the three servers, scenario by scenario, for
+Runs alternate between the four servers, scenario by scenario, for
 ``--repeat`` rounds. Each run of the two real servers checks that the
 records the load ACKed are the lines the server's file holds. The report
 gives, per scenario and server, the median records/s ACKed (and the
@@ -28,7 +30,7 @@ range), the median ACK latency percentiles, the server's CPU time per
 record ACKed (user and system, its worker processes' included, read from
 ``/proc`` before and after the load) and the errors, and the ratio
 teltotwist / yardstick of the median records/s; the ``ackonly`` rows are
-the floor. Targets (issue 11): flat at least 2.5x the yardstick's
+the floors. Targets (issue 11): flat at least 2.5x the yardstick's
 records/s; burst10 p99 under 50 ms for teltotwist; every run's records
 check out. Exit status 0 when all are met, 1 when not (a target whose
 scenario did not run is not met), 2 on error.
@@ -85,7 +87,11 @@ DEFAULT_YARDSERVER = CHECKOUT.parent / "shared" / "bench" / "yardserver.py"
 ACKONLY = Path(__file__).resolve().parent / "ackonly.py"
 FLOOR = "ackonly"
 """The server that ACKs and stores nothing: the load generator's floor."""
-SERVERS = (FLOOR, "yardserver", "teltotwist")
+TWISTED_FLOOR = "ackonly-tw"
+"""The same server on Twisted's reactor: the floor of a Twisted server."""
+FLOORS = {FLOOR: (), TWISTED_FLOOR: ("--twisted",)}
+"""Each floor server and its ``ackonly.py`` options."""
+SERVERS = (FLOOR, TWISTED_FLOOR, "yardserver", "teltotwist")
 """In the order of each scenario's runs."""
 RATIO_TARGET = 2.5
 """flat: teltotwist's records/s over the yardstick's, at least."""
@@ -198,8 +204,8 @@ def _lines(path: Path) -> int:
     return count
 
 
-def ackonly_command(port: int) -> list[str]:
-    return [sys.executable, str(ACKONLY), str(port)]
+def ackonly_command(port: int, options: Sequence[str] = ()) -> list[str]:
+    return [sys.executable, str(ACKONLY), *options, str(port)]
 
 
 def yardserver_command(path: Path, port: int, records: Path) -> list[str]:
@@ -415,13 +421,13 @@ def run_once(
     port = free_port()
     name = f"{scenario.name}-{server}-{round_}"
     records = settings.workdir / f"{name}.jsonl"
-    if server == FLOOR:
-        command = ackonly_command(port)
+    if server in FLOORS:
+        command = ackonly_command(port, FLOORS[server])
     elif server == "yardserver":
         command = yardserver_command(settings.yardserver, port, records)
     else:
         command = gateway_command(settings.gateway_options, port, records)
-    filing = None if server == FLOOR else records
+    filing = None if server in FLOORS else records
     process = Server(command, filing, settings.workdir / f"{name}.log")
     profiler: Profiler | None = None
     try:
@@ -600,14 +606,15 @@ class Report:
             f"Medians of {rounds} round(s); records/s: median (range). Targets: "
             f"flat >= {RATIO_TARGET:g}x the yardstick's records/s; burst10 p99 < "
             f"{P99_TARGET_MS:g} ms for teltotwist; records ACKed = lines filed. "
-            f"{FLOOR}: the floor (the load generator with a server that only ACKs).",
+            f"{FLOOR}: the floor (the load generator with a server that only ACKs); "
+            f"{TWISTED_FLOOR}: the same server on Twisted.",
             "",
             f"{'scenario':<9} {'server':<11} {COLUMNS}  records",
         ]
         ratios = self.ratios()
         for name, servers in self.medians().items():
             for server, each in servers.items():
-                if server == FLOOR:
+                if server in FLOORS:
                     check = "floor: files nothing"
                 elif each.inconsistent_runs:
                     check = f"{each.inconsistent_runs} run(s) differ"

@@ -1,5 +1,6 @@
-"""bench/ackonly.py, the benchmarks' floor, over a real socket: it accepts the
-login and ACKs each frame with its record count, however the bytes are cut."""
+"""bench/ackonly.py, the benchmarks' floor, over a real socket, on asyncio and
+on Twisted: it accepts the login and ACKs each frame with its record count,
+however the bytes are cut."""
 
 from __future__ import annotations
 
@@ -18,13 +19,13 @@ from tests.vectors import by_id
 SERVER = Path(__file__).resolve().parent.parent / "bench" / "ackonly.py"
 
 
-@pytest.fixture
-def tracker() -> Iterator[socket.socket]:
-    """A connection to a fresh ackonly.py."""
+@pytest.fixture(params=[[], ["--twisted"]], ids=["asyncio", "twisted"])
+def tracker(request: pytest.FixtureRequest) -> Iterator[socket.socket]:
+    """A connection to a fresh ackonly.py, on each event loop."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, str(SERVER), str(port)])
+    server = subprocess.Popen([sys.executable, str(SERVER), *request.param, str(port)])
     try:
         deadline = time.monotonic() + 10
         while True:
