@@ -11,9 +11,11 @@ from teltotwist.catalogue.definition import Definition
 from teltotwist.catalogue.values import (
     Converter,
     IntegerConverter,
+    IntegerRule,
     IoValue,
     converter,
     integer_converter,
+    integer_rule,
 )
 
 
@@ -43,25 +45,32 @@ class Naming:
         """The row that decides, for each id this naming names."""
         self.names = names
         """Each id's attribute name (see :func:`unique_names`)."""
-        self._table: dict[int, tuple[str, IntegerConverter | None, Converter]] = {
+        self.table: dict[
+            int, tuple[str, IntegerConverter | None, Converter, IntegerRule | None]
+        ] = {
             io_id: (
                 self.names[io_id],
                 integer_converter(definition),
                 converter(definition),
+                integer_rule(definition),
             )
             for io_id, definition in definitions.items()
         }
+        """Each named id's name, the converter of an integer value (``None``
+        when the integer is its own value), the converter of any value, and
+        the rule the integer converter follows (``None`` for text): what
+        :meth:`attributes` applies, and the compiled items too."""
 
     def attributes(self, io: Mapping[int, IoValue]) -> dict[str, Any]:
         """``{name: value}`` for the ids of *io* this naming names; others are left
         out (they stay in the record's raw ``io``)."""
-        table = self._table
+        table = self.table
         result: dict[str, Any] = {}
         for io_id, value in io.items():
             entry = table.get(io_id)
             if entry is None:
                 continue
-            name, of_integer, convert = entry
+            name, of_integer, convert, _ = entry
             # Records are named by the thousand per second: an integer takes
             # one call at most, none when it is its own value.
             if type(value) is int:

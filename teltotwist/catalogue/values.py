@@ -31,18 +31,35 @@ def converter(definition: Definition) -> Converter:
     return lambda value: value.hex() if isinstance(value, bytes) else number(value)
 
 
+IntegerRule = tuple[int, int, int]
+"""How an integer IO value becomes its attribute value, as numbers: the width
+in bits of its two's complement (0 when unsigned), then the numerator and the
+denominator of its multiplier."""
+
+
+def integer_rule(definition: Definition) -> IntegerRule | None:
+    """The :data:`IntegerRule` of an integer IO value of *definition*;
+    ``None`` for ``Hex`` and ``ASCII``, whose values become text."""
+    if definition.type in ("Hex", "ASCII"):
+        return None
+    factor = scale_of(definition.multiplier)
+    numerator, denominator = (1, 1) if factor is None else factor.as_integer_ratio()
+    size = definition.size
+    bits = 8 * size if definition.type == "Signed" and size is not None else 0
+    return bits, numerator, denominator
+
+
 def integer_converter(definition: Definition) -> IntegerConverter | None:
     """The attribute value of an integer IO value of *definition*, as
     :func:`converter` gives it but in one call; ``None`` when the integer is
     its own value (unsigned and not scaled, as most IO elements are)."""
-    if definition.type in ("Hex", "ASCII"):
+    rule = integer_rule(definition)
+    if rule is None:
         return converter(definition)
-    factor = scale_of(definition.multiplier)
-    numerator, denominator = (1, 1) if factor is None else factor.as_integer_ratio()
-    size = definition.size
-    if definition.type == "Signed" and size is not None:
-        return _signed(8 * size, numerator, denominator)
-    if factor is None:
+    bits, numerator, denominator = rule
+    if bits:
+        return _signed(bits, numerator, denominator)
+    if numerator == denominator == 1:
         return None
     if denominator == 1:
         return lambda value: value * numerator

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import time
 import zlib
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import attrs
@@ -29,6 +30,23 @@ from teltotwist.codec import (
 )
 
 JsonObject = dict[str, Any]
+
+CompiledRecords = Callable[..., tuple[Any, ...] | None]
+"""The C extension's ``tracker_records`` (see :func:`tracker_records`)."""
+
+
+def compiled_records() -> CompiledRecords | None:
+    """The C extension's ``tracker_records``; ``None`` in a pure build."""
+    try:
+        from teltotwist.gateway._fastitems import (  # noqa: PLC0415 - optional
+            tracker_records as compiled,
+        )
+    except ImportError:
+        return None
+    return compiled
+
+
+_compiled_records = compiled_records()
 
 
 def now_ms() -> int:
@@ -181,6 +199,35 @@ class CommandResult:
 
 Item = TrackerRecord | UnparsedFrame | CommandResult
 """Anything a sink is asked to keep."""
+
+
+def tracker_records(
+    imei: str, packet: AvlPacket, received_at_ms: int, naming: Naming | None
+) -> tuple[TrackerRecord, ...]:
+    """The items of *packet*'s records from *imei*, named by *naming*: each
+    :meth:`TrackerRecord.named`.
+
+    Built with ``TELTOTWIST_COMPILE=1``, a C extension makes them in one call
+    (docs/performance.rst, "Compiled items"); what it does not expect, it
+    leaves to the Python code here.
+    """
+    if _compiled_records is not None:
+        items = _compiled_records(
+            TrackerRecord,
+            packet.records,
+            imei,
+            packet.codec,
+            packet.codec.label,
+            received_at_ms,
+            format_timestamp_ms(received_at_ms),
+            None if naming is None else naming.table,
+        )
+        if items is not None:
+            return items
+    return tuple(
+        TrackerRecord.named(imei, packet.codec, record, received_at_ms, naming)
+        for record in packet.records
+    )
 
 
 def json_line(item: Item) -> bytes:

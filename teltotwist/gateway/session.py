@@ -45,7 +45,7 @@ from teltotwist.codec import (
     tcp_ack,
 )
 from teltotwist.gateway.events import LoginResult, Rejection
-from teltotwist.gateway.items import Item, TrackerRecord, UnparsedFrame
+from teltotwist.gateway.items import Item, UnparsedFrame, tracker_records
 
 _CODEC_OFFSET = 8
 _RECORD_COUNT_OFFSET = 9
@@ -464,11 +464,7 @@ class TrackerSession:
     def _items(self, packet: AvlPacket, received_at: int) -> tuple[Item, ...]:
         imei = self.imei
         assert imei is not None
-        naming = self._naming(imei)
-        return tuple(
-            TrackerRecord.named(imei, packet.codec, record, received_at, naming)
-            for record in packet.records
-        )
+        return tracker_records(imei, packet, received_at, self._naming(imei))
 
     def _deliver(
         self, items: tuple[Item, ...], count: int, frame: bytes

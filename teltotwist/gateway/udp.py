@@ -61,7 +61,7 @@ from teltotwist.gateway.events import (
     Transport,
 )
 from teltotwist.gateway.faultlog import FaultLog
-from teltotwist.gateway.items import TrackerRecord, now_ms
+from teltotwist.gateway.items import TrackerRecord, now_ms, tracker_records
 from teltotwist.gateway.limits import Limits
 from teltotwist.gateway.models import NamingFor
 from teltotwist.gateway.registry import TrackerRegistry
@@ -282,10 +282,9 @@ class TeltonikaUdpProtocol(DatagramProtocol):
         in_flight: dict[_Delivery, None] = {}
         new: dict[str, TrackerRecord] = {}
         naming = self._naming(datagram.imei)
-        for record in datagram.packet.records:
-            item = TrackerRecord.named(
-                datagram.imei, datagram.packet.codec, record, received_at_ms, naming
-            )
+        for item in tracker_records(
+            datagram.imei, datagram.packet, received_at_ms, naming
+        ):
             if self._delivered.seen(item.id, now):
                 continue
             delivery = self._in_flight.get(item.id)

@@ -1,0 +1,756 @@
+/* The items of a packet's records, compiled: what
+ * teltotwist.gateway.items.tracker_records() builds in Python, in one call.
+ *
+ * Built only with TELTOTWIST_COMPILE=1 (setup.py). It reads records the
+ * decoder already validated, never bytes from the network, and whatever it
+ * does not expect it leaves to the Python code: it then returns None and
+ * tracker_records() builds the items in Python. tests/test_items_compiled.py
+ * checks that both give the same items, JSON lines byte for byte.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <limits.h>
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+/* AvlRecord's fields, in its tuple. */
+enum {
+    F_TIMESTAMP, F_PRIORITY, F_LONGITUDE, F_LATITUDE, F_ALTITUDE, F_ANGLE,
+    F_SATELLITES, F_SPEED, F_EVENT_ID, F_IO, F_IO_LAYOUT, F_GENERATION_TYPE,
+    F_WIRE, RECORD_FIELDS
+};
+
+#define MAX_TIMESTAMP_MS 253402300799999ULL /* 9999-12-31T23:59:59.999Z */
+
+/* What a step returns: done, or left to the Python code (CANNOT), or a
+ * Python error (FAILED, an exception is set). */
+#define DONE 0
+#define CANNOT 1
+#define FAILED -1
+
+static PyObject *blake2b;        /* hashlib.blake2b */
+static PyObject *digest_options; /* {"digest_size": 8} */
+static PyObject *name_hexdigest, *name_imei, *name_codec, *name_record,
+    *name_received_at_ms, *name_id, *name_attributes, *name_line;
+
+/* A growing byte buffer: one JSON line. */
+typedef struct {
+    char *data;
+    Py_ssize_t length;
+    Py_ssize_t capacity;
+} Line;
+
+static int
+reserve(Line *line, Py_ssize_t more)
+{
+    if (more <= line->capacity - line->length) {
+        return DONE;
+    }
+    if (more > PY_SSIZE_T_MAX / 2 - line->length) {
+        PyErr_NoMemory();
+        return FAILED;
+    }
+    Py_ssize_t capacity = line->capacity ? line->capacity : 1024;
+    while (capacity < line->length + more) {
+        capacity *= 2;
+    }
+    char *data = PyMem_Realloc(line->data, capacity);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return FAILED;
+    }
+    line->data = data;
+    line->capacity = capacity;
+    return DONE;
+}
+
+static int
+put(Line *line, const char *text, Py_ssize_t size)
+{
+    if (reserve(line, size) != DONE) {
+        return FAILED;
+    }
+    memcpy(line->data + line->length, text, size);
+    line->length += size;
+    return DONE;
+}
+
+#define PUT_LITERAL(line, text) put((line), (text), sizeof(text) - 1)
+
+#define STEP(call)                                                           \
+    do {                                                                     \
+        int outcome_ = (call);                                               \
+        if (outcome_ != DONE) {                                              \
+            return outcome_;                                                 \
+        }                                                                    \
+    } while (0)
+
+static const char HEX[] = "0123456789abcdef";
+
+/* A str as a JSON string, escaped as orjson escapes it. */
+static int
+put_string(Line *line, PyObject *text)
+{
+    Py_ssize_t size;
+    const char *utf8 = PyUnicode_AsUTF8AndSize(text, &size);
+    if (utf8 == NULL) {
+        PyErr_Clear(); /* a lone surrogate: orjson refuses it, and so will Python */
+        return CANNOT;
+    }
+    if (size > PY_SSIZE_T_MAX / 8) {
+        PyErr_NoMemory();
+        return FAILED;
+    }
+    if (reserve(line, 2 + 6 * size) != DONE) {
+        return FAILED;
+    }
+    char *out = line->data + line->length;
+    *out++ = '"';
+    for (Py_ssize_t index = 0; index < size; index++) {
+        unsigned char byte = (unsigned char)utf8[index];
+        if (byte >= 0x20 && byte != '"' && byte != '\\') {
+            *out++ = (char)byte;
+            continue;
+        }
+        *out++ = '\\';
+        switch (byte) {
+        case '"': *out++ = '"'; break;
+        case '\\': *out++ = '\\'; break;
+        case '\b': *out++ = 'b'; break;
+        case '\f': *out++ = 'f'; break;
+        case '\n': *out++ = 'n'; break;
+        case '\r': *out++ = 'r'; break;
+        case '\t': *out++ = 't'; break;
+        default:
+            memcpy(out, "u00", 3);
+            out += 3;
+            *out++ = HEX[byte >> 4];
+            *out++ = HEX[byte & 0xF];
+        }
+    }
+    *out++ = '"';
+    line->length = out - line->data;
+    return DONE;
+}
+
+/* Bytes as a JSON string of lowercase hex. */
+static int
+put_hex(Line *line, PyObject *bytes)
+{
+    Py_ssize_t size = PyBytes_GET_SIZE(bytes);
+    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(bytes);
+    if (size > PY_SSIZE_T_MAX / 4) {
+        PyErr_NoMemory();
+        return FAILED;
+    }
+    if (reserve(line, 2 + 2 * size) != DONE) {
+        return FAILED;
+    }
+    char *out = line->data + line->length;
+    *out++ = '"';
+    for (Py_ssize_t index = 0; index < size; index++) {
+        *out++ = HEX[data[index] >> 4];
+        *out++ = HEX[data[index] & 0xF];
+    }
+    *out++ = '"';
+    line->length = out - line->data;
+    return DONE;
+}
+
+/* *value* in decimal, after a minus sign if *negative*. */
+static int
+put_decimal(Line *line, unsigned long long value, int negative)
+{
+    char digits[24];
+    char *start = digits + sizeof digits;
+    do {
+        *--start = (char)('0' + value % 10);
+        value /= 10;
+    } while (value);
+    if (negative) {
+        *--start = '-';
+    }
+    return put(line, start, digits + sizeof digits - start);
+}
+
+/* An int within orjson's range (64-bit signed or unsigned). */
+static int
+put_int(Line *line, PyObject *number)
+{
+    int overflow;
+    long long value = PyLong_AsLongLongAndOverflow(number, &overflow);
+    if (overflow == 0) {
+        if (value == -1 && PyErr_Occurred()) {
+            return FAILED;
+        }
+        return value < 0 ? put_decimal(line, 0ULL - (unsigned long long)value, 1)
+                         : put_decimal(line, (unsigned long long)value, 0);
+    }
+    if (overflow > 0) {
+        unsigned long long large = PyLong_AsUnsignedLongLong(number);
+        if (large == (unsigned long long)-1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return CANNOT;
+        }
+        return put_decimal(line, large, 0);
+    }
+    return CANNOT;
+}
+
+#define SEVEN_PLACES 10000000LL
+
+/* *value* written in full when it is an integer number of 1e-7 (coordinates
+ * and most scaled IO values are) between 1e-5 and 1e8: then those digits,
+ * without the trailing zeros, are its shortest repr, orjson's too. CANNOT
+ * for any other value. */
+static int
+put_short_float(Line *line, double value)
+{
+    double scaled = value * (double)SEVEN_PLACES;
+    if (!(fabs(scaled) >= 100.0 && fabs(scaled) < 1e15)) {
+        return CANNOT;
+    }
+    long long units = llround(scaled);
+    if ((double)units / (double)SEVEN_PLACES != value) {
+        return CANNOT;
+    }
+    unsigned long long magnitude = units < 0 ? 0ULL - (unsigned long long)units
+                                             : (unsigned long long)units;
+    char fraction[8];
+    unsigned long long decimals = magnitude % SEVEN_PLACES;
+    for (int place = 6; place >= 0; place--) {
+        fraction[place] = (char)('0' + decimals % 10);
+        decimals /= 10;
+    }
+    int places = 7;
+    while (places > 1 && fraction[places - 1] == '0') {
+        places--;
+    }
+    STEP(put_decimal(line, magnitude / SEVEN_PLACES, units < 0));
+    STEP(PUT_LITERAL(line, "."));
+    return put(line, fraction, places);
+}
+
+/* A finite float as orjson writes it: Python's repr, except that a number
+ * from 1e-5 up to 1e-4 is written in full and an exponent has no leading
+ * zeros ("1e-7", "1e+16"). */
+static int
+put_float(Line *line, double value)
+{
+    if (!isfinite(value)) {
+        return CANNOT;
+    }
+    int outcome = put_short_float(line, value);
+    if (outcome != CANNOT) {
+        return outcome;
+    }
+    char *text = PyOS_double_to_string(value, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+    if (text == NULL) {
+        return FAILED;
+    }
+    int result;
+    char *e = strchr(text, 'e');
+    if (e == NULL) {
+        result = put(line, text, (Py_ssize_t)strlen(text));
+    }
+    else {
+        int exponent = atoi(e + 1);
+        char *mantissa = text;
+        char buffer[64];
+        int size;
+        if (exponent == -5) {
+            /* "-1.5e-05" -> "-0.000015" */
+            int at = 0;
+            if (*mantissa == '-') {
+                buffer[at++] = '-';
+                mantissa++;
+            }
+            memcpy(buffer + at, "0.0000", 6);
+            at += 6;
+            for (char *digit = mantissa; digit < e && at < (int)sizeof buffer; digit++) {
+                if (*digit != '.') {
+                    buffer[at++] = *digit;
+                }
+            }
+            size = at;
+        }
+        else {
+            size = snprintf(buffer, sizeof buffer, "%.*se%s%d", (int)(e - mantissa),
+                            mantissa, exponent > 0 ? "+" : "", exponent);
+        }
+        result = size > 0 && size < (int)sizeof buffer ? put(line, buffer, size)
+                                                       : CANNOT;
+    }
+    PyMem_Free(text);
+    return result;
+}
+
+/* A value of a record's fields, IO or attributes, as orjson writes it with
+ * the record JSON's default (bytes as hex). */
+static int
+put_value(Line *line, PyObject *value)
+{
+    if (PyLong_CheckExact(value)) {
+        return put_int(line, value);
+    }
+    if (PyFloat_CheckExact(value)) {
+        return put_float(line, PyFloat_AS_DOUBLE(value));
+    }
+    if (PyUnicode_CheckExact(value)) {
+        return put_string(line, value);
+    }
+    if (PyBytes_CheckExact(value)) {
+        return put_hex(line, value);
+    }
+    return CANNOT;
+}
+
+/* Two digits of *value* (0 to 99) at *out*. */
+static void
+two_digits(char *out, int value)
+{
+    out[0] = (char)('0' + value / 10);
+    out[1] = (char)('0' + value % 10);
+}
+
+/* "2019-06-10T10:04:46.000Z", in quotes, for milliseconds since the epoch
+ * (at most MAX_TIMESTAMP_MS: a four-digit year). */
+static int
+put_timestamp(Line *line, unsigned long long milliseconds)
+{
+    time_t seconds = (time_t)(milliseconds / 1000);
+    struct tm calendar;
+    if (gmtime_r(&seconds, &calendar) == NULL) {
+        return CANNOT;
+    }
+    char text[] = "\"YYYY-MM-DDTHH:MM:SS.mmmZ\"";
+    int year = calendar.tm_year + 1900;
+    unsigned fraction = (unsigned)(milliseconds % 1000);
+    two_digits(text + 1, year / 100);
+    two_digits(text + 3, year % 100);
+    two_digits(text + 6, calendar.tm_mon + 1);
+    two_digits(text + 9, calendar.tm_mday);
+    two_digits(text + 12, calendar.tm_hour);
+    two_digits(text + 15, calendar.tm_min);
+    two_digits(text + 18, calendar.tm_sec);
+    text[21] = (char)('0' + fraction / 100);
+    two_digits(text + 22, (int)(fraction % 100));
+    return put(line, text, sizeof text - 1);
+}
+
+/* ,"name":value for each of the fixed fields after "timestamp". */
+static int
+put_fields(Line *line, PyObject *record)
+{
+    static const char *const names[] = {
+        ",\"priority\":", ",\"longitude\":", ",\"latitude\":",
+        ",\"altitude\":", ",\"angle\":", ",\"satellites\":",
+        ",\"speed\":", ",\"event_id\":",
+    };
+    for (int field = F_PRIORITY; field <= F_EVENT_ID; field++) {
+        const char *name = names[field - F_PRIORITY];
+        STEP(put(line, name, (Py_ssize_t)strlen(name)));
+        PyObject *value = PyTuple_GET_ITEM(record, field);
+        if (field == F_LONGITUDE || field == F_LATITUDE) {
+            if (!PyFloat_CheckExact(value)) {
+                return CANNOT;
+            }
+            STEP(put_float(line, PyFloat_AS_DOUBLE(value)));
+        }
+        else {
+            if (!PyLong_CheckExact(value)) {
+                return CANNOT;
+            }
+            STEP(put_int(line, value));
+        }
+    }
+    PyObject *generation_type = PyTuple_GET_ITEM(record, F_GENERATION_TYPE);
+    if (generation_type != Py_None) {
+        if (!PyLong_CheckExact(generation_type)) {
+            return CANNOT;
+        }
+        STEP(PUT_LITERAL(line, ",\"generation_type\":"));
+        STEP(put_int(line, generation_type));
+    }
+    return DONE;
+}
+
+/* ,"io":{"id":value,...} */
+static int
+put_io(Line *line, PyObject *io)
+{
+    STEP(PUT_LITERAL(line, ",\"io\":{"));
+    Py_ssize_t position = 0;
+    PyObject *key, *value;
+    int first = 1;
+    while (PyDict_Next(io, &position, &key, &value)) {
+        if (!PyLong_CheckExact(key)) {
+            return CANNOT;
+        }
+        STEP(first ? PUT_LITERAL(line, "\"") : PUT_LITERAL(line, ",\""));
+        first = 0;
+        STEP(put_int(line, key));
+        STEP(PUT_LITERAL(line, "\":"));
+        STEP(put_value(line, value));
+    }
+    return PUT_LITERAL(line, "}");
+}
+
+/* The attribute value of the integer *value* by *rule* (bits of its two's
+ * complement or 0, numerator, denominator: catalogue.values.IntegerRule), as
+ * the rule's Python converter computes it; NULL, with no error set, where
+ * that converter must. */
+static PyObject *
+apply_rule(PyObject *value, PyObject *rule)
+{
+    if (!PyTuple_CheckExact(rule) || PyTuple_GET_SIZE(rule) != 3) {
+        return NULL;
+    }
+    long bits = PyLong_AsLong(PyTuple_GET_ITEM(rule, 0));
+    long long numerator = PyLong_AsLongLong(PyTuple_GET_ITEM(rule, 1));
+    long long denominator = PyLong_AsLongLong(PyTuple_GET_ITEM(rule, 2));
+    unsigned long long raw = PyLong_AsUnsignedLongLong(value);
+    if (PyErr_Occurred() || bits < 0 || bits > 64 || denominator <= 0) {
+        PyErr_Clear();
+        return NULL;
+    }
+    long long number;
+    if (bits == 64) {
+        number = (long long)raw; /* two's complement of all 64 bits */
+    }
+    else if (bits > 0 && raw >= 1ULL << (bits - 1) && raw < 1ULL << bits) {
+        number = (long long)raw - (long long)(1ULL << bits);
+    }
+    else if (raw <= (unsigned long long)LLONG_MAX) {
+        number = (long long)raw;
+    }
+    else {
+        return NULL;
+    }
+    long long product;
+    if (__builtin_mul_overflow(number, numerator, &product)) {
+        return NULL;
+    }
+    if (denominator == 1) {
+        return PyLong_FromLongLong(product);
+    }
+    /* Exact as doubles, so one correctly rounded division: Python's too. */
+    const long long exact = 1LL << 53;
+    if (product < -exact || product > exact || denominator > exact) {
+        return NULL;
+    }
+    return PyFloat_FromDouble((double)product / (double)denominator);
+}
+
+/* The attributes of *io* by *table* ({id: (name, integer converter or None,
+ * converter, integer rule or None)}: Naming.table), as Naming.attributes()
+ * gives them: a new dict, or NULL with *outcome* set. */
+static PyObject *
+attributes_of(PyObject *io, PyObject *table, int *outcome)
+{
+    PyObject *attributes = PyDict_New();
+    if (attributes == NULL) {
+        *outcome = FAILED;
+        return NULL;
+    }
+    Py_ssize_t position = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(io, &position, &key, &value)) {
+        PyObject *entry = PyDict_GetItemWithError(table, key);
+        if (entry == NULL) {
+            if (PyErr_Occurred()) {
+                goto failed;
+            }
+            continue;
+        }
+        if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 4) {
+            *outcome = CANNOT;
+            Py_DECREF(attributes);
+            return NULL;
+        }
+        PyObject *name = PyTuple_GET_ITEM(entry, 0);
+        PyObject *of_integer = PyTuple_GET_ITEM(entry, 1);
+        PyObject *named;
+        if (PyLong_CheckExact(value)) {
+            PyObject *rule = PyTuple_GET_ITEM(entry, 3);
+            if (of_integer == Py_None) {
+                named = Py_NewRef(value);
+            }
+            else if (rule == Py_None
+                     || (named = apply_rule(value, rule)) == NULL) {
+                if (PyErr_Occurred()) {
+                    goto failed;
+                }
+                named = PyObject_CallOneArg(of_integer, value);
+            }
+        }
+        else {
+            named = PyObject_CallOneArg(PyTuple_GET_ITEM(entry, 2), value);
+        }
+        if (named == NULL) {
+            goto failed;
+        }
+        int stored = PyDict_SetItem(attributes, name, named);
+        Py_DECREF(named);
+        if (stored < 0) {
+            goto failed;
+        }
+    }
+    *outcome = DONE;
+    return attributes;
+failed:
+    /* A converter failed: the Python code names the record alike and raises. */
+    PyErr_Clear();
+    *outcome = CANNOT;
+    Py_DECREF(attributes);
+    return NULL;
+}
+
+/* ,"attributes":{"name":value,...} */
+static int
+put_attributes(Line *line, PyObject *attributes)
+{
+    STEP(PUT_LITERAL(line, ",\"attributes\":{"));
+    Py_ssize_t position = 0;
+    PyObject *key, *value;
+    int first = 1;
+    while (PyDict_Next(attributes, &position, &key, &value)) {
+        if (!PyUnicode_CheckExact(key)) {
+            return CANNOT;
+        }
+        if (!first) {
+            STEP(PUT_LITERAL(line, ","));
+        }
+        first = 0;
+        STEP(put_string(line, key));
+        STEP(PUT_LITERAL(line, ":"));
+        STEP(put_value(line, value));
+    }
+    return PUT_LITERAL(line, "}");
+}
+
+/* IMEI:TIMESTAMP_MS:HASH, the hash being the 8-byte BLAKE2b of the wire bytes. */
+static PyObject *
+record_id(PyObject *imei, unsigned long long timestamp, PyObject *wire)
+{
+    PyObject *arguments = PyTuple_Pack(1, wire);
+    if (arguments == NULL) {
+        return NULL;
+    }
+    PyObject *hash = PyObject_Call(blake2b, arguments, digest_options);
+    Py_DECREF(arguments);
+    if (hash == NULL) {
+        return NULL;
+    }
+    PyObject *digest = PyObject_CallMethodNoArgs(hash, name_hexdigest);
+    Py_DECREF(hash);
+    if (digest == NULL) {
+        return NULL;
+    }
+    PyObject *id = PyUnicode_FromFormat("%U:%llu:%U", imei, timestamp, digest);
+    Py_DECREF(digest);
+    return id;
+}
+
+/* The JSON line of one record: everything after the head, which the caller
+ * has put. */
+static int
+put_record(Line *line, PyObject *record, unsigned long long timestamp,
+           PyObject *attributes)
+{
+    STEP(PUT_LITERAL(line, ",\"timestamp\":"));
+    STEP(put_timestamp(line, timestamp));
+    STEP(put_fields(line, record));
+    STEP(put_io(line, PyTuple_GET_ITEM(record, F_IO)));
+    if (attributes != NULL) {
+        STEP(put_attributes(line, attributes));
+    }
+    return PUT_LITERAL(line, "}");
+}
+
+/* Set a slot of a frozen attrs instance, as its __init__ does. */
+static int
+set_field(PyObject *item, PyObject *name, PyObject *value)
+{
+    return PyObject_GenericSetAttr(item, name, value) < 0 ? FAILED : DONE;
+}
+
+/* One item of class *cls*, or NULL with *outcome* set. */
+static PyObject *
+tracker_record(PyTypeObject *cls, Line *line, PyObject *record, PyObject *imei,
+               PyObject *codec, PyObject *label, PyObject *received_at_ms,
+               PyObject *received_at, PyObject *table, int *outcome)
+{
+    *outcome = CANNOT;
+    if (Py_TYPE(record)->tp_base != &PyTuple_Type
+        || PyTuple_GET_SIZE(record) != RECORD_FIELDS) {
+        return NULL;
+    }
+    PyObject *io = PyTuple_GET_ITEM(record, F_IO);
+    PyObject *wire = PyTuple_GET_ITEM(record, F_WIRE);
+    PyObject *timestamp_object = PyTuple_GET_ITEM(record, F_TIMESTAMP);
+    if (!PyDict_CheckExact(io) || !PyBytes_CheckExact(wire)
+        || PyBytes_GET_SIZE(wire) == 0 || !PyLong_CheckExact(timestamp_object)) {
+        return NULL; /* built in code: Python encodes it for its id */
+    }
+    unsigned long long timestamp = PyLong_AsUnsignedLongLong(timestamp_object);
+    if (PyErr_Occurred() || timestamp > MAX_TIMESTAMP_MS) {
+        PyErr_Clear();
+        return NULL;
+    }
+    PyObject *attributes = NULL;
+    if (table != Py_None) {
+        attributes = attributes_of(io, table, outcome);
+        if (attributes == NULL) {
+            return NULL;
+        }
+    }
+    PyObject *id = record_id(imei, timestamp, wire);
+    PyObject *item = NULL, *bytes = NULL;
+    if (id == NULL) {
+        *outcome = FAILED;
+        goto done;
+    }
+    line->length = 0;
+    *outcome = PUT_LITERAL(line, "{\"id\":");
+    if (*outcome == DONE) *outcome = put_string(line, id);
+    if (*outcome == DONE) *outcome = PUT_LITERAL(line, ",\"imei\":");
+    if (*outcome == DONE) *outcome = put_string(line, imei);
+    if (*outcome == DONE) *outcome = PUT_LITERAL(line, ",\"received_at\":");
+    if (*outcome == DONE) *outcome = put_string(line, received_at);
+    if (*outcome == DONE) *outcome = PUT_LITERAL(line, ",\"codec\":");
+    if (*outcome == DONE) *outcome = put_string(line, label);
+    if (*outcome == DONE) *outcome = put_record(line, record, timestamp, attributes);
+    if (*outcome != DONE) {
+        goto done;
+    }
+    bytes = PyBytes_FromStringAndSize(line->data, line->length);
+    if (bytes == NULL) {
+        *outcome = FAILED;
+        goto done;
+    }
+    item = cls->tp_alloc(cls, 0);
+    if (item == NULL) {
+        *outcome = FAILED;
+        goto done;
+    }
+    if (set_field(item, name_imei, imei) != DONE
+        || set_field(item, name_codec, codec) != DONE
+        || set_field(item, name_record, record) != DONE
+        || set_field(item, name_received_at_ms, received_at_ms) != DONE
+        || set_field(item, name_id, id) != DONE
+        || set_field(item, name_attributes, attributes ? attributes : Py_None) != DONE
+        || set_field(item, name_line, bytes) != DONE) {
+        *outcome = FAILED;
+        Py_CLEAR(item);
+    }
+done:
+    Py_XDECREF(attributes);
+    Py_XDECREF(id);
+    Py_XDECREF(bytes);
+    return item;
+}
+
+PyDoc_STRVAR(tracker_records_doc,
+"tracker_records(cls, records, imei, codec, label, received_at_ms, received_at, table)\n"
+"--\n\n"
+"A tuple of one *cls* item for each of *records*, or None where the Python\n"
+"code must build them.");
+
+static PyObject *
+tracker_records(PyObject *module, PyObject *const *arguments, Py_ssize_t count)
+{
+    (void)module;
+    if (count != 8) {
+        PyErr_SetString(PyExc_TypeError, "tracker_records() takes 8 arguments");
+        return NULL;
+    }
+    PyObject *cls = arguments[0], *records = arguments[1], *imei = arguments[2],
+             *codec = arguments[3], *label = arguments[4],
+             *received_at_ms = arguments[5], *received_at = arguments[6],
+             *table = arguments[7];
+    if (!PyType_Check(cls) || !PyTuple_CheckExact(records)
+        || !PyUnicode_CheckExact(imei) || !PyUnicode_CheckExact(label)
+        || !PyUnicode_CheckExact(received_at)
+        || !(table == Py_None || PyDict_CheckExact(table))) {
+        PyErr_SetString(PyExc_TypeError, "tracker_records(): unexpected arguments");
+        return NULL;
+    }
+    Py_ssize_t size = PyTuple_GET_SIZE(records);
+    PyObject *items = PyTuple_New(size);
+    if (items == NULL) {
+        return NULL;
+    }
+    Line line = {NULL, 0, 0};
+    int outcome = DONE;
+    for (Py_ssize_t index = 0; index < size; index++) {
+        PyObject *item = tracker_record(
+            (PyTypeObject *)cls, &line, PyTuple_GET_ITEM(records, index), imei,
+            codec, label, received_at_ms, received_at, table, &outcome);
+        if (item == NULL) {
+            break;
+        }
+        PyTuple_SET_ITEM(items, index, item);
+    }
+    PyMem_Free(line.data);
+    if (outcome == DONE) {
+        return items;
+    }
+    Py_DECREF(items);
+    if (outcome == FAILED) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"tracker_records", (PyCFunction)(void (*)(void))tracker_records,
+     METH_FASTCALL, tracker_records_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_definition = {
+    PyModuleDef_HEAD_INIT,
+    "teltotwist.gateway._fastitems",
+    "The items of a packet's records, compiled (see items.tracker_records).",
+    -1,
+    methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+};
+
+static PyObject *
+intern(const char *text)
+{
+    return PyUnicode_InternFromString(text);
+}
+
+PyMODINIT_FUNC
+PyInit__fastitems(void)
+{
+    PyObject *hashlib = PyImport_ImportModule("hashlib");
+    if (hashlib == NULL) {
+        return NULL;
+    }
+    blake2b = PyObject_GetAttrString(hashlib, "blake2b");
+    Py_DECREF(hashlib);
+    digest_options = Py_BuildValue("{s:i}", "digest_size", 8);
+    name_hexdigest = intern("hexdigest");
+    name_imei = intern("imei");
+    name_codec = intern("codec");
+    name_record = intern("record");
+    name_received_at_ms = intern("received_at_ms");
+    name_id = intern("id");
+    name_attributes = intern("attributes");
+    name_line = intern("line");
+    if (blake2b == NULL || digest_options == NULL || name_hexdigest == NULL || name_imei == NULL || name_codec == NULL
+        || name_record == NULL || name_received_at_ms == NULL || name_id == NULL
+        || name_attributes == NULL || name_line == NULL) {
+        return NULL;
+    }
+    return PyModule_Create(&module_definition);
+}

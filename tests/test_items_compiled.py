@@ -1,0 +1,238 @@
+"""The items the C extension makes (``TELTOTWIST_COMPILE=1``, optional) are
+the pure Python ones: the same fields, attributes of the same types and
+values, the same ids and the same JSON lines, byte for byte; and what it does
+not expect, it leaves to Python.
+
+Where the extension is not built the module is skipped, unless
+``TELTOTWIST_COMPILE=1`` says it should be (as in ``tox run -e compiled``):
+then it fails.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from teltotwist.catalogue import Naming, load_catalogue
+from teltotwist.codec import (
+    AvlPacket,
+    AvlRecord,
+    Codec,
+    decode_frame,
+    encode_frame,
+    format_timestamp_ms,
+    io_elements,
+)
+from teltotwist.gateway.items import TrackerRecord, compiled_records, tracker_records
+from tests import strategies
+from tests.vectors import ALL, Vector, vector_id
+
+COMPILED = compiled_records()
+
+if COMPILED is None and os.environ.get("TELTOTWIST_COMPILE") != "1":
+    pytest.skip(
+        "the items are made in Python here; build them with TELTOTWIST_COMPILE=1",
+        allow_module_level=True,
+    )
+
+IMEI = "356307042441013"
+RECEIVED_AT_MS = 1_795_251_600_123
+CATALOGUE = load_catalogue()
+MODELS = ("FMB920", "FMC130", "FMM640", "FMU130")
+NAMED: list[Naming] = [CATALOGUE.naming(None), *map(CATALOGUE.naming, MODELS)]
+"""The naming shared by all models, and some models' own."""
+NAMINGS: list[Naming | None] = [None, *NAMED]
+
+
+def compiled(
+    records: tuple[AvlRecord, ...],
+    codec: Codec,
+    table: Mapping[int, tuple[Any, ...]] | None,
+) -> tuple[TrackerRecord, ...] | None:
+    assert COMPILED is not None
+    return COMPILED(
+        TrackerRecord,
+        records,
+        IMEI,
+        codec,
+        codec.label,
+        RECEIVED_AT_MS,
+        format_timestamp_ms(RECEIVED_AT_MS),
+        table,
+    )
+
+
+def pure(packet: AvlPacket, naming: Naming | None) -> tuple[TrackerRecord, ...]:
+    return tuple(
+        TrackerRecord.named(IMEI, packet.codec, record, RECEIVED_AT_MS, naming)
+        for record in packet.records
+    )
+
+
+def everything(item: TrackerRecord) -> list[tuple[str, object, type]]:
+    """Every field of *item* with its value's type, the attributes' each."""
+    fields = [
+        (field.name, getattr(item, field.name), type(getattr(item, field.name)))
+        for field in attrs.fields(TrackerRecord)
+    ]
+    attributes = item.attributes or {}
+    return fields + [(name, value, type(value)) for name, value in attributes.items()]
+
+
+def assert_alike(packet: AvlPacket, naming: Naming | None) -> None:
+    """The extension makes *packet*'s items exactly as Python does."""
+    table = None if naming is None else naming.table
+    made = compiled(packet.records, packet.codec, table)
+    assert made is not None
+    expected = pure(packet, naming)
+    assert [everything(item) for item in made] == [
+        everything(item) for item in expected
+    ]
+    assert [item.line for item in made] == [item.line for item in expected]
+
+
+def as_sent(packet: AvlPacket) -> AvlPacket:
+    """*packet* as the decoder gives it: its records carry their wire bytes."""
+    decoded = decode_frame(encode_frame(packet))
+    assert isinstance(decoded, AvlPacket)
+    return decoded
+
+
+def test_the_items_are_compiled() -> None:
+    assert COMPILED is not None, (
+        "the C extension teltotwist.gateway._fastitems is missing"
+    )
+
+
+AVL_VECTORS = [
+    vector
+    for vector in ALL
+    if vector.valid and vector.transport == "tcp" and vector.kind == "avl"
+]
+
+
+@pytest.mark.parametrize("vector", AVL_VECTORS, ids=vector_id)
+@pytest.mark.parametrize("naming", NAMINGS, ids=lambda n: n and (n.model or "shared"))
+def test_every_vector_makes_alike_items(vector: Vector, naming: Naming | None) -> None:
+    packet = decode_frame(vector.data)
+    assert isinstance(packet, AvlPacket)
+    assert_alike(packet, naming)
+
+
+@st.composite
+def named_packets(draw: st.DrawFn) -> tuple[AvlPacket, Naming]:
+    """Packets whose records carry IO ids a naming names, with any values."""
+    naming = draw(st.sampled_from(NAMED))
+    codec = draw(st.sampled_from([Codec.CODEC8, Codec.CODEC8E, Codec.CODEC16]))
+    usable = sorted(i for i in naming.table if codec is not Codec.CODEC8 or i < 256)
+    records = []
+    for _ in range(draw(st.integers(1, 4))):
+        ids = iter(draw(st.lists(st.sampled_from(usable), max_size=24, unique=True)))
+        counts = [draw(st.integers(0, 6)) for _ in range(5)]
+        groups = [
+            {i: draw(strategies.unsigned(width)) for i in ids_of(ids, count)}
+            for width, count in zip((1, 2, 4, 8), counts, strict=False)
+        ]
+        variable = {}
+        if codec is Codec.CODEC8E:
+            variable = {i: draw(st.binary(max_size=20)) for i in ids_of(ids, counts[4])}
+        io, layout = io_elements(
+            io1=groups[0], io2=groups[1], io4=groups[2], io8=groups[3], iox=variable
+        )
+        base = draw(strategies.avl_records(codec))
+        records.append(base._replace(io=io, io_layout=layout))
+    return as_sent(AvlPacket(codec, tuple(records))), naming
+
+
+def ids_of(ids: Any, count: int) -> list[int]:
+    return [i for _, i in zip(range(count), ids, strict=False)]
+
+
+@settings(max_examples=300)
+@given(named_packets())
+def test_named_records_make_alike_items(
+    named: tuple[AvlPacket, Naming],
+) -> None:
+    packet, naming = named
+    assert_alike(packet, naming)
+
+
+@given(strategies.avl_packets().map(as_sent), st.sampled_from(NAMINGS))
+def test_any_records_make_alike_items(packet: AvlPacket, naming: Naming | None) -> None:
+    assert_alike(packet, naming)
+
+
+def with_wire(record: AvlRecord) -> AvlRecord:
+    """*record* with wire bytes, so that the extension takes it whatever it
+    holds (its id then hashes bytes that are not its encoding)."""
+    return record._replace(wire=b"\x00")
+
+
+@given(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
+@example(1e-5, -1.5e-05)
+@example(1e-7, 1e16)
+@example(-0.0, 0.0)
+@example(9.999999999999998e15, 123456789.1234567)
+def test_floats_are_written_as_orjson_writes_them(
+    longitude: float, latitude: float
+) -> None:
+    io, layout = io_elements()
+    record = AvlRecord(
+        1, 0, longitude, latitude, 0, 0, 0, 0, 0, io, layout, None, b"\x00"
+    )
+    packet = AvlPacket(Codec.CODEC8, (record,))
+    assert_alike(packet, None)
+
+
+@given(
+    st.text(),
+    st.one_of(
+        st.integers(-(2**63), 2**64 - 1),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(),
+        st.binary(),
+    ),
+)
+def test_any_names_and_values_are_written_alike(name: str, value: object) -> None:
+    naming = Naming(None, {}, {})
+    naming.table = {1: (name, lambda _: value, lambda _: value, None)}
+    io, layout = io_elements(io1={1: 7})
+    record = AvlRecord(1, 0, 1.0, 2.0, 0, 0, 0, 0, 0, io, layout, None, b"\x00")
+    assert_alike(AvlPacket(Codec.CODEC8, (record,)), naming)
+
+
+def test_records_built_in_code_are_left_to_python() -> None:
+    io, layout = io_elements(io1={21: 3})
+    record = AvlRecord(1, 0, 1.0, 2.0, 0, 0, 0, 0, 0, io, layout)  # no wire
+    packet = AvlPacket(Codec.CODEC8, (record,))
+    naming = CATALOGUE.naming("FMB920")
+
+    assert compiled(packet.records, packet.codec, naming.table) is None
+    made = tracker_records(IMEI, packet, RECEIVED_AT_MS, naming)
+    assert [everything(item) for item in made] == [
+        everything(item) for item in pure(packet, naming)
+    ]
+
+
+def test_a_failing_converter_fails_as_in_python() -> None:
+    def convert(value: object) -> object:
+        raise ValueError(f"cannot convert {value!r}")
+
+    naming = Naming(None, {}, {})
+    naming.table = {1: ("broken", convert, convert, None)}
+    io, layout = io_elements(io1={1: 7})
+    record = AvlRecord(1, 0, 1.0, 2.0, 0, 0, 0, 0, 0, io, layout, None, b"\x00")
+    packet = AvlPacket(Codec.CODEC8, (record,))
+
+    assert compiled(packet.records, packet.codec, naming.table) is None
+    with pytest.raises(ValueError, match="cannot convert 7"):
+        tracker_records(IMEI, packet, RECEIVED_AT_MS, naming)
