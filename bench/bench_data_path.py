@@ -9,10 +9,12 @@ them. The figure is process CPU time per record, best of ``--rounds``: what
 the data path costs with neither the kernel nor other processes in it.
 
 Then each step is timed alone on the same records (best of the rounds):
-decoding the frames, naming the IO and building the items, which encodes
-their ids and JSON lines (the JSON lines alone are timed too, as part of
-the items). What the whole costs beyond decoding, naming and items is per
-packet: framing, the session, dispatch and the ACK.
+decoding the frames, and making their items as the gateway does
+(``tracker_records``: the IO named, the ids and JSON lines encoded; in C in
+a build with ``TELTOTWIST_COMPILE=1``, which the report says). What the
+whole costs beyond decoding and items is per packet: framing, the session,
+dispatch and the ACK. The naming and the JSON lines of the Python items are
+timed alone too, as parts of them.
 
 Run from the repository root; to compare two versions of the code, run it
 with each on ``PYTHONPATH``. ``--profile N`` prints cProfile's top N
@@ -42,7 +44,12 @@ from teltotwist.codec import AvlPacket, Codec, check_envelope, encode_frame
 from teltotwist.codec.frame import decode_checked_frame
 from teltotwist.device.telemetry import TelemetrySource
 from teltotwist.gateway.dispatch import Dispatcher
-from teltotwist.gateway.items import Item, TrackerRecord
+from teltotwist.gateway.items import (
+    Item,
+    TrackerRecord,
+    compiled_records,
+    tracker_records,
+)
 from teltotwist.gateway.limits import Limits
 from teltotwist.gateway.tcp import TeltonikaTcpFactory
 from teltotwist.gateway.traffic import TrafficEvent
@@ -51,8 +58,9 @@ from teltotwist.testing import FakeTracker
 
 IMEI_BASE = 356307042440000
 RECEIVED_AT_MS = 1_795_251_600_000
-WHOLE_PARTS = ("decode", "naming", "items")
-"""The steps the whole path is made of; the JSON lines are part of the items."""
+WHOLE_PARTS = ("decode", "items")
+"""The steps the whole path is made of; naming and JSON lines are part of the
+items."""
 CODECS = {codec.label: codec for codec in (Codec.CODEC8, Codec.CODEC8E, Codec.CODEC16)}
 
 
@@ -155,8 +163,9 @@ def steps(naming: Naming, data: list[bytes]) -> dict[str, Callable[[], object]]:
         for frame in data:
             decode_checked_frame(frame, check_envelope(frame))
 
-    def items() -> list[TrackerRecord]:
-        return [TrackerRecord(imei, codec, r, RECEIVED_AT_MS) for r in records]
+    def items() -> None:
+        for packet in packets:
+            tracker_records(imei, packet, RECEIVED_AT_MS, naming)
 
     def name() -> None:
         for record in records:
@@ -171,7 +180,7 @@ def steps(naming: Naming, data: list[bytes]) -> dict[str, Callable[[], object]]:
         for item in named:
             encode_line(item)
 
-    return {"decode": decode, "naming": name, "items": items, "json_line": lines}
+    return {"decode": decode, "items": items, "naming": name, "json_line": lines}
 
 
 def workload(arguments: argparse.Namespace) -> tuple[Naming, list[bytes]]:
@@ -202,6 +211,7 @@ def measure(arguments: argparse.Namespace) -> dict[str, Any]:
         "records_per_packet": arguments.records,
         "trackers": arguments.trackers,
         "watched": arguments.watch,
+        "items_made_in": "Python" if compiled_records() is None else "C",
         "microseconds_per_record": per_record,
     }
 
@@ -250,7 +260,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(
         f"{result['packets']:,} packets of {result['records_per_packet']} "
         f"{result['model']} records, Codec {result['codec']}, "
-        f"{result['trackers']} trackers; CPU per record, best of the rounds:"
+        f"{result['trackers']} trackers, items made in {result['items_made_in']}; "
+        "CPU per record, best of the rounds:"
     )
     for name, value in result["microseconds_per_record"].items():
         print(f"  {name:<18} {value:6.2f} µs")
