@@ -89,6 +89,23 @@ put(Line *line, const char *text, Py_ssize_t size)
 
 static const char HEX[] = "0123456789abcdef";
 
+/* Room for a JSON string of *size* units of at most *width* bytes each, its
+ * opening quote put: where the rest goes, or NULL (an exception is set). */
+static char *
+open_string(Line *line, Py_ssize_t size, Py_ssize_t width)
+{
+    if (size > (PY_SSIZE_T_MAX - 2) / (2 * width)) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    if (reserve(line, 2 + width * size) != DONE) {
+        return NULL;
+    }
+    char *out = line->data + line->length;
+    *out++ = '"';
+    return out;
+}
+
 /* A str as a JSON string, escaped as orjson escapes it. */
 static int
 put_string(Line *line, PyObject *text)
@@ -99,15 +116,10 @@ put_string(Line *line, PyObject *text)
         PyErr_Clear(); /* a lone surrogate: orjson refuses it, and so will Python */
         return CANNOT;
     }
-    if (size > PY_SSIZE_T_MAX / 8) {
-        PyErr_NoMemory();
+    char *out = open_string(line, size, 6); /* \u00XX at the most */
+    if (out == NULL) {
         return FAILED;
     }
-    if (reserve(line, 2 + 6 * size) != DONE) {
-        return FAILED;
-    }
-    char *out = line->data + line->length;
-    *out++ = '"';
     for (Py_ssize_t index = 0; index < size; index++) {
         unsigned char byte = (unsigned char)utf8[index];
         if (byte >= 0x20 && byte != '"' && byte != '\\') {
@@ -141,15 +153,10 @@ put_hex(Line *line, PyObject *bytes)
 {
     Py_ssize_t size = PyBytes_GET_SIZE(bytes);
     const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(bytes);
-    if (size > PY_SSIZE_T_MAX / 4) {
-        PyErr_NoMemory();
+    char *out = open_string(line, size, 2);
+    if (out == NULL) {
         return FAILED;
     }
-    if (reserve(line, 2 + 2 * size) != DONE) {
-        return FAILED;
-    }
-    char *out = line->data + line->length;
-    *out++ = '"';
     for (Py_ssize_t index = 0; index < size; index++) {
         *out++ = HEX[data[index] >> 4];
         *out++ = HEX[data[index] & 0xF];
@@ -377,22 +384,32 @@ put_fields(Line *line, PyObject *record)
     return DONE;
 }
 
-/* ,"io":{"id":value,...} */
+/* {"key":value,...} for a dict keyed by str, or by int as orjson's
+ * OPT_NON_STR_KEYS writes it (the IO's ids). */
 static int
-put_io(Line *line, PyObject *io)
+put_object(Line *line, PyObject *dict)
 {
-    STEP(PUT_LITERAL(line, ",\"io\":{"));
+    STEP(PUT_LITERAL(line, "{"));
     Py_ssize_t position = 0;
     PyObject *key, *value;
     int first = 1;
-    while (PyDict_Next(io, &position, &key, &value)) {
-        if (!PyLong_CheckExact(key)) {
+    while (PyDict_Next(dict, &position, &key, &value)) {
+        if (!first) {
+            STEP(PUT_LITERAL(line, ","));
+        }
+        first = 0;
+        if (PyUnicode_CheckExact(key)) {
+            STEP(put_string(line, key));
+        }
+        else if (PyLong_CheckExact(key)) {
+            STEP(PUT_LITERAL(line, "\""));
+            STEP(put_int(line, key));
+            STEP(PUT_LITERAL(line, "\""));
+        }
+        else {
             return CANNOT;
         }
-        STEP(first ? PUT_LITERAL(line, "\"") : PUT_LITERAL(line, ",\""));
-        first = 0;
-        STEP(put_int(line, key));
-        STEP(PUT_LITERAL(line, "\":"));
+        STEP(PUT_LITERAL(line, ":"));
         STEP(put_value(line, value));
     }
     return PUT_LITERAL(line, "}");
@@ -508,29 +525,6 @@ failed:
     return NULL;
 }
 
-/* ,"attributes":{"name":value,...} */
-static int
-put_attributes(Line *line, PyObject *attributes)
-{
-    STEP(PUT_LITERAL(line, ",\"attributes\":{"));
-    Py_ssize_t position = 0;
-    PyObject *key, *value;
-    int first = 1;
-    while (PyDict_Next(attributes, &position, &key, &value)) {
-        if (!PyUnicode_CheckExact(key)) {
-            return CANNOT;
-        }
-        if (!first) {
-            STEP(PUT_LITERAL(line, ","));
-        }
-        first = 0;
-        STEP(put_string(line, key));
-        STEP(PUT_LITERAL(line, ":"));
-        STEP(put_value(line, value));
-    }
-    return PUT_LITERAL(line, "}");
-}
-
 /* IMEI:TIMESTAMP_MS:HASH, the hash being the 8-byte BLAKE2b of the wire bytes. */
 static PyObject *
 record_id(PyObject *imei, unsigned long long timestamp, PyObject *wire)
@@ -563,9 +557,11 @@ put_record(Line *line, PyObject *record, unsigned long long timestamp,
     STEP(PUT_LITERAL(line, ",\"timestamp\":"));
     STEP(put_timestamp(line, timestamp));
     STEP(put_fields(line, record));
-    STEP(put_io(line, PyTuple_GET_ITEM(record, F_IO)));
+    STEP(PUT_LITERAL(line, ",\"io\":"));
+    STEP(put_object(line, PyTuple_GET_ITEM(record, F_IO)));
     if (attributes != NULL) {
-        STEP(put_attributes(line, attributes));
+        STEP(PUT_LITERAL(line, ",\"attributes\":"));
+        STEP(put_object(line, attributes));
     }
     return PUT_LITERAL(line, "}");
 }
