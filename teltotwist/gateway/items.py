@@ -80,6 +80,9 @@ class TrackerRecord:
     *attributes* is the record's IO named for its tracker's model, computed
     once when the item is built (every sink shares the item); ``None`` with
     naming off.
+
+    The compiled items (``_fastitems.c``) set these fields themselves: a new
+    field goes there too (``tests/test_items_compiled.py`` compares them all).
     """
 
     kind: ClassVar[str] = "records"
@@ -208,7 +211,8 @@ def tracker_records(
     :meth:`TrackerRecord.named`.
 
     Built with ``TELTOTWIST_COMPILE=1``, a C extension makes them in one call
-    (docs/performance.rst, "Compiled items"); what it does not expect, it
+    (docs/performance.rst, "Compiled items, and what a Twisted server
+    costs"); what it does not expect, it
     leaves to the Python code here.
     """
     if _compiled_records is not None:
