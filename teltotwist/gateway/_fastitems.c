@@ -351,14 +351,18 @@ put_timestamp(Line *line, unsigned long long milliseconds)
 static int
 put_fields(Line *line, PyObject *record)
 {
-    static const char *const names[] = {
-        ",\"priority\":", ",\"longitude\":", ",\"latitude\":",
-        ",\"altitude\":", ",\"angle\":", ",\"satellites\":",
-        ",\"speed\":", ",\"event_id\":",
+#define NAME(text) {text, sizeof(text) - 1}
+    static const struct {
+        const char *text;
+        Py_ssize_t size;
+    } names[] = {
+        NAME(",\"priority\":"), NAME(",\"longitude\":"), NAME(",\"latitude\":"),
+        NAME(",\"altitude\":"), NAME(",\"angle\":"), NAME(",\"satellites\":"),
+        NAME(",\"speed\":"), NAME(",\"event_id\":"),
     };
+#undef NAME
     for (int field = F_PRIORITY; field <= F_EVENT_ID; field++) {
-        const char *name = names[field - F_PRIORITY];
-        STEP(put(line, name, (Py_ssize_t)strlen(name)));
+        STEP(put(line, names[field - F_PRIORITY].text, names[field - F_PRIORITY].size));
         PyObject *value = PyTuple_GET_ITEM(record, field);
         if (field == F_LONGITUDE || field == F_LATITUDE) {
             if (!PyFloat_CheckExact(value)) {
