@@ -5,9 +5,10 @@ times every collection with ``gc.callbacks``: wall time, and the CPU time of
 the reactor's thread (which a busy machine does not inflate). Collections
 from one second after the reactor starts count; the startup's do not. It
 drives the gateway with ``teltotwist load`` (by default 1,000 trackers, each
-sending a 10-record packet every second, for 20 s) and reports, per run, the
-collections of each generation, the longest pauses and the load's ACK
-latency; runs are repeated ``--runs`` times.
+sending a 10-record packet every second, for 20 s; with ``--burst``, all
+at the same instant, in Codec 8E, as in ``bench_durable.py``'s ``burst10``)
+and reports, per run, the collections of each generation, the longest
+pauses and the load's ACK latency; runs are repeated ``--runs`` times.
 
 With ``--idle-trackers N`` there is no load: N trackers log in and stay idle
 (from worker processes, as in ``bench_idle_memory.py``), and the gateway
@@ -18,6 +19,7 @@ Run from the repository root; to compare two versions of the code, run it
 with each on ``PYTHONPATH``:
 
     python bench/bench_gc_pauses.py --runs 3
+    python bench/bench_gc_pauses.py --runs 3 --burst
     python bench/bench_gc_pauses.py --idle-trackers 19000
 """
 
@@ -53,6 +55,8 @@ SKIPPED_AT_START = 1.0
 """Seconds after the reactor starts whose collections do not count."""
 SETTLE = 1.5
 """Seconds between the gateway listening and the load starting."""
+BURST10 = ["--burst", "--interval", "1", "--records-per-packet", "10", "--codec", "8E"]
+"""``--burst``: the load of ``bench_durable.py``'s ``burst10`` scenario."""
 
 
 # In the gateway's process. ----------------------------------------------------
@@ -203,6 +207,8 @@ def load_run(arguments: argparse.Namespace, deadline: float) -> dict[str, Any]:
         command += ["--server", f"tcp:{GATEWAY_HOST}:{port}"]
         command += ["--devices", str(arguments.devices)]
         command += ["--duration", str(arguments.duration)]
+        if arguments.burst:
+            command += BURST10
         load = subprocess.run(
             command,
             capture_output=True,
@@ -305,6 +311,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--devices", type=int, default=1_000)
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument(
+        "--burst",
+        action="store_true",
+        help="each tracker a 10-record packet a second, all at the same instant",
+    )
     parser.add_argument(
         "--idle-trackers",
         type=int,

@@ -29,12 +29,15 @@ TWISTD = Path(sys.executable).with_name("twistd")
 
 @pytest.fixture(autouse=True)
 def _collectable_between_tests() -> Iterator[None]:
-    """A gateway from ``teltotwist.tap`` freezes what exists once it listens:
-    in a test process, the tests' objects too. Hand them back to the garbage
-    collector after each test."""
+    """A gateway from ``teltotwist.tap`` freezes what exists once it listens,
+    and makes full collections rarer: in a test process, the tests' objects
+    too, for the tests after. Hand them back to the garbage collector, and
+    restore its thresholds, after each test."""
+    thresholds = gc.get_threshold()
     yield
     if gc.get_freeze_count():
         gc.unfreeze()
+    gc.set_threshold(*thresholds)
 
 
 _STARTING = re.compile(r"TeltonikaTcpFactory(?: \([A-Z]+\))* starting on (\d+)")

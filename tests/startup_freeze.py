@@ -4,9 +4,10 @@ in a process of its own: ``python -m tests.startup_freeze DIRECTORY``.
 It logs as twistd does, to a file (stderr) that keeps no event: in a test
 process Twisted buffers the log events, and they would keep the connections
 alive. It starts the gateway, logs trackers in over real loopback sockets,
-closes them, and prints one JSON object: how many objects are frozen, whether
-a full collection walks the startup objects and the connections, and how
-many connection objects remain once the connections closed.
+closes them, and prints one JSON object: how many objects are frozen, how
+many middle collections a full one waits for, whether a full collection
+walks the startup objects and the connections, and how many connection
+objects remain once the connections closed.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ async def observe(reactor: Any, directory: Path) -> dict[str, int | bool]:
         await gateway.whenListening()
         seen: dict[str, int | bool] = {
             "frozen": gc.get_freeze_count(),
+            "full_collection_after": gc.get_threshold()[2],
             "factory_walked": any(
                 thing is gateway.factory for thing in gc.get_objects()
             ),
