@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
 from teltotwist.catalogue import Definition, load_catalogue
@@ -113,3 +114,23 @@ def test_variable_length_number_stays_hex() -> None:
 )
 def test_ascii_is_text_where_printable_else_hex(raw: bytes, text: str) -> None:
     assert converter(definition(kind="ASCII", size=None))(raw) == text
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw", "expected"),
+    [
+        ("Unsigned", (2**64 - 1) // 10, (2**64 - 1) // 10 * 10),
+        ("Unsigned", 2**64 - 1, float((2**64 - 1) * 10)),
+        ("Signed", 2**63, float(-(2**63) * 10)),
+    ],
+)
+def test_a_whole_multiplier_gives_a_float_beyond_json_integers(
+    kind: str, raw: int, expected: float
+) -> None:
+    """A tracker may send a value larger than its catalogue size: scaled, it
+    must still fit a record's JSON, which holds 64-bit integers."""
+    value = converter(definition(kind=kind, size=8, multiplier="10"))(raw)
+
+    assert value == expected
+    assert type(value) is type(expected)
+    assert orjson.loads(orjson.dumps(value)) == expected

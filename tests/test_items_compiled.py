@@ -174,6 +174,18 @@ def with_wire(record: AvlRecord) -> AvlRecord:
     return record._replace(wire=b"\x00")
 
 
+def test_a_value_scaled_past_64_bits_makes_alike_items() -> None:
+    """FMB920's IO 45 is scaled by 10: a raw value larger than its catalogue
+    size goes past JSON's 64-bit integers, and becomes a float in both."""
+    io, layout = io_elements(io8={45: 1844674407370955162})
+    record = AvlRecord(1, 0, 0.0, 0.0, 0, 0, 0, 0, 0, io, layout, None)
+    packet = as_sent(AvlPacket(Codec.CODEC8, (record,)))
+
+    assert_alike(packet, CATALOGUE.naming("FMB920"))
+    [item] = pure(packet, CATALOGUE.naming("FMB920"))
+    assert item.attributes == {"direct_fuel_rail_pressure": 1.8446744073709552e19}
+
+
 @given(
     st.floats(allow_nan=False, allow_infinity=False),
     st.floats(allow_nan=False, allow_infinity=False),

@@ -20,7 +20,9 @@ def converter(definition: Definition) -> Converter:
     text where it is printable (trailing NULs dropped), else hex; ``Signed``
     integers are read as two's complement of the catalogue size; then the
     multiplier is applied: the nearest float to the exact product, or an
-    integer when the multiplier is whole.
+    integer when the multiplier is whole and the product is within
+    :data:`JSON_INTEGERS` (a float beyond: a value larger than its catalogue
+    size, scaled, would not fit a record's JSON otherwise).
     """
     size = definition.size
     if definition.type == "Hex":
@@ -30,6 +32,9 @@ def converter(definition: Definition) -> Converter:
     number = integer_converter(definition) or _unchanged
     return lambda value: value.hex() if isinstance(value, bytes) else number(value)
 
+
+JSON_INTEGERS = range(-(1 << 63), 1 << 64)
+"""The integers a record's JSON writes as they are (orjson's range)."""
 
 IntegerRule = tuple[int, int, int]
 """How an integer IO value becomes its attribute value, as numbers: the width
@@ -62,7 +67,7 @@ def integer_converter(definition: Definition) -> IntegerConverter | None:
     if numerator == denominator == 1:
         return None
     if denominator == 1:
-        return lambda value: value * numerator
+        return lambda value: _whole(value * numerator)
     return lambda value: value * numerator / denominator
 
 
@@ -70,11 +75,17 @@ def _unchanged(value: int) -> int:
     return value
 
 
+def _whole(product: int) -> int | float:
+    """A product by a whole multiplier: itself, or the nearest float when
+    beyond :data:`JSON_INTEGERS`."""
+    return product if product in JSON_INTEGERS else float(product)
+
+
 def _signed(bits: int, numerator: int, denominator: int) -> IntegerConverter:
     sign_bit, span = 1 << (bits - 1), 1 << bits
     if denominator == 1:
-        return lambda value: (
-            (value - span if sign_bit <= value < span else value) * (numerator)
+        return lambda value: _whole(
+            (value - span if sign_bit <= value < span else value) * numerator
         )
     return lambda value: (
         (value - span if sign_bit <= value < span else value) * numerator / denominator
