@@ -201,6 +201,25 @@ def test_crc_valid_undecodable_frame_is_kept_raw_then_acked() -> None:
     assert session.delivery_succeeded() == [Send(tcp_ack(CODEC7[9])), CommandsReady()]
 
 
+def test_records_that_cannot_be_made_are_kept_raw_then_acked() -> None:
+    """Decoded records whose naming fails (here, a naming that is not one)
+    must not close the connection: the tracker would resend them forever."""
+    session = TrackerSession(
+        lambda imei: True,
+        lambda: RECEIVED_AT,
+        max_frame_size=2048,
+        naming=lambda imei: object(),  # type: ignore[arg-type,return-value]
+    )
+    session.data_received(LOGIN)
+
+    [item] = only_delivery(session.data_received(CODEC8)).items
+
+    assert isinstance(item, UnparsedFrame)
+    assert item.raw == CODEC8
+    assert item.error.startswith("records not made: AttributeError(")
+    assert session.delivery_succeeded() == [Send(tcp_ack(1)), CommandsReady()]
+
+
 def test_shortest_crc_valid_content_is_kept_raw_then_acked() -> None:
     """A codec id and two counts: content, however unknown the codec."""
     session = logged_in()

@@ -429,7 +429,13 @@ class TrackerSession:
             return self._undecodable(frame, str(error), received_at)
         if isinstance(content, CommandFrame):
             return [self._command_frame(content, frame)]
-        items = self._items(content, received_at)
+        try:
+            items = self._items(content, received_at)
+        except Exception as error:
+            # The records decoded, yet naming or encoding them failed: a value
+            # nobody foresaw, or a bug. Closing would wedge the tracker, which
+            # resends the same frame; its bytes are kept instead.
+            return self._undecodable(frame, f"records not made: {error!r}", received_at)
         return self._deliver(items, len(content.records), frame)
 
     def _command_frame(self, frame: CommandFrame, data: bytes) -> Action:
@@ -448,7 +454,8 @@ class TrackerSession:
         self, frame: bytes, error: str, received_at: int
     ) -> Sequence[Action]:
         """A frame past :func:`check_envelope` (so with a codec id and two
-        counts) whose content does not decode.
+        counts) whose content does not decode, or whose records cannot be
+        made into items.
 
         AVL data is kept as an :class:`UnparsedFrame` and ACKed with the count
         the tracker declared, so the tracker is not wedged resending it
