@@ -216,6 +216,23 @@ def test_sinks_get_the_record_json(gateway: Gateway) -> None:
     }
 
 
+def test_records_that_cannot_be_made_drop_the_datagram_as_undecodable() -> None:
+    """Decoded records whose naming fails (here, a naming that is not one)
+    drop the datagram with a warning, unacknowledged, as an undecodable one."""
+    gateway = make_gateway(naming=lambda imei: object())  # type: ignore[arg-type,return-value]
+
+    with udp_log() as log:
+        gateway.receive(C8)
+
+    assert gateway.acks == []
+    assert gateway.sink.deliveries == []
+    [line] = log
+    assert line.startswith(
+        "Dropped an undecodable datagram from 192.0.2.7:40123: "
+        "records not made: AttributeError("
+    )
+
+
 def test_records_are_named_by_the_model_of_their_imei() -> None:
     models = TrackerModels(load_catalogue(), MemoryReactorClock(), None, "FMB920")
     gateway = make_gateway(naming=models)

@@ -185,16 +185,22 @@ class TeltonikaUdpProtocol(DatagramProtocol):
         try:
             header = decode_udp_header(data)
         except CodecError as error:
-            self._undecodable(error, addr)
+            self._undecodable(str(error), addr)
             return
         if not self._admit(header, addr):
             return
         try:
             datagram = decode_udp_payload(data, header)
         except CodecError as error:
-            self._undecodable(error, addr)
+            self._undecodable(str(error), addr)
             return
-        awaited, new_items = self._sort_out(datagram)
+        try:
+            awaited, new_items = self._sort_out(datagram)
+        except Exception as error:
+            # The records decoded, yet naming or encoding them failed: a value
+            # nobody foresaw, or a bug. Dropped as an undecodable datagram is.
+            self._undecodable(f"records not made: {error!r}", addr)
+            return
         new = _Delivery(new_items) if new_items else None
         if new is not None:
             awaited.append(new)
@@ -215,13 +221,13 @@ class TeltonikaUdpProtocol(DatagramProtocol):
         if new is not None:
             self._start(new)
 
-    def _undecodable(self, error: CodecError, addr: Address) -> None:
+    def _undecodable(self, reason: str, addr: Address) -> None:
         self.events.rejected(Transport.UDP, Rejection.UNDECODABLE)
         self._faults.warn(
             "undecodable datagram",
             "Dropped an undecodable datagram from {peer}: {reason}",
             peer=_peer(addr),
-            reason=str(error),
+            reason=reason,
         )
 
     def _admit(self, header: UdpHeader, addr: Address) -> bool:
