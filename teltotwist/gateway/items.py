@@ -212,8 +212,7 @@ def tracker_records(
 
     Built with ``TELTOTWIST_COMPILE=1``, a C extension makes them in one call
     (docs/performance.rst, "Compiled items, and what a Twisted server
-    costs"); what it does not expect, it
-    leaves to the Python code here.
+    costs"); what it does not expect, it leaves to the Python code here.
     """
     if _compiled_records is not None:
         items = _compiled_records(
@@ -232,6 +231,13 @@ def tracker_records(
         TrackerRecord.named(imei, packet.codec, record, received_at_ms, naming)
         for record in packet.records
     )
+
+
+def records_not_made(error: Exception) -> str:
+    """Why a packet whose records decoded has no items: :func:`tracker_records`
+    raised *error* (a value nobody foresaw, or a bug). The packet is then
+    handled as an undecodable one, not lost."""
+    return f"records not made: {error!r}"
 
 
 def json_line(item: Item) -> bytes:

@@ -45,7 +45,12 @@ from teltotwist.codec import (
     tcp_ack,
 )
 from teltotwist.gateway.events import LoginResult, Rejection
-from teltotwist.gateway.items import Item, UnparsedFrame, tracker_records
+from teltotwist.gateway.items import (
+    Item,
+    UnparsedFrame,
+    records_not_made,
+    tracker_records,
+)
 
 _CODEC_OFFSET = 8
 _RECORD_COUNT_OFFSET = 9
@@ -432,10 +437,8 @@ class TrackerSession:
         try:
             items = self._items(content, received_at)
         except Exception as error:
-            # The records decoded, yet naming or encoding them failed: a value
-            # nobody foresaw, or a bug. Closing would wedge the tracker, which
-            # resends the same frame; its bytes are kept instead.
-            return self._undecodable(frame, f"records not made: {error!r}", received_at)
+            # Closing would wedge the tracker, which resends the same frame.
+            return self._undecodable(frame, records_not_made(error), received_at)
         return self._deliver(items, len(content.records), frame)
 
     def _command_frame(self, frame: CommandFrame, data: bytes) -> Action:

@@ -61,7 +61,12 @@ from teltotwist.gateway.events import (
     Transport,
 )
 from teltotwist.gateway.faultlog import FaultLog
-from teltotwist.gateway.items import TrackerRecord, now_ms, tracker_records
+from teltotwist.gateway.items import (
+    TrackerRecord,
+    now_ms,
+    records_not_made,
+    tracker_records,
+)
 from teltotwist.gateway.limits import Limits
 from teltotwist.gateway.models import NamingFor
 from teltotwist.gateway.registry import TrackerRegistry
@@ -197,9 +202,7 @@ class TeltonikaUdpProtocol(DatagramProtocol):
         try:
             awaited, new_items = self._sort_out(datagram)
         except Exception as error:
-            # The records decoded, yet naming or encoding them failed: a value
-            # nobody foresaw, or a bug. Dropped as an undecodable datagram is.
-            self._undecodable(f"records not made: {error!r}", addr)
+            self._undecodable(records_not_made(error), addr)
             return
         new = _Delivery(new_items) if new_items else None
         if new is not None:
