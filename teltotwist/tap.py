@@ -693,6 +693,7 @@ def _supervisor(options: Options, reactor: Any) -> IService:
             options["udp-port"],
             options["udp-interface"],
             None if options["api-endpoint"] is None else options["api"],
+            workers=options["workers"],
         ),
         lambda number, sockets: worker_command(
             reactor, options.arguments, number, sockets

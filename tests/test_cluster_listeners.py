@@ -46,8 +46,8 @@ async def test_a_tls_port_the_parent_bound_speaks_tls_in_the_worker(
 ) -> None:
     key, cert = loopback_certificate(tmp_path)
     description = f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}"
-    bound = bind_sockets(description, None, "", None)
-    inherited = os.dup(bound.tracker.fileno())  # as a worker gets it
+    bound = bind_sockets(description, None, "", None, workers=1)
+    inherited = os.dup(bound.tracker.fileno(1))  # as a worker gets it
     adopting: Any = InheritedSocket(cast(IReactorSocket, reactor), inherited)
     sink = RecordingSink()
     service = teltotwist.makeService(
@@ -80,7 +80,7 @@ def test_a_tracker_port_in_use_cannot_be_bound() -> None:
         port = taken.getsockname()[1]
 
         with pytest.raises(CannotListenError):
-            bind_sockets(f"tcp:{port}:interface=127.0.0.1", None, "", None)
+            bind_sockets(f"tcp:{port}:interface=127.0.0.1", None, "", None, workers=2)
 
 
 def test_an_api_port_in_use_leaves_the_workers_without_an_api() -> None:
@@ -94,10 +94,57 @@ def test_an_api_port_in_use_leaves_the_workers_without_an_api() -> None:
             0,
             "127.0.0.1",
             f"tcp:{port}:interface=127.0.0.1",
+            workers=2,
         )
     try:
         assert bound.api is None
         assert bound.udp is not None
-        assert set(bound.child_fds()) == {3, 4}
+        assert set(bound.child_fds(1)) == {3, 4}
+    finally:
+        bound.close()
+
+
+def test_each_worker_has_a_socket_of_the_tracker_port_and_connections_spread() -> None:
+    bound = bind_sockets("tcp:0:interface=127.0.0.1", 0, "127.0.0.1", None, workers=2)
+    accepted = [0, 0]
+    try:
+        first, second = (bound.child_fds(worker) for worker in (1, 2))
+        assert first[3] != second[3]
+        assert first[4] == second[4]  # one UDP socket, shared
+        for _ in range(200):
+            with socket.create_connection(("127.0.0.1", bound.tracker.port)):
+                for number, listening in enumerate(bound.tracker.sockets):
+                    accepted[number] += accept_waiting(listening)
+    finally:
+        bound.close()
+
+    # The kernel hashes each connection's addresses: about half each.
+    assert sum(accepted) == 200
+    assert min(accepted) >= 60, accepted
+
+
+def accept_waiting(listening: socket.socket) -> int:
+    """The connections waiting on *listening* (non-blocking), accepted."""
+    accepted = 0
+    while True:
+        try:
+            connection, _ = listening.accept()
+        except BlockingIOError:
+            return accepted
+        connection.close()
+        accepted += 1
+
+
+def test_a_port_another_gateways_workers_listen_on_cannot_be_bound() -> None:
+    bound = bind_sockets("tcp:0:interface=127.0.0.1", None, "", None, workers=2)
+    try:
+        with pytest.raises(CannotListenError):
+            bind_sockets(
+                f"tcp:{bound.tracker.port}:interface=127.0.0.1",
+                None,
+                "",
+                None,
+                workers=2,
+            )
     finally:
         bound.close()

@@ -67,7 +67,7 @@ async def next_delay(
 
 def bind() -> BoundSockets:
     """A real tracker port on the loopback interface."""
-    return bind_sockets("tcp:0:interface=127.0.0.1", None, "", None)
+    return bind_sockets("tcp:0:interface=127.0.0.1", None, "", None, workers=1)
 
 
 def supervisor_of(clock: Clock, command: list[str]) -> WorkerSupervisor:

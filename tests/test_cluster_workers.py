@@ -294,15 +294,44 @@ def test_any_worker_answers_the_api_for_every_worker(
             assert written.messages[0].payload == b"getinfo"
         _, exposition = api(gateway, "/metrics")
 
-    tcp = {
+    tcp = connections_by_worker(exposition)
+    assert set(tcp) == {"1", "2"}
+    assert sum(tcp.values()) == len(imeis)
+
+
+def connections_by_worker(exposition: bytes) -> dict[str, float]:
+    """The TCP connections each worker holds, by its number, as the
+    metrics of ``/metrics`` say."""
+    return {
         sample.labels["worker"]: sample.value
         for family in text_string_to_metric_families(exposition.decode())
         for sample in family.samples
         if sample.name == "teltotwist_connections"
         and sample.labels["transport"] == "tcp"
     }
-    assert set(tcp) == {"1", "2"}
-    assert sum(tcp.values()) == len(imeis)
+
+
+def test_trackers_connecting_at_once_are_shared_evenly_by_the_workers(
+    tmp_path: Path,
+) -> None:
+    with two_workers(tmp_path) as gateway, ExitStack() as trackers:
+        # As trackers back from a cell outage do: all connect at once.
+        connecting = [trackers.enter_context(socket.socket()) for _ in range(200)]
+        for tracker in connecting:
+            tracker.setblocking(False)
+            tracker.connect_ex(("127.0.0.1", gateway.twistd.port))
+        for imei, tracker in enumerate(connecting, FIRST_IMEI):
+            tracker.settimeout(10)
+            tracker.sendall(encode_login(str(imei)))
+        for tracker in connecting:
+            assert receive_exactly(tracker, 1) == b"\x01"
+        _, exposition = api(gateway, "/metrics")
+
+    # A tracker port for each worker: the kernel spreads the connections by
+    # a hash of their addresses, about half each.
+    tcp = connections_by_worker(exposition)
+    assert sum(tcp.values()) == 200
+    assert min(tcp.values()) >= 70, tcp
 
 
 def holder(client: socket.socket, pids: list[int], seconds: float = 10) -> int:

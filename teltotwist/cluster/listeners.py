@@ -10,6 +10,12 @@ a worker, :class:`InheritedSocket` adopts the socket its parent passed
 instead of binding one. Whatever wraps the port (TLS for ``ssl:``, the PROXY
 protocol for ``haproxy:``) is the endpoint's own doing, so a worker's port
 behaves exactly as a single process's.
+
+The tracker port is a group of listening sockets, one per worker, on the
+same address (``SO_REUSEPORT``): the kernel spreads new connections evenly
+over them by a hash of their addresses. On one socket shared by all, the
+worker that wakes first takes each connection, and one worker took twice
+the trackers of the other under a burst of logins (``docs/scaling.rst``).
 """
 
 from __future__ import annotations
@@ -62,26 +68,32 @@ def _family(interface: str) -> socket.AddressFamily:
 
 @attrs.define
 class BoundSocket:
-    """A socket bound, and for TCP listening, by :class:`SocketBinder`."""
+    """Sockets bound on one port, and for TCP listening, by
+    :class:`SocketBinder`: one shared by every worker, or one for each."""
 
-    socket: socket.socket
+    sockets: tuple[socket.socket, ...]
 
-    def fileno(self) -> int:
-        return self.socket.fileno()
+    def fileno(self, worker: int = 1) -> int:
+        """The descriptor for worker number *worker* (from 1)."""
+        return self.sockets[(worker - 1) % len(self.sockets)].fileno()
 
     @property
     def port(self) -> int:
         """The port bound (the one the kernel chose, for port 0)."""
-        port: int = self.socket.getsockname()[1]
+        port: int = self.sockets[0].getsockname()[1]
         return port
 
     def close(self) -> None:
-        self.socket.close()
+        for each in self.sockets:
+            each.close()
 
 
-def _bind(kind: socket.SocketKind, interface: str, port: int) -> socket.socket:
+def _bind(
+    kind: socket.SocketKind, interface: str, port: int, grouped: bool = False
+) -> socket.socket:
     """A socket of *kind* bound to *interface* and *port*, inheritable by
-    the workers, in non-blocking mode as a reactor wants it.
+    the workers, in non-blocking mode as a reactor wants it; *grouped*, it
+    shares the port with the other grouped sockets of this user's.
 
     :raises CannotListenError: as Twisted's own ports would.
     """
@@ -90,6 +102,8 @@ def _bind(kind: socket.SocketKind, interface: str, port: int) -> socket.socket:
     try:
         if kind == socket.SOCK_STREAM:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if grouped:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((interface or ("::" if family == socket.AF_INET6 else ""), port))
     except OSError as error:
         sock.close()
@@ -101,10 +115,37 @@ def _bind(kind: socket.SocketKind, interface: str, port: int) -> socket.socket:
     return sock
 
 
+def _listening_group(
+    interface: str, port: int, backlog: int, size: int
+) -> tuple[socket.socket, ...]:
+    """*size* sockets listening on *interface* and *port* as a group.
+
+    A socket in the way, a group of another gateway's included, makes the
+    first bind fail: it is a plain one, closed once it found the port free
+    (and, for port 0, which port the kernel chose).
+    """
+    with _bind(socket.SOCK_STREAM, interface, port) as probe:
+        port = probe.getsockname()[1]
+    group: list[socket.socket] = []
+    try:
+        for _ in range(size):
+            group.append(_bind(socket.SOCK_STREAM, interface, port, grouped=True))
+            group[-1].listen(backlog)
+    except BaseException:
+        for each in group:
+            each.close()
+        raise
+    return tuple(group)
+
+
 class SocketBinder:
     """Stands in for the reactor while an endpoint "listens" in the parent:
     the socket is bound and listening, but nothing accepts on it. The
-    factory is not used."""
+    factory is not used. With *workers* above 1, a TCP port is a group of
+    that many listening sockets, one for each worker."""
+
+    def __init__(self, workers: int = 1) -> None:
+        self._workers = workers
 
     def listenTCP(
         self,
@@ -113,9 +154,11 @@ class SocketBinder:
         backlog: int = 50,
         interface: str = "",
     ) -> BoundSocket:
-        sock = _bind(socket.SOCK_STREAM, interface, port)
-        sock.listen(backlog)
-        return BoundSocket(sock)
+        if self._workers == 1:
+            sock = _bind(socket.SOCK_STREAM, interface, port)
+            sock.listen(backlog)
+            return BoundSocket((sock,))
+        return BoundSocket(_listening_group(interface, port, backlog, self._workers))
 
     def listenSSL(
         self,
@@ -134,7 +177,7 @@ class SocketBinder:
         interface: str = "",
         maxPacketSize: int = 8192,
     ) -> BoundSocket:
-        return BoundSocket(_bind(socket.SOCK_DGRAM, interface, port))
+        return BoundSocket((_bind(socket.SOCK_DGRAM, interface, port),))
 
 
 def _bound(endpoint: IStreamServerEndpoint) -> BoundSocket:
@@ -155,9 +198,10 @@ class BoundSockets:
     udp: BoundSocket | None
     api: BoundSocket | None
 
-    def child_fds(self) -> dict[int, int]:
-        """A worker's descriptors for them (as ``spawnProcess`` takes)."""
-        fds = {TRACKER_FD: self.tracker.fileno()}
+    def child_fds(self, worker: int) -> dict[int, int]:
+        """Worker number *worker*'s descriptors for them (as
+        ``spawnProcess`` takes)."""
+        fds = {TRACKER_FD: self.tracker.fileno(worker)}
         if self.udp is not None:
             fds[UDP_FD] = self.udp.fileno()
         if self.api is not None:
@@ -171,18 +215,26 @@ class BoundSockets:
 
 
 def bind_sockets(
-    port: str, udp_port: int | None, udp_interface: str, api: str | None
+    port: str,
+    udp_port: int | None,
+    udp_interface: str,
+    api: str | None,
+    *,
+    workers: int,
 ) -> BoundSockets:
-    """Bind the tracker port (endpoint string *port*), the UDP port if any,
-    and the API's port (endpoint string *api*) if any. An API port that
-    cannot be bound is logged and left out, as a single process goes on
-    without its API: the trackers matter more.
+    """Bind the tracker port (endpoint string *port*), a socket for each of
+    the *workers*, the UDP port if any, and the API's port (endpoint string
+    *api*) if any, each of these two shared by all. An API port that cannot
+    be bound is logged and left out, as a single process goes on without
+    its API: the trackers matter more.
 
     :raises CannotListenError: for the tracker or UDP port; those bound
         before it are closed.
     """
     binder = SocketBinder()
-    tracker = _bound(tracker_endpoint(binder, port))  # type: ignore[arg-type]
+    tracker = _bound(
+        tracker_endpoint(SocketBinder(workers), port)  # type: ignore[arg-type]
+    )
     udp = None
     if udp_port is not None:
         try:

@@ -3,9 +3,10 @@
 worker processes running on them.
 
 The parent accepts nothing itself. Each worker gets the bound sockets at
-fixed descriptors (:mod:`teltotwist.cluster.listeners`) and a link to the
-parent (a UNIX socket pair at :data:`~teltotwist.cluster.listeners.HUB_FD`);
-the kernel hands each new connection to one of the workers. A worker that
+fixed descriptors (:mod:`teltotwist.cluster.listeners`: the tracker port's
+socket is its own, the others are shared) and a link to the parent (a UNIX
+socket pair at :data:`~teltotwist.cluster.listeners.HUB_FD`); the kernel
+hands each new connection to one of the workers. A worker that
 ends while the parent runs is started again, after a delay that doubles
 while it keeps ending soon after its start. One that cannot start at all
 (it ended :data:`GIVE_UP_AFTER` times in a row before it was up) is given
@@ -247,7 +248,7 @@ class WorkerSupervisor(Service):
         worker_end.set_inheritable(True)
         assert self.sockets is not None
         fds: dict[int, int | str] = {0: 0, 1: "r", 2: "r", HUB_FD: worker_end.fileno()}
-        fds.update(self.sockets.child_fds())
+        fds.update(self.sockets.child_fds(number))
         worker = _WorkerProcess(number, self._reactor.seconds(), self._ended, self.log)
         command = self._command(number, self.sockets)
         try:
