@@ -24,6 +24,7 @@ from teltotwist.cluster.link import LinkProtocol
 from teltotwist.cluster.listeners import BoundSockets, bind_sockets
 from teltotwist.cluster.supervisor import (
     GIVE_UP_AFTER,
+    LONGEST_RESTART_DELAY,
     WorkerSupervisor,
     worker_command,
 )
@@ -138,7 +139,8 @@ def acked_after_login(port: int) -> bytes:
 async def killed_again_and_again(tmp_path: Path, *options: str) -> list[str]:
     """A real worker with *options*, SIGKILLed each time it is up, more
     often than a worker that cannot start may end, is started again each
-    time and serves trackers after; the lines logged meanwhile."""
+    time, the delay doubling up to its longest, and serves trackers after;
+    the lines logged meanwhile."""
     clock = Clock()
     arguments = [
         "--port",
@@ -168,7 +170,7 @@ async def killed_again_and_again(tmp_path: Path, *options: str) -> list[str]:
                 os.kill(supervisor.pids[1], signal.SIGKILL)
                 delays.append(await next_delay(supervisor, clock))
                 clock.advance(delays[-1])  # started again
-            assert delays == [1, 2, 4, 8, 16, 32]
+            assert delays == [1, 2, 4, 8, 16, LONGEST_RESTART_DELAY]
             await wait_for_ups(events, GIVE_UP_AFTER + 2)
 
             assert not given_up.called

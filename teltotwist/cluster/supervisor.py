@@ -47,7 +47,11 @@ from teltotwist.cluster.worker_log import WorkerLines
 
 FIRST_RESTART_DELAY = 1.0
 """Seconds before a worker that ended is started again; the delay doubles
-with each end in a row within :data:`STEADY_RUN` of its start."""
+with each end in a row within :data:`STEADY_RUN` of its start, up to
+:data:`LONGEST_RESTART_DELAY`."""
+LONGEST_RESTART_DELAY = 30.0
+"""The longest wait before a worker is started again: new connections that
+the kernel hands to its socket wait meanwhile."""
 STEADY_RUN = 60.0
 """A worker that ran this many seconds ended afresh: its ends in a row are
 forgotten."""
@@ -144,7 +148,8 @@ class _EndsInARow:
     @property
     def delay(self) -> float:
         """Seconds to wait before starting it again."""
-        return FIRST_RESTART_DELAY * 2.0 ** max(self._soon - 1, 0)
+        doubled = FIRST_RESTART_DELAY * 2.0 ** min(max(self._soon - 1, 0), 16)
+        return min(doubled, LONGEST_RESTART_DELAY)
 
 
 class WorkerSupervisor(Service):
