@@ -174,6 +174,21 @@ def with_wire(record: AvlRecord) -> AvlRecord:
     return record._replace(wire=b"\x00")
 
 
+@pytest.mark.parametrize("size", [1, 16, 127, 128, 129, 255, 256, 257, 1000])
+def test_ids_are_alike_whatever_the_size_of_the_record(size: int) -> None:
+    """The id's BLAKE2b, in C, is ``hashlib``'s, on either side of its
+    128-byte blocks."""
+    wire = bytes(range(256)) * 4
+    io, layout = io_elements()
+    record = AvlRecord(1, 0, 0.0, 0.0, 0, 0, 0, 0, 0, io, layout, None, wire[:size])
+    made = compiled((record,), Codec.CODEC8, None)
+
+    assert made is not None
+    assert [item.id for item in made] == [
+        item.id for item in pure(AvlPacket(Codec.CODEC8, (record,)), None)
+    ]
+
+
 def test_a_value_scaled_past_64_bits_makes_alike_items() -> None:
     """FMB920's IO 45 is scaled by 10: a raw value larger than its catalogue
     size goes past JSON's 64-bit integers, and becomes a float in both."""

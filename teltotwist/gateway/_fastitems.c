@@ -12,6 +12,7 @@
 #include <Python.h>
 #include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 
@@ -30,9 +31,7 @@ enum {
 #define CANNOT 1
 #define FAILED -1
 
-static PyObject *blake2b;        /* hashlib.blake2b */
-static PyObject *digest_options; /* {"digest_size": 8} */
-static PyObject *name_hexdigest, *name_imei, *name_codec, *name_record,
+static PyObject *name_imei, *name_codec, *name_record,
     *name_received_at_ms, *name_id, *name_attributes, *name_line;
 
 /* A growing byte buffer: one JSON line. */
@@ -529,27 +528,129 @@ failed:
     return NULL;
 }
 
+/* BLAKE2b (RFC 7693), unkeyed, with an 8-byte digest: what
+ * hashlib.blake2b(data, digest_size=8) gives, without a Python call. */
+
+#define BLAKE2B_BLOCK 128
+#define DIGEST_SIZE 8
+
+static const uint64_t BLAKE2B_IV[8] = {
+    0x6a09e667f3bcc908ULL, 0xbb67ae8584caa73bULL, 0x3c6ef372fe94f82bULL,
+    0xa54ff53a5f1d36f1ULL, 0x510e527fade682d1ULL, 0x9b05688c2b3e6c1fULL,
+    0x1f83d9abfb41bd6bULL, 0x5be0cd19137e2179ULL,
+};
+
+/* The message words each of the 12 rounds takes, in order. */
+static const uint8_t BLAKE2B_SIGMA[12][16] = {
+    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
+    {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
+    {11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4},
+    {7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8},
+    {9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13},
+    {2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9},
+    {12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11},
+    {13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10},
+    {6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5},
+    {10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0},
+    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
+    {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
+};
+
+static inline uint64_t
+rotate_right(uint64_t word, int bits)
+{
+    return (word >> bits) | (word << (64 - bits));
+}
+
+static inline uint64_t
+little_endian_word(const unsigned char *bytes)
+{
+    uint64_t word = 0;
+    for (int index = 7; index >= 0; index--) {
+        word = (word << 8) | bytes[index];
+    }
+    return word;
+}
+
+#define MIX(v, a, b, c, d, x, y)                                             \
+    do {                                                                     \
+        v[a] += v[b] + (x);                                                  \
+        v[d] = rotate_right(v[d] ^ v[a], 32);                                \
+        v[c] += v[d];                                                        \
+        v[b] = rotate_right(v[b] ^ v[c], 24);                                \
+        v[a] += v[b] + (y);                                                  \
+        v[d] = rotate_right(v[d] ^ v[a], 16);                                \
+        v[c] += v[d];                                                        \
+        v[b] = rotate_right(v[b] ^ v[c], 63);                                \
+    } while (0)
+
+/* Fold one block into the state *h*; *counted* bytes hashed with it. */
+static void
+blake2b_compress(uint64_t h[8], const unsigned char *block, uint64_t counted,
+                 int last)
+{
+    uint64_t v[16], m[16];
+    for (int index = 0; index < 8; index++) {
+        v[index] = h[index];
+        v[index + 8] = BLAKE2B_IV[index];
+    }
+    v[12] ^= counted; /* the counter's high word stays 0: data is < 2**64 bytes */
+    if (last) {
+        v[14] = ~v[14];
+    }
+    for (int index = 0; index < 16; index++) {
+        m[index] = little_endian_word(block + 8 * index);
+    }
+    for (int round = 0; round < 12; round++) {
+        const uint8_t *s = BLAKE2B_SIGMA[round];
+        MIX(v, 0, 4, 8, 12, m[s[0]], m[s[1]]);
+        MIX(v, 1, 5, 9, 13, m[s[2]], m[s[3]]);
+        MIX(v, 2, 6, 10, 14, m[s[4]], m[s[5]]);
+        MIX(v, 3, 7, 11, 15, m[s[6]], m[s[7]]);
+        MIX(v, 0, 5, 10, 15, m[s[8]], m[s[9]]);
+        MIX(v, 1, 6, 11, 12, m[s[10]], m[s[11]]);
+        MIX(v, 2, 7, 8, 13, m[s[12]], m[s[13]]);
+        MIX(v, 3, 4, 9, 14, m[s[14]], m[s[15]]);
+    }
+    for (int index = 0; index < 8; index++) {
+        h[index] ^= v[index] ^ v[index + 8];
+    }
+}
+
+/* The 8-byte BLAKE2b of *data*, as 16 lowercase hex digits in *hex*. */
+static void
+blake2b_hex(const unsigned char *data, Py_ssize_t size, char hex[2 * DIGEST_SIZE])
+{
+    uint64_t h[8];
+    memcpy(h, BLAKE2B_IV, sizeof h);
+    h[0] ^= 0x01010000ULL ^ DIGEST_SIZE; /* fan-out 1, depth 1, no key */
+    uint64_t counted = 0;
+    while (size > BLAKE2B_BLOCK) {
+        counted += BLAKE2B_BLOCK;
+        blake2b_compress(h, data, counted, 0);
+        data += BLAKE2B_BLOCK;
+        size -= BLAKE2B_BLOCK;
+    }
+    unsigned char last[BLAKE2B_BLOCK] = {0};
+    memcpy(last, data, (size_t)size);
+    counted += (uint64_t)size;
+    blake2b_compress(h, last, counted, 1);
+    for (int index = 0; index < DIGEST_SIZE; index++) {
+        unsigned char byte = (unsigned char)(h[0] >> (8 * index));
+        hex[2 * index] = HEX[byte >> 4];
+        hex[2 * index + 1] = HEX[byte & 15];
+    }
+}
+
 /* IMEI:TIMESTAMP_MS:HASH, the hash being the 8-byte BLAKE2b of the wire bytes. */
 static PyObject *
 record_id(PyObject *imei, unsigned long long timestamp, PyObject *wire)
 {
-    PyObject *arguments = PyTuple_Pack(1, wire);
-    if (arguments == NULL) {
-        return NULL;
-    }
-    PyObject *hash = PyObject_Call(blake2b, arguments, digest_options);
-    Py_DECREF(arguments);
-    if (hash == NULL) {
-        return NULL;
-    }
-    PyObject *digest = PyObject_CallMethodNoArgs(hash, name_hexdigest);
-    Py_DECREF(hash);
-    if (digest == NULL) {
-        return NULL;
-    }
-    PyObject *id = PyUnicode_FromFormat("%U:%llu:%U", imei, timestamp, digest);
-    Py_DECREF(digest);
-    return id;
+    char hex[2 * DIGEST_SIZE + 1];
+    blake2b_hex((const unsigned char *)PyBytes_AS_STRING(wire),
+                PyBytes_GET_SIZE(wire), hex);
+    hex[2 * DIGEST_SIZE] = '\0';
+    return PyUnicode_FromFormat("%U:%llu:%s", imei, timestamp, hex);
 }
 
 /* The JSON line of one record: everything after the head, which the caller
@@ -732,14 +833,6 @@ intern(const char *text)
 PyMODINIT_FUNC
 PyInit__fastitems(void)
 {
-    PyObject *hashlib = PyImport_ImportModule("hashlib");
-    if (hashlib == NULL) {
-        return NULL;
-    }
-    blake2b = PyObject_GetAttrString(hashlib, "blake2b");
-    Py_DECREF(hashlib);
-    digest_options = Py_BuildValue("{s:i}", "digest_size", 8);
-    name_hexdigest = intern("hexdigest");
     name_imei = intern("imei");
     name_codec = intern("codec");
     name_record = intern("record");
@@ -747,7 +840,7 @@ PyInit__fastitems(void)
     name_id = intern("id");
     name_attributes = intern("attributes");
     name_line = intern("line");
-    if (blake2b == NULL || digest_options == NULL || name_hexdigest == NULL || name_imei == NULL || name_codec == NULL
+    if (name_imei == NULL || name_codec == NULL
         || name_record == NULL || name_received_at_ms == NULL || name_id == NULL
         || name_attributes == NULL || name_line == NULL) {
         return NULL;
