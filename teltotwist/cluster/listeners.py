@@ -14,8 +14,9 @@ behaves exactly as a single process's.
 The tracker port is a group of listening sockets, one per worker, on the
 same address (``SO_REUSEPORT``): the kernel spreads new connections evenly
 over them by a hash of their addresses. On one socket shared by all, the
-worker that wakes first takes each connection, and one worker took twice
-the trackers of the other under a burst of logins (``docs/scaling.rst``).
+worker that woke first took each connection, and of trackers connecting at
+once one worker could take several times as many as the other
+(``docs/scaling.rst``).
 """
 
 from __future__ import annotations

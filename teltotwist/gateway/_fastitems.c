@@ -540,8 +540,9 @@ static const uint64_t BLAKE2B_IV[8] = {
     0x1f83d9abfb41bd6bULL, 0x5be0cd19137e2179ULL,
 };
 
-/* The message words each of the 12 rounds takes, in order. */
-static const uint8_t BLAKE2B_SIGMA[12][16] = {
+/* The message words each round takes, in order; rounds 10 and 11 take
+ * those of rounds 0 and 1. */
+static const uint8_t BLAKE2B_SIGMA[10][16] = {
     {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
     {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
     {11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4},
@@ -552,8 +553,6 @@ static const uint8_t BLAKE2B_SIGMA[12][16] = {
     {13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10},
     {6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5},
     {10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0},
-    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
-    {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
 };
 
 static inline uint64_t
@@ -602,7 +601,7 @@ blake2b_compress(uint64_t h[8], const unsigned char *block, uint64_t counted,
         m[index] = little_endian_word(block + 8 * index);
     }
     for (int round = 0; round < 12; round++) {
-        const uint8_t *s = BLAKE2B_SIGMA[round];
+        const uint8_t *s = BLAKE2B_SIGMA[round % 10];
         MIX(v, 0, 4, 8, 12, m[s[0]], m[s[1]]);
         MIX(v, 1, 5, 9, 13, m[s[2]], m[s[3]]);
         MIX(v, 2, 6, 10, 14, m[s[4]], m[s[5]]);
