@@ -148,6 +148,7 @@ class _EndsInARow:
     @property
     def delay(self) -> float:
         """Seconds to wait before starting it again."""
+        # The exponent is bounded too: a float power past 1,023 overflows.
         doubled = FIRST_RESTART_DELAY * 2.0 ** min(max(self._soon - 1, 0), 16)
         return min(doubled, LONGEST_RESTART_DELAY)
 
