@@ -10,6 +10,7 @@ then it fails.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -263,3 +264,35 @@ def test_a_failing_converter_fails_as_in_python() -> None:
     assert compiled(packet.records, packet.codec, naming.table) is None
     with pytest.raises(ValueError, match="cannot convert 7"):
         tracker_records(IMEI, packet, RECEIVED_AT_MS, naming)
+
+
+@pytest.mark.parametrize("naming", NAMINGS, ids=lambda n: n and (n.model or "shared"))
+def test_the_collector_does_not_walk_items_waiting_for_their_ack(
+    naming: Naming | None,
+) -> None:
+    """Items and records of plain values cannot be part of a reference
+    cycle; thousands wait at once under a burst, so the cyclic collector is
+    spared them (as CPython spares tuples of such values)."""
+    packet = decode_frame(AVL_VECTORS[0].data)
+    assert isinstance(packet, AvlPacket)
+    made = compiled(packet.records, packet.codec, naming.table if naming else None)
+
+    assert made is not None
+    assert not any(gc.is_tracked(item) for item in made)
+    assert not any(gc.is_tracked(record) for record in packet.records)
+
+
+def test_items_whose_dicts_the_collector_tracks_stay_tracked() -> None:
+    """A dict that once held a container stays tracked, and could hold one
+    again: an item or record holding it stays with the collector."""
+    io, layout = io_elements(io1={21: 3})
+    io_dict: dict[int, Any] = dict(io)
+    io_dict[21] = []
+    io_dict[21] = 3
+    assert gc.is_tracked(io_dict)
+    record = AvlRecord(1, 0, 1.0, 2.0, 0, 0, 0, 0, 0, io_dict, layout, None, b"\x00")
+    made = compiled((record,), Codec.CODEC8, None)
+
+    assert made is not None
+    assert gc.is_tracked(made[0])
+    assert gc.is_tracked(record)

@@ -677,6 +677,26 @@ set_field(PyObject *item, PyObject *name, PyObject *value)
     return PyObject_GenericSetAttr(item, name, value) < 0 ? FAILED : DONE;
 }
 
+/* Takes *item* and its *record* off the cyclic garbage collector's lists
+ * where neither can be part of a reference cycle: their fields are strings,
+ * bytes, numbers, the codec and the shared IO layout, and their dicts hold
+ * only such values (the line was written from them). A dict that ever held
+ * a container stays tracked, and could hold one again: a record with such
+ * an IO dict stays tracked. CPython spares tuples of plain values alike.
+ * Under a burst, thousands of items wait for their ACK at once, and every
+ * collection walked them all. */
+static void
+untrack(PyObject *item, PyObject *record)
+{
+    if (PyObject_GC_IsTracked(PyTuple_GET_ITEM(record, F_IO))) {
+        return;
+    }
+    if (PyObject_GC_IsTracked(record)) {
+        PyObject_GC_UnTrack(record);
+    }
+    PyObject_GC_UnTrack(item);
+}
+
 /* One item of class *cls*, or NULL with *outcome* set. */
 static PyObject *
 tracker_record(PyTypeObject *cls, Line *line, PyObject *record, PyObject *imei,
@@ -745,6 +765,9 @@ tracker_record(PyTypeObject *cls, Line *line, PyObject *record, PyObject *imei,
         || set_field(item, name_line, bytes) != DONE) {
         *outcome = FAILED;
         Py_CLEAR(item);
+    }
+    else {
+        untrack(item, record);
     }
 done:
     Py_XDECREF(attributes);
