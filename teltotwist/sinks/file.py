@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Sequence
+import queue
+import threading
+from collections.abc import Callable, Sequence
 from io import FileIO
 from typing import cast
 
@@ -19,9 +21,7 @@ import attrs
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IReactorFromThreads
-from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
-from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from teltotwist.gateway.items import Item, json_line
@@ -55,7 +55,7 @@ class FileSink(Service):
         self.name = f"file:{self.path}"
         self._reactor = reactor
         self._file: FileIO | None = None
-        self._pool: ThreadPool | None = None
+        self._appender: _Appender | None = None
         self._queued: list[_Delivery] = []
         self._writing = False
         self._drained: list[Deferred[None]] = []
@@ -68,8 +68,7 @@ class FileSink(Service):
             raise FileSinkError(
                 f"cannot append to {self.path}: {error.strerror}"
             ) from error
-        self._pool = ThreadPool(minthreads=0, maxthreads=1, name=self.name)
-        self._pool.start()
+        self._appender = _Appender(self._file, self._reactor, f"file:{self.path}")
         Service.startService(self)
 
     def stopService(self) -> Deferred[None]:
@@ -86,7 +85,7 @@ class FileSink(Service):
         if not self.running:
             return fail(FileSinkError(not_running(f"the file sink for {self.path}")))
         done: Deferred[None] = Deferred(self._withdraw)
-        lines = b"".join([json_line(item) + b"\n" for item in items])
+        lines = b"\n".join([json_line(item) for item in items]) + b"\n"
         self._queued.append(_Delivery(lines, done))
         if not self._writing:
             self._write_queued()
@@ -100,14 +99,11 @@ class FileSink(Service):
         ]
 
     def _write_queued(self) -> None:
-        assert self._file is not None and self._pool is not None
+        assert self._appender is not None
         batch, self._queued = self._queued, []
         self._writing = True
-        data = b"".join(delivery.lines for delivery in batch)
-        writing = deferToThreadPool(
-            self._reactor, self._pool, _append, self._file, data
-        )
-        writing.addBoth(self._written, batch)
+        data = b"".join([delivery.lines for delivery in batch])
+        self._appender.append(data, lambda result: self._written(result, batch))
 
     def _written(self, result: Failure | None, batch: list[_Delivery]) -> None:
         self._writing = False
@@ -132,9 +128,55 @@ class FileSink(Service):
     def _close(self, _: None) -> None:
         if self._file is not None:
             self._file.close()
-        if self._pool is not None:
-            self._pool.stop()
-        self._file = self._pool = None
+        if self._appender is not None:
+            self._appender.stop()
+        self._file = self._appender = None
+
+
+_Written = Callable[[Failure | None], None]
+"""Told, in the reactor thread, how a batch's append ended: ``None`` once
+fsynced, else the failure."""
+
+
+class _Appender:
+    """The thread that appends the batches to *file*, in order, and tells the
+    reactor how each ended.
+
+    A thread of its own rather than Twisted's thread pool: the pool's team
+    coordination, context capture and Python-level queue cost more reactor
+    time than the sink's own work, a batch at a time, hundreds a second under
+    load; the reactor needs only a C queue's ``put`` here.
+    """
+
+    def __init__(self, file: FileIO, reactor: IReactorFromThreads, name: str) -> None:
+        self._file = file
+        self._reactor = reactor
+        self._batches: queue.SimpleQueue[tuple[bytes, _Written] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def append(self, data: bytes, written: _Written) -> None:
+        """Append and fsync *data* after the batches before it; then call
+        *written* in the reactor thread."""
+        self._batches.put((data, written))
+
+    def stop(self) -> None:
+        """End the thread once the batches handed over are appended, and
+        wait for it: call it when none is (the sink's queue is drained)."""
+        self._batches.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while (batch := self._batches.get()) is not None:
+            data, written = batch
+            result: Failure | None = None
+            try:
+                _append(self._file, data)
+            except Exception:
+                result = Failure()
+            self._reactor.callFromThread(written, result)
 
 
 def _open_for_appending(path: str) -> FileIO:
