@@ -95,7 +95,6 @@ class _Fanout:
         self._attempts: dict[Deferred[None], str] = {}
         self._started = dispatcher._clock.seconds()
         dispatcher._undecided.start(self)
-        self.verdict.addBoth(self._decided)
         for sink in dispatcher.sinks:
             if self.verdict.called:  # an earlier sink failed at once
                 break
@@ -119,6 +118,7 @@ class _Fanout:
         else:
             self._waiting_for -= 1
             if not self._waiting_for and not self.verdict.called:
+                dispatcher._undecided.cancel(self)
                 self.verdict.callback(None)
         dispatcher._attempt_ended()
 
@@ -130,13 +130,10 @@ class _Fanout:
         """The sinks did not all answer within the dispatcher's timeout."""
         self.give_up(f"no answer within {self._dispatcher.timeout:g} s")
 
-    def _decided(self, result: object) -> object:
-        self._dispatcher._undecided.cancel(self)
-        return result
-
     def _fail(self, error: DeliveryError) -> None:
         if self.verdict.called:  # a cancelled attempt ending
             return
+        self._dispatcher._undecided.cancel(self)
         self.verdict.errback(error)
         for attempt in list(self._attempts):
             attempt.cancel()

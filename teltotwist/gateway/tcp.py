@@ -445,10 +445,21 @@ class TeltonikaTcpProtocol(Protocol):
         self._in_flight = items
         self._frame_complete_at = self.last_active
         delivery = self.factory.dispatcher.deliver(items)
-        delivery.addCallbacks(self._delivered, self._not_delivered)
-        delivery.addErrback(self._crashed)
+        delivery.addBoth(self._answered)
 
-    def _delivered(self, _: None) -> None:
+    def _answered(self, verdict: Failure | None) -> None:
+        """The sinks answered for the packet in flight: ACK it, or not."""
+        try:
+            if isinstance(verdict, Failure):
+                self._not_delivered(verdict)
+            else:
+                self._delivered()
+        except Exception:
+            self.log.failure("{label}: unexpected error", label=self.label)
+            if self.transport is not None:
+                self.transport.loseConnection()
+
+    def _delivered(self) -> None:
         acked, self._in_flight = self._in_flight, ()
         if self.factory.stopping:
             self._perform(
@@ -491,11 +502,6 @@ class TeltonikaTcpProtocol(Protocol):
         self._perform(
             self.session.delivery_failed(failure.getErrorMessage()), _NOT_DELIVERED
         )
-
-    def _crashed(self, failure: Failure) -> None:
-        self.log.failure("{label}: unexpected error", failure, label=self.label)
-        if self.transport is not None:
-            self.transport.loseConnection()
 
     def _log_disconnect(self) -> None:
         seconds = self.factory.clock.seconds() - self._connected_at
