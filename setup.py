@@ -2,11 +2,13 @@
 
 A plain build is pure Python and needs no compiler. With ``TELTOTWIST_COMPILE=1``
 in the environment it also compiles the AVL decoder, ``teltotwist/codec/avl.py``,
-with mypyc into a C extension that Python imports in its place, and builds
-``teltotwist/gateway/_fastitems.c``, which makes the items of a packet's
-records (their attributes, ids and JSON lines) where the pure build does it in
-Python. That needs mypy, a C compiler and the Python headers where the package
-is built:
+with mypyc into a C extension that Python imports in its place, and builds two
+C extensions: ``teltotwist/codec/_fastavl.c``, which decodes the AVL payloads
+the Python decoder accepts in the standard layout and leaves the rest (errors
+included) to it, and ``teltotwist/gateway/_fastitems.c``, which makes the
+items of a packet's records (their attributes, ids and JSON lines) where the
+pure build does it in Python. That needs mypy, a C compiler and the Python
+headers where the package is built:
 
     python -m pip install mypy setuptools wheel
     TELTOTWIST_COMPILE=1 python -m pip install --no-build-isolation .
@@ -24,9 +26,11 @@ COMPILED_MODULES = ["teltotwist/codec/avl.py"]
 """The modules compiled with ``TELTOTWIST_COMPILE=1``: the decoder's hot loop."""
 
 C_EXTENSIONS = [
-    Extension("teltotwist.gateway._fastitems", ["teltotwist/gateway/_fastitems.c"])
+    Extension("teltotwist.codec._fastavl", ["teltotwist/codec/_fastavl.c"]),
+    Extension("teltotwist.gateway._fastitems", ["teltotwist/gateway/_fastitems.c"]),
 ]
-"""Built with ``TELTOTWIST_COMPILE=1``: ``items.tracker_records`` in C."""
+"""Built with ``TELTOTWIST_COMPILE=1``: the decoder of standard AVL payloads
+(``avl.decode_standard_avl_payload``) and ``items.tracker_records`` in C."""
 
 
 def compiled_extensions() -> list[Extension]:

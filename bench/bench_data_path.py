@@ -10,11 +10,11 @@ the data path costs with neither the kernel nor other processes in it.
 
 Then each step is timed alone on the same records (best of the rounds):
 decoding the frames, and making their items as the gateway does
-(``tracker_records``: the IO named, the ids and JSON lines encoded; in C in
-a build with ``TELTOTWIST_COMPILE=1``, which the report says). What the
-whole costs beyond decoding and items is per packet: framing, the session,
-dispatch and the ACK. The naming and the JSON lines of the Python items are
-timed alone too, as parts of them.
+(``tracker_records``: the IO named, the ids and JSON lines encoded). A build
+with ``TELTOTWIST_COMPILE=1`` does both in C, and the report says whether it
+did. What the whole costs beyond decoding and items is per packet: framing,
+the session, dispatch and the ACK. The naming and the JSON lines of the
+Python items are timed alone too, as parts of them.
 
 Run from the repository root; to compare two versions of the code, run it
 with each on ``PYTHONPATH``. ``--profile N`` prints cProfile's top N
@@ -41,7 +41,8 @@ from zope.interface import implementer
 
 from teltotwist.catalogue import Naming, load_catalogue
 from teltotwist.codec import AvlPacket, Codec, check_envelope, encode_frame
-from teltotwist.codec.frame import decode_checked_frame
+from teltotwist.codec.avl import decode_avl_payload_in_c
+from teltotwist.codec.frame import PAYLOAD_START, decode_checked_frame
 from teltotwist.device.telemetry import TelemetrySource
 from teltotwist.gateway.dispatch import Dispatcher
 from teltotwist.gateway.items import (
@@ -195,6 +196,16 @@ def workload(arguments: argparse.Namespace) -> tuple[Naming, list[bytes]]:
     return load_catalogue().naming(arguments.model), data
 
 
+def decoded_in(data: list[bytes]) -> str:
+    """Where the gateway decodes the frames of *data*: "C" when the C decoder
+    (``TELTOTWIST_COMPILE=1``) takes every one, else "Python"."""
+    in_c = all(
+        decode_avl_payload_in_c(frame, PAYLOAD_START, check_envelope(frame)) is not None
+        for frame in data
+    )
+    return "C" if in_c else "Python"
+
+
 def measure(arguments: argparse.Namespace) -> dict[str, Any]:
     naming, data = workload(arguments)
     records = arguments.packets * arguments.records
@@ -211,6 +222,7 @@ def measure(arguments: argparse.Namespace) -> dict[str, Any]:
         "records_per_packet": arguments.records,
         "trackers": arguments.trackers,
         "watched": arguments.watch,
+        "records_decoded_in": decoded_in(data),
         "items_made_in": "Python" if compiled_records() is None else "C",
         "microseconds_per_record": per_record,
     }
@@ -260,7 +272,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(
         f"{result['packets']:,} packets of {result['records_per_packet']} "
         f"{result['model']} records, Codec {result['codec']}, "
-        f"{result['trackers']} trackers, items made in {result['items_made_in']}; "
+        f"{result['trackers']} trackers, records decoded in "
+        f"{result['records_decoded_in']}, items made in {result['items_made_in']}; "
         "CPU per record, best of the rounds:"
     )
     for name, value in result["microseconds_per_record"].items():

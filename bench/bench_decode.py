@@ -8,7 +8,8 @@ Run from the repository root:  python bench/bench_decode.py [--rounds 7]
 
 It times whichever teltotwist Python imports, and says whether its AVL decoder
 is the pure-Python one or the optional mypyc build (``TELTOTWIST_COMPILE=1``,
-see docs/performance.rst).
+see docs/performance.rst), and whether that build's C decoder (``_fastavl``)
+decoded the packets timed.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from pathlib import Path
 from types import ModuleType
 
 import teltotwist
-from teltotwist.codec import avl
+from teltotwist.codec import avl, check_envelope
+from teltotwist.codec.frame import PAYLOAD_START
 
 SHARED_BENCH = Path(__file__).resolve().parent.parent.parent / "shared" / "bench"
 
@@ -50,6 +52,23 @@ def best_rate(
         if elapsed >= seconds:
             return batch * records / elapsed
         batch *= 2
+
+
+def describe_decoder(packets: list[bytes]) -> str:
+    """Which AVL decoder decodes *packets*: pure Python, or the mypyc build,
+    and whether its C decoder took every one of them."""
+    if avl.__file__.endswith(".py"):
+        return "pure Python"
+    if avl.compiled_decoder() is None:
+        return "compiled (mypyc), no C decoder"
+    taken = [
+        avl.decode_avl_payload_in_c(packet, PAYLOAD_START, check_envelope(packet))
+        is not None
+        for packet in packets
+    ]
+    if all(taken):
+        return "compiled (mypyc), C decoder (_fastavl) taken"
+    return f"compiled (mypyc), C decoder left {taken.count(False)} packets to Python"
 
 
 def measure(name: str, packet: bytes, yardstick: ModuleType, rounds: int) -> float:
@@ -80,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     big = bytes.fromhex(
         (arguments.shared_bench / "c8-14records.hex").read_text().strip()
     )
-    decoder = "pure Python" if avl.__file__.endswith(".py") else "compiled (mypyc)"
+    decoder = describe_decoder([yardstick.WIKI, big])
     print(
         f"Python {sys.version.split()[0]}, best of {arguments.rounds} rounds, "
         f"AVL decoder {decoder}"

@@ -26,6 +26,7 @@ def test_the_cpu_per_record_is_reported_whole_and_by_step() -> None:
     assert finished.returncode == 0, finished.stderr
     result = json.loads(finished.stdout)
     assert result["items_made_in"] == "Python"  # the checkout is not compiled
+    assert result["records_decoded_in"] == "Python"
     per_record = result["microseconds_per_record"]
     assert set(per_record) == {
         "whole",

@@ -17,7 +17,11 @@ dropping its oldest shapes first.
 
 Built with ``TELTOTWIST_COMPILE=1``, this module is compiled with mypyc (see
 ``setup.py``), so it keeps to what mypyc compiles: plain classes, not attrs
-ones. ``tests/test_codec_compiled.py`` checks that both decode alike.
+ones. ``tests/test_codec_compiled.py`` checks that both decode alike. That
+build also has a C decoder, ``_fastavl.c``, which
+:func:`decode_standard_avl_payload` tries first; it decodes only what
+:func:`decode_avl_payload` accepts, and leaves the rest to it
+(``tests/test_codec_fastavl.py``).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import functools
 import operator
 import struct
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Generic, NoReturn, Protocol, TypeVar
+from typing import Any, Final, Generic, NoReturn, Protocol, TypeVar
 
 from teltotwist.codec.errors import (
     CountMismatchError,
@@ -516,6 +520,50 @@ def _decode_variable(
     if len(io) != before + count:
         raise CountMismatchError("an IO id appears twice in one record", offset)
     return offset
+
+
+CompiledDecoder = Callable[
+    [bytes, int, int, type[AvlRecord], type[AvlPacket], tuple[Codec, ...]],
+    AvlPacket | None,
+]
+"""The C extension's ``decode_avl_payload`` (see :func:`compiled_decoder`)."""
+
+
+def compiled_decoder() -> CompiledDecoder | None:
+    """The C extension's decoder, ``_fastavl.decode_avl_payload(buffer, start,
+    end, AvlRecord, AvlPacket, codecs)``; ``None`` in a pure build."""
+    try:
+        from teltotwist.codec._fastavl import (  # noqa: PLC0415 - optional
+            decode_avl_payload as compiled,
+        )
+    except ImportError:
+        return None
+    return compiled
+
+
+_COMPILED_DECODER: Final = compiled_decoder()
+_COMPILED_CODECS: Final = (Codec.CODEC8, Codec.CODEC8E, Codec.CODEC16)
+"""The codecs the C decoder returns, in the order of its layouts."""
+
+
+def decode_avl_payload_in_c(buffer: bytes, start: int, end: int) -> AvlPacket | None:
+    """The packet :func:`decode_avl_payload` returns for ``buffer[start:end]``
+    in the standard layout, decoded by the C extension. ``None`` where that
+    is not built, or leaves the payload to Python: it leaves every payload
+    that does not decode in the standard layout."""
+    if _COMPILED_DECODER is None:
+        return None
+    return _COMPILED_DECODER(buffer, start, end, AvlRecord, AvlPacket, _COMPILED_CODECS)
+
+
+def decode_standard_avl_payload(buffer: bytes, start: int, end: int) -> AvlPacket:
+    """:func:`decode_avl_payload` in the standard layout (without *io16*): by
+    the C extension where it is built and decodes the payload, else in
+    Python, which also raises the errors."""
+    packet = decode_avl_payload_in_c(buffer, start, end)
+    if packet is not None:
+        return packet
+    return decode_avl_payload(buffer, start, end)
 
 
 def encode_avl_payload(packet: AvlPacket) -> bytes:

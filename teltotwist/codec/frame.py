@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from teltotwist.codec.avl import (
     decode_avl_payload,
+    decode_standard_avl_payload,
     encode_avl_payload,
     join_avl_records,
 )
@@ -100,7 +101,7 @@ def decode_checked_frame(frame: bytes, end: int) -> AvlPacket | CommandFrame:
     codec_id = frame[PAYLOAD_START]
     if codec_id in AVL_CODECS:
         try:
-            return decode_avl_payload(frame, PAYLOAD_START, end)
+            return decode_standard_avl_payload(frame, PAYLOAD_START, end)
         except CodecError as standard_error:
             # Some FM devices add a group of 16-byte values after the 8-byte
             # group of Codec 8. A CRC-valid frame that parses exactly only that

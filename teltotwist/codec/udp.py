@@ -7,7 +7,7 @@ import struct
 
 import attrs
 
-from teltotwist.codec.avl import decode_avl_payload, encode_avl_payload
+from teltotwist.codec.avl import decode_standard_avl_payload, encode_avl_payload
 from teltotwist.codec.errors import (
     LengthMismatchError,
     TruncatedError,
@@ -71,7 +71,9 @@ def decode_udp_payload(datagram: bytes, header: UdpHeader) -> UdpDatagram:
 
     :raises CodecError: (a subclass saying what is wrong, and where).
     """
-    packet = decode_avl_payload(bytes(datagram), header.payload_start, len(datagram))
+    packet = decode_standard_avl_payload(
+        bytes(datagram), header.payload_start, len(datagram)
+    )
     return UdpDatagram(header.packet_id, header.avl_packet_id, header.imei, packet)
 
 
