@@ -141,6 +141,14 @@ async def test_one_line_per_item_compact_and_in_order(
 
 
 @pytest_twisted.ensureDeferred
+async def test_no_items_add_no_line(sink: FileSink, path: Path) -> None:
+    await sink.deliver(RECORDS[:1])
+    await sink.deliver([])
+
+    assert path.read_text(encoding="utf-8").count("\n") == 1
+
+
+@pytest_twisted.ensureDeferred
 async def test_appends_to_an_existing_file(path: Path) -> None:
     path.write_text('{"kept": true}\n', encoding="utf-8")
     file_sink = FileSink(path, reactor)

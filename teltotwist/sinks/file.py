@@ -85,8 +85,9 @@ class FileSink(Service):
         if not self.running:
             return fail(FileSinkError(not_running(f"the file sink for {self.path}")))
         done: Deferred[None] = Deferred(self._withdraw)
-        lines = b"\n".join([json_line(item) for item in items]) + b"\n"
-        self._queued.append(_Delivery(lines, done))
+        lines = [json_line(item) for item in items]
+        lines.append(b"")  # each line ends with a newline; no items, no bytes
+        self._queued.append(_Delivery(b"\n".join(lines), done))
         if not self._writing:
             self._write_queued()
         return done
