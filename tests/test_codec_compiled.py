@@ -9,11 +9,9 @@ is skipped, unless ``TELTOTWIST_COMPILE=1`` says it should be compiled (as in
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from hypothesis import given
@@ -22,6 +20,7 @@ from hypothesis import strategies as st
 from teltotwist.codec import AvlPacket, CodecError, avl, encode_avl_payload
 from teltotwist.codec.udp import decode_udp_header
 from tests import strategies
+from tests.pure_decoder import PURE
 from tests.vectors import ALL, CRC_FIELD_SIZE, FRAME_HEADER_SIZE, Vector, vector_id
 
 COMPILED = Path(avl.__file__ or "").suffix != ".py"
@@ -35,20 +34,6 @@ if not COMPILED and os.environ.get("TELTOTWIST_COMPILE") != "1":
 
 Outcome = tuple[AvlPacket, list[bytes]] | tuple[type[CodecError], str, int | None]
 PayloadDecoder = Callable[..., AvlPacket]
-
-
-def load_pure_decoder() -> ModuleType:
-    """The compiled module's source, run as a module of its own."""
-    source = Path(avl.__file__ or "").with_name("avl.py")
-    spec = importlib.util.spec_from_file_location("pure_avl", source)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-PURE = load_pure_decoder()
 
 
 def outcome(decode: PayloadDecoder, payload: bytes, *, io16: bool) -> Outcome:

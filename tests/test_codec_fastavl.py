@@ -13,7 +13,6 @@ then it fails.
 from __future__ import annotations
 
 import gc
-import importlib.util
 import os
 import struct
 import sys
@@ -21,7 +20,6 @@ import tracemalloc
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from hypothesis import given, settings
@@ -34,7 +32,6 @@ from teltotwist.codec import (
     CodecError,
     CommandFrame,
     UdpDatagram,
-    avl,
     check_envelope,
     decode_udp,
     encode_avl_payload,
@@ -53,6 +50,7 @@ from teltotwist.codec.frame import PAYLOAD_START, decode_checked_frame
 from teltotwist.codec.udp import decode_udp_header
 from teltotwist.device.capture import read_capture
 from tests import strategies
+from tests.pure_decoder import PURE
 from tests.vectors import (
     ALL,
     TCP_AVL_VALID,
@@ -76,21 +74,6 @@ if COMPILED is None and os.environ.get("TELTOTWIST_COMPILE") != "1":
 
 CODECS = (Codec.CODEC8, Codec.CODEC8E, Codec.CODEC16)
 CAPTURE = Path(__file__).parent / "data" / "live-capture.txt"
-
-
-def load_pure_decoder() -> ModuleType:
-    """``avl.py`` run from its source as a module of its own: the pure
-    Python decoder, even where the package's is compiled with mypyc."""
-    source = Path(avl.__file__ or "").with_name("avl.py")
-    spec = importlib.util.spec_from_file_location("pure_avl_for_c", source)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-PURE = load_pure_decoder()
 
 
 def anatomy(value: object) -> object:
