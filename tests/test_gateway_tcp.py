@@ -570,6 +570,28 @@ def test_a_disconnect_is_logged_with_what_the_tracker_sent_and_got_acked(
     ]
 
 
+def test_an_error_after_the_sinks_answer_is_logged_and_closes_the_connection(
+    factory: TeltonikaTcpFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug on the way from the sinks' answer to the ACK is logged with its
+    traceback, and the tracker reconnects, instead of an unhandled error in
+    a Deferred and a connection left waiting."""
+    tracker = FakeTracker(factory)
+    tracker.login()
+
+    def broken(imei: str, records: object) -> None:
+        raise RuntimeError("the registry broke")
+
+    monkeypatch.setattr(factory.registry, "tcp_packet", broken)
+    with capturedLogs() as events:
+        tracker.send(CODEC8)
+
+    [failure] = [event["log_failure"] for event in events if "log_failure" in event]
+    assert failure.getErrorMessage() == "the registry broke"
+    assert "unexpected error" in formatEvent(events[0])
+    assert not tracker.connected
+
+
 def test_a_disconnect_before_the_login_says_so(
     factory: TeltonikaTcpFactory, clock: MemoryReactorClock
 ) -> None:
