@@ -138,30 +138,26 @@ new_tuple(PyTypeObject *type, PyObject **items, Py_ssize_t size)
 #if PY_VERSION_HEX < 0x030E0000
     /* Up to 3.13, tuple.__new__ makes an instance of a subclass just so:
      * allocate it with its type's tp_alloc, then fill it. */
-    PyObject *made = type->tp_alloc(type, size);
-    if (made == NULL) {
-        release(items, size);
-        return NULL;
-    }
-    for (Py_ssize_t index = 0; index < size; index++) {
-        PyTuple_SET_ITEM(made, index, items[index]);
-        items[index] = NULL;
-    }
-    return made;
+    PyObject *filled = type->tp_alloc(type, size);
 #else
     /* From 3.14 a tuple caches its hash, and tuple.__new__ also resets that
-     * cache in what tp_alloc returned: let it make the instance. */
-    PyObject *plain = PyTuple_New(size);
-    if (plain == NULL) {
+     * cache in what tp_alloc returned: fill a plain tuple, and let
+     * tuple.__new__ make the instance of it. */
+    PyObject *filled = PyTuple_New(size);
+#endif
+    if (filled == NULL) {
         release(items, size);
         return NULL;
     }
     for (Py_ssize_t index = 0; index < size; index++) {
-        PyTuple_SET_ITEM(plain, index, items[index]);
+        PyTuple_SET_ITEM(filled, index, items[index]);
         items[index] = NULL;
     }
-    PyObject *arguments = PyTuple_Pack(1, plain);
-    Py_DECREF(plain);
+#if PY_VERSION_HEX < 0x030E0000
+    return filled;
+#else
+    PyObject *arguments = PyTuple_Pack(1, filled);
+    Py_DECREF(filled);
     if (arguments == NULL) {
         return NULL;
     }
