@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest_twisted
 from twisted.internet import reactor, ssl
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import (
     SSL4ClientEndpoint,
     connectProtocol,
@@ -15,10 +16,13 @@ from twisted.internet.interfaces import IListeningPort
 
 import teltotwist
 from teltotwist.codec import tcp_ack
+from teltotwist.device import DeviceEvent, EventKind, TrackerSettings, VirtualTracker
 from teltotwist.testing import RecordingSink
 from tests.certificates import loopback_certificate
 from tests.net import PortReportingEndpoint, TrackerClient
 from tests.vectors import by_id
+
+IMEI = "356307042441013"
 
 
 @pytest_twisted.ensureDeferred
@@ -47,3 +51,46 @@ async def test_records_arrive_over_tls(tmp_path: Path) -> None:
         await service.stopService()
 
     assert len(sink.items) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_virtual_tracker_speaks_tls(tmp_path: Path) -> None:
+    key, cert = loopback_certificate(tmp_path)
+    sink = RecordingSink()
+    endpoint = PortReportingEndpoint(
+        serverFromString(
+            reactor, f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}"
+        )
+    )
+    service = teltotwist.makeService(reactor, endpoint, [sink])
+    service.startService()
+    try:
+        port: IListeningPort = await endpoint.port
+        number = port.getHost().port  # type: ignore[attr-defined]
+        client_endpoint = SSL4ClientEndpoint(
+            reactor, "127.0.0.1", number, ssl.CertificateOptions()
+        )
+        acked: Deferred[DeviceEvent] = Deferred()
+
+        def observe(event: DeviceEvent) -> None:
+            if event.kind is EventKind.ACKED and not acked.called:
+                acked.callback(event)
+
+        tracker = VirtualTracker(
+            client_endpoint,
+            reactor,
+            TrackerSettings(IMEI, records_per_packet=2),
+            observer=observe,
+        )
+        tracker.start()
+        tracker.record()
+        tracker.record()
+        try:
+            event = await acked.addTimeout(10, reactor)
+        finally:
+            await tracker.stop()
+    finally:
+        await service.stopService()
+
+    assert event.records == 2
+    assert [item.imei for item in sink.items] == [IMEI, IMEI]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import enum
 import math
 import random
-import socket
 from collections import deque
 from collections.abc import Callable, Sequence
 
@@ -27,7 +26,6 @@ from twisted.internet.interfaces import (
     IDelayedCall,
     IReactorTime,
     IStreamClientEndpoint,
-    ISystemHandle,
 )
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import LoopingCall
@@ -51,6 +49,7 @@ from teltotwist.device.read_time import ReadTime
 from teltotwist.device.replies import Ack, LoginReply, ReplyReader
 from teltotwist.device.route import BUILT_IN_ROUTE, RoutePoint, RouteWalker
 from teltotwist.device.telemetry import DEFAULT_MODEL, TelemetrySource
+from teltotwist.gateway.immediate import ImmediateWriter
 
 PING = b"\xff"
 
@@ -157,10 +156,9 @@ class _Packet:
 class _Link(Protocol):
     """One TCP connection; hands everything to its tracker.
 
-    On a plain TCP connection it writes straight to the socket, at the moment
-    it is asked to (the transport would write on the reactor's next turn):
-    a packet's send time is when it went. Should the socket take less than
-    all, the rest and everything after go through the transport, in order.
+    It writes at the moment it is asked to, on a plain TCP connection (see
+    :class:`~teltotwist.gateway.immediate.ImmediateWriter`): a packet's send
+    time is when it went.
     """
 
     def __init__(self, tracker: VirtualTracker, read_time: ReadTime) -> None:
@@ -168,14 +166,11 @@ class _Link(Protocol):
         self.read_time = read_time
         self.reader = ReplyReader()
         self.closed: Deferred[None] = Deferred()
-        self._socket: socket.socket | None = None
+        self._writer: ImmediateWriter
 
     def connectionMade(self) -> None:
-        handle = ISystemHandle(self.transport, None)
-        if handle is not None:
-            descriptor = handle.getHandle()
-            if isinstance(descriptor, socket.socket):
-                self._socket = descriptor
+        assert self.transport is not None
+        self._writer = ImmediateWriter(self.transport)
         self.tracker._link_made(self)
 
     def dataReceived(self, data: bytes) -> None:
@@ -188,17 +183,7 @@ class _Link(Protocol):
         self.closed.callback(None)
 
     def write(self, data: bytes) -> None:
-        assert self.transport is not None
-        if self._socket is not None:
-            try:
-                sent = self._socket.send(data)
-            except OSError:
-                sent = 0  # the transport finds out what is wrong, and says so
-            if sent == len(data):
-                return
-            data = data[sent:]
-            self._socket = None
-        self.transport.write(data)
+        self._writer.write(data)
 
     def close(self) -> None:
         if self.transport is not None:

@@ -22,6 +22,7 @@ from teltotwist.gateway.commands import CommandCenter
 from teltotwist.gateway.dispatch import Dispatcher
 from teltotwist.gateway.events import DataPathEvents, LoginResult, Transport
 from teltotwist.gateway.faultlog import FaultLog
+from teltotwist.gateway.immediate import ImmediateWriter
 from teltotwist.gateway.items import Item, TrackerRecord, now_ms
 from teltotwist.gateway.limits import DuplicateLogin, Limits
 from teltotwist.gateway.models import NamingFor
@@ -130,6 +131,8 @@ class TeltonikaTcpProtocol(Protocol):
         self._located = True
         """The peer address is the tracker's (False until a PROXY header
         named it)."""
+        self._writer: ImmediateWriter
+        """Writes the replies and commands (from the admission on)."""
 
     @property
     def label(self) -> str:
@@ -147,6 +150,7 @@ class TeltonikaTcpProtocol(Protocol):
             self.transport.loseConnection()
             return
         self._admitted = True
+        self._writer = ImmediateWriter(self.transport)
         self._connected_at = self.factory.clock.seconds()
         self.factory.events.connection_opened(Transport.TCP)
         self.factory.login_deadlines.start(self)
@@ -275,7 +279,7 @@ class TeltonikaTcpProtocol(Protocol):
         assert transport is not None
         match action:
             case Send(data=data):
-                transport.write(data)
+                self._writer.write(data)
             case LoggedIn(imei=imei):
                 self.log.info("{label}: logged in", label=self.label)
                 self.factory.login_deadlines.cancel(self)
@@ -330,7 +334,7 @@ class TeltonikaTcpProtocol(Protocol):
                 if commands is not None:
                     commands.tracker_ready(imei, self)
             case SendCommand(data=data):
-                self.transport.write(data)
+                self._writer.write(data)
                 if commands is not None:
                     commands.command_written(imei, self)
             case CommandAnswered(message=message, executed=executed):
