@@ -10,8 +10,10 @@ then it fails.
 
 from __future__ import annotations
 
+import calendar
 import gc
 import os
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -296,3 +298,297 @@ def test_items_whose_dicts_the_collector_tracks_stay_tracked() -> None:
     assert made is not None
     assert gc.is_tracked(made[0])
     assert gc.is_tracked(record)
+
+
+def made_by_both(
+    records: tuple[AvlRecord, ...],
+    naming: Naming | None,
+    imei: str = IMEI,
+    cls: type = TrackerRecord,
+    python_naming: Naming | None = None,
+) -> tuple[tuple[Any, ...] | None, tuple[TrackerRecord, ...]]:
+    """*records*' Codec 8 items made by the extension, as *cls*, and by
+    Python (named by *python_naming* where given, else by *naming*)."""
+    assert COMPILED is not None
+    made = COMPILED(
+        cls,
+        records,
+        imei,
+        Codec.CODEC8,
+        Codec.CODEC8.label,
+        RECEIVED_AT_MS,
+        format_timestamp_ms(RECEIVED_AT_MS),
+        None if naming is None else naming.table,
+    )
+    by = naming if python_naming is None else python_naming
+    expected = tuple(
+        TrackerRecord.named(imei, Codec.CODEC8, record, RECEIVED_AT_MS, by)
+        for record in records
+    )
+    return made, expected
+
+
+def assert_made_alike(
+    records: tuple[AvlRecord, ...], naming: Naming | None, imei: str = IMEI
+) -> None:
+    made, expected = made_by_both(records, naming, imei)
+    assert made is not None
+    assert [everything(item) for item in made] == [
+        everything(item) for item in expected
+    ]
+    assert [item.line for item in made] == [item.line for item in expected]
+
+
+def record_of(io: dict[int, Any], timestamp_ms: int = 1) -> AvlRecord:
+    """A record of *io*, with wire bytes so that the extension takes it."""
+    layout = (len(io), 0, 0, 0, 0, 0)
+    return AvlRecord(
+        timestamp_ms, 0, 1.0, 2.0, 0, 0, 0, 0, 0, io, layout, None, b"\x01"
+    )
+
+
+def naming_of(table: dict[int, tuple[Any, ...]]) -> Naming:
+    naming = Naming(None, {}, {})
+    naming.table = table
+    return naming
+
+
+@pytest.mark.parametrize(
+    "imei",
+    [
+        "356307042441013",
+        "35630704244101\u00e9",
+        'quote" backslash\\ tab\t',
+        "\U0001f4e1",
+    ],
+)
+def test_ids_and_lines_are_alike_whatever_the_imei(imei: str) -> None:
+    """A tracker's IMEI is ASCII digits, and the extension writes its ids
+    from them; any other IMEI makes the same ids and lines as in Python,
+    escaped in the JSON where it must be."""
+    packet = decode_frame(AVL_VECTORS[0].data)
+    assert isinstance(packet, AvlPacket)
+    assert_made_alike(packet.records, CATALOGUE.naming("FMB920"), imei)
+
+
+def test_an_imei_orjson_cannot_write_is_left_to_python() -> None:
+    """An IMEI that is no UTF-8 (a lone surrogate) leaves the items to
+    Python, which fails as a pure install does."""
+    assert COMPILED is not None
+    made = COMPILED(
+        TrackerRecord,
+        (record_of({}),),
+        "\ud800",
+        Codec.CODEC8,
+        Codec.CODEC8.label,
+        RECEIVED_AT_MS,
+        format_timestamp_ms(RECEIVED_AT_MS),
+        None,
+    )
+    assert made is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "plain_name",
+        'a "quoted" name',
+        "back\\slash",
+        "\b\f\n\r\t",
+        "\x00\x01\x1f\x7f",
+        "caf\u00e9\n",
+        "\U0001f4e1",
+        "long " * 50 + "\\",
+    ],
+)
+def test_names_and_texts_are_escaped_alike(text: str) -> None:
+    """Names and text values are escaped as orjson escapes them, ASCII (read
+    straight from the str) or not."""
+    naming = naming_of(
+        {
+            1: (text, None, lambda _: text, None),
+            2: ("text", None, lambda _: text, None),
+        }
+    )
+    assert_made_alike((record_of({1: b"\x00", 2: b"\x01"}),), naming)
+
+
+@pytest.mark.parametrize("name", [None, 1.5, True, "\ud800"])
+def test_names_of_other_types_are_left_to_python(name: object) -> None:
+    """A name the extension does not write (not a str or an int, or a str
+    orjson refuses) leaves the items to Python, remembered or not."""
+    naming = naming_of({1: (name, None, str, None), 2: ("two", None, str, None)})
+    records = (record_of({2: 2, 1: 1}),) * 2
+    assert compiled(records, Codec.CODEC8, naming.table) is None
+
+
+POWERS = {10**digits for digits in range(21)} | {2**bits for bits in range(65)}
+NUMBERS = sorted(
+    {
+        number
+        for power in POWERS
+        for number in (power - 1, power, power + 1, 1 - power, -power, -power - 1)
+        if -(2**63) <= number < 2**64
+    }
+)
+"""Integers around those where a digit or a bit is added, in orjson's range."""
+
+
+def test_integers_are_written_alike_whatever_their_digits() -> None:
+    """Integer names and values are written as orjson writes them, with as
+    many digits as they have."""
+    naming = naming_of(
+        {
+            io_id: (number, (lambda _, n=number: n), (lambda _, n=number: n), None)
+            for io_id, number in enumerate(NUMBERS)
+        }
+    )
+    io = {io_id: io_id for io_id in range(len(NUMBERS))}
+    assert_made_alike((record_of(io),), naming)
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [(5, 133, 261), (133, 5), (2**40, 2**40 + 128), (-1, -129, -(2**40))],
+    ids=["sharing a place", "sharing it the other way", "large", "negative"],
+)
+def test_ids_are_named_alike_whatever_their_values(ids: tuple[int, ...]) -> None:
+    """What the extension remembers of a table, for a packet, holds an id
+    in the place of its value modulo 128, and ids that are not small
+    non-negative ints not at all: ids sharing a place, or not remembered,
+    are named as Python names them, record after record."""
+    naming = naming_of({io_id: (f"id {io_id}", None, str, None) for io_id in ids})
+    io = {io_id: index for index, io_id in enumerate(ids)}
+    assert_made_alike(tuple(record_of(io) for _ in range(3)), naming)
+
+
+@pytest.mark.parametrize("first", [2, [2]], ids=["written", "not written"])
+def test_ids_of_one_name_make_one_attribute(first: object) -> None:
+    """Two ids of one name make one attribute, in the place of the first,
+    with the value of the last, as Python's dict holds them; whatever the
+    first value was."""
+    naming = naming_of(
+        {
+            1: ("twice", lambda _: first, str, None),
+            2: ("once", None, str, None),
+            3: ("twice", None, str, None),
+        }
+    )
+    assert_made_alike((record_of({1: 1, 2: 2, 3: 3}),) * 2, naming)
+    [item] = pure(AvlPacket(Codec.CODEC8, (record_of({1: 1, 2: 2, 3: 3}),)), naming)
+    assert item.attributes == {"twice": 3, "once": 2}
+
+
+def renaming() -> Naming:
+    """A naming whose converter of id 1 renames id 2, once it has run (its
+    names made at run time, as a catalogue's are: not immortal constants)."""
+    text, before, after = (
+        " ".join(words) for words in [("as", "hex"), ("id", "before"), ("id", "after")]
+    )
+    naming = Naming(None, {}, {})
+    renamed = (after, None, str, None)
+
+    def rename(value: object) -> str:
+        naming.table[2] = renamed
+        assert isinstance(value, bytes)
+        return value.hex()
+
+    naming.table = {1: (text, None, rename, None), 2: (before, None, str, None)}
+    return naming
+
+
+def test_what_a_converter_changes_in_the_table_names_the_next_ids() -> None:
+    """A converter is Python code, which could change the table: the ids
+    after it are named by the table as it then is, as in Python, though the
+    extension looked them up before in the packet."""
+    records = (record_of({2: 5, 1: b"\x01"}),) * 2
+    made, expected = made_by_both(records, renaming(), python_naming=renaming())
+
+    assert made is not None
+    assert [item.attributes for item in expected] == [
+        {"id before": 5, "as hex": "01"},
+        {"id after": 5, "as hex": "01"},
+    ]
+    assert [everything(item) for item in made] == [
+        everything(item) for item in expected
+    ]
+    assert [item.line for item in made] == [item.line for item in expected]
+
+
+@pytest.mark.parametrize("naming", [CATALOGUE.naming("FMB920"), renaming()])
+def test_the_table_is_left_as_it_was(naming: Naming) -> None:
+    """The extension holds the entries of the table it names records by
+    while it makes them, and no longer."""
+    records = (record_of({2: 5, 1: b"\x01", 21: 3, 149: 7}),) * 3
+    made = compiled(records, Codec.CODEC8, naming.table)  # renames, once for all
+    del made
+    entries = list(naming.table.values())
+    held = [sys.getrefcount(entry) for entry in entries]
+    named = [sys.getrefcount(entry[0]) for entry in entries]
+    made = compiled(records, Codec.CODEC8, naming.table)
+
+    assert made is not None
+    assert [sys.getrefcount(entry[0]) for entry in entries] != named
+    del made
+    assert [sys.getrefcount(entry) for entry in entries] == held
+    assert [sys.getrefcount(entry[0]) for entry in entries] == named
+
+
+def milliseconds(*moment: int) -> int:
+    *calendar_moment, millisecond = moment
+    return calendar.timegm((*calendar_moment, 0, 0, 0)) * 1000 + millisecond
+
+
+@pytest.mark.parametrize(
+    "timestamp_ms",
+    [
+        0,
+        milliseconds(1972, 2, 29, 12, 0, 0, 1),
+        milliseconds(1999, 12, 31, 23, 59, 59, 999),
+        milliseconds(2000, 2, 29, 23, 59, 59, 999),
+        milliseconds(2000, 3, 1, 0, 0, 0, 0),
+        milliseconds(2100, 2, 28, 23, 59, 59, 999),
+        milliseconds(2100, 3, 1, 0, 0, 0, 0),
+        milliseconds(2400, 2, 29, 0, 0, 0, 0),
+        milliseconds(9999, 12, 31, 23, 59, 59, 999),
+    ],
+)
+def test_timestamps_are_written_alike_around_leap_days(timestamp_ms: int) -> None:
+    """The extension computes the date of a timestamp itself: leap years,
+    centuries and 400 years are Python's."""
+    assert_made_alike((record_of({}, timestamp_ms),), None)
+
+
+@attrs.frozen(slots=False)
+class DictItem:
+    """TrackerRecord's fields, in a dict rather than slots."""
+
+    imei: str
+    codec: Codec
+    record: AvlRecord
+    received_at_ms: int
+    id: str
+    attributes: Any
+    line: bytes
+
+
+@attrs.frozen
+class SubItem(TrackerRecord):
+    """TrackerRecord's slots, in its base."""
+
+
+@pytest.mark.parametrize("cls", [DictItem, SubItem])
+def test_items_of_any_frozen_class_hold_the_fields(cls: type) -> None:
+    """The extension sets an item's fields straight into their slots, its
+    class's or a base's; in a class without them, by object.__setattr__ (as
+    attrs' __init__ sets them)."""
+    packet = decode_frame(AVL_VECTORS[0].data)
+    assert isinstance(packet, AvlPacket)
+    naming = CATALOGUE.naming("FMB920")
+    made, expected = made_by_both(packet.records, naming, cls=cls)
+
+    assert made is not None
+    assert all(type(item) is cls for item in made)
+    assert [attrs.asdict(item, recurse=False) for item in made] == [
+        attrs.asdict(item, recurse=False) for item in expected
+    ]

@@ -14,7 +14,11 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
-#include <time.h>
+
+#if PY_VERSION_HEX < 0x030C0000
+#include <structmember.h>
+#define Py_T_OBJECT_EX T_OBJECT_EX /* its name from 3.12 */
+#endif
 
 /* AvlRecord's fields, in its tuple. */
 enum {
@@ -31,22 +35,29 @@ enum {
 #define CANNOT 1
 #define FAILED -1
 
-static PyObject *name_imei, *name_codec, *name_record,
-    *name_received_at_ms, *name_id, *name_attributes, *name_line;
+/* An item's fields (TrackerRecord's), and their names. */
+enum {
+    I_IMEI, I_CODEC, I_RECORD, I_RECEIVED_AT_MS, I_ID, I_ATTRIBUTES, I_LINE,
+    ITEM_FIELDS
+};
 
-/* A growing byte buffer: one JSON line. */
+static const char *const ITEM_FIELD_NAMES[ITEM_FIELDS] = {
+    "imei", "codec", "record", "received_at_ms", "id", "attributes", "line",
+};
+
+static PyObject *item_field_names[ITEM_FIELDS]; /* interned */
+
+/* A growing byte buffer: a JSON line, or a part of one. */
 typedef struct {
     char *data;
     Py_ssize_t length;
     Py_ssize_t capacity;
 } Line;
 
+/* Grow *line* so that *more* bytes fit after its end. */
 static int
-reserve(Line *line, Py_ssize_t more)
+grow(Line *line, Py_ssize_t more)
 {
-    if (more <= line->capacity - line->length) {
-        return DONE;
-    }
     if (more > PY_SSIZE_T_MAX / 2 - line->length) {
         PyErr_NoMemory();
         return FAILED;
@@ -65,7 +76,15 @@ reserve(Line *line, Py_ssize_t more)
     return DONE;
 }
 
-static int
+/* Room for *more* bytes after the end of *line*. */
+static inline int
+reserve(Line *line, Py_ssize_t more)
+{
+    return more <= line->capacity - line->length ? DONE : grow(line, more);
+}
+
+/* *size* bytes of *text* after the end of *line*. */
+static inline int
 put(Line *line, const char *text, Py_ssize_t size)
 {
     if (reserve(line, size) != DONE) {
@@ -105,13 +124,26 @@ open_string(Line *line, Py_ssize_t size, Py_ssize_t width)
     return out;
 }
 
+/* How orjson escapes each byte of a string's UTF-8: 0 where it does not
+ * (the byte as it is), else the letter after the backslash, 'u' for \u00XX. */
+static const char ESCAPES[256] = {
+    'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'b', 't', 'n', 'u', 'f', 'r', 'u', 'u',
+    'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u',
+    ['"'] = '"', ['\\'] = '\\',
+};
+
 /* A str as a JSON string, escaped as orjson escapes it. */
 static int
 put_string(Line *line, PyObject *text)
 {
     Py_ssize_t size;
-    const char *utf8 = PyUnicode_AsUTF8AndSize(text, &size);
-    if (utf8 == NULL) {
+    const char *utf8;
+    if (PyUnicode_IS_COMPACT_ASCII(text)) {
+        /* Its characters are its UTF-8 bytes: most names and values. */
+        utf8 = (const char *)PyUnicode_1BYTE_DATA(text);
+        size = PyUnicode_GET_LENGTH(text);
+    }
+    else if ((utf8 = PyUnicode_AsUTF8AndSize(text, &size)) == NULL) {
         PyErr_Clear(); /* a lone surrogate: orjson refuses it, and so will Python */
         return CANNOT;
     }
@@ -119,26 +151,31 @@ put_string(Line *line, PyObject *text)
     if (out == NULL) {
         return FAILED;
     }
+    /* Most strings need no escape: copied at once, when that is known. */
+    char escapes = 0;
     for (Py_ssize_t index = 0; index < size; index++) {
-        unsigned char byte = (unsigned char)utf8[index];
-        if (byte >= 0x20 && byte != '"' && byte != '\\') {
-            *out++ = (char)byte;
-            continue;
-        }
-        *out++ = '\\';
-        switch (byte) {
-        case '"': *out++ = '"'; break;
-        case '\\': *out++ = '\\'; break;
-        case '\b': *out++ = 'b'; break;
-        case '\f': *out++ = 'f'; break;
-        case '\n': *out++ = 'n'; break;
-        case '\r': *out++ = 'r'; break;
-        case '\t': *out++ = 't'; break;
-        default:
-            memcpy(out, "u00", 3);
-            out += 3;
-            *out++ = HEX[byte >> 4];
-            *out++ = HEX[byte & 0xF];
+        escapes |= ESCAPES[(unsigned char)utf8[index]];
+    }
+    if (escapes == 0) {
+        memcpy(out, utf8, size);
+        out += size;
+    }
+    else {
+        for (Py_ssize_t index = 0; index < size; index++) {
+            unsigned char byte = (unsigned char)utf8[index];
+            char escape = ESCAPES[byte];
+            if (escape == 0) {
+                *out++ = (char)byte;
+                continue;
+            }
+            *out++ = '\\';
+            *out++ = escape;
+            if (escape == 'u') {
+                *out++ = '0';
+                *out++ = '0';
+                *out++ = HEX[byte >> 4];
+                *out++ = HEX[byte & 0xF];
+            }
         }
     }
     *out++ = '"';
@@ -165,44 +202,124 @@ put_hex(Line *line, PyObject *bytes)
     return DONE;
 }
 
-/* *value* in decimal, after a minus sign if *negative*. */
-static int
-put_decimal(Line *line, unsigned long long value, int negative)
+/* "00" to "99": two digits at a time. */
+static const char DIGIT_PAIRS[] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+/* 10**digits, for counting the digits of a number. */
+static const unsigned long long POWERS_OF_TEN[20] = {
+    1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL,
+    100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL,
+    1000000000000ULL, 10000000000000ULL, 100000000000000ULL,
+    1000000000000000ULL, 10000000000000000ULL, 100000000000000000ULL,
+    1000000000000000000ULL, 10000000000000000000ULL,
+};
+
+/* The most bytes of a 64-bit integer in decimal: "-" and 20 digits. */
+#define DECIMAL_SIZE 21
+
+/* *magnitude* in decimal at *out*, after a minus sign if *negative*: where
+ * it ends. */
+static inline char *
+write_decimal(char *out, unsigned long long magnitude, int negative)
 {
-    char digits[24];
-    char *start = digits + sizeof digits;
-    do {
-        *--start = (char)('0' + value % 10);
-        value /= 10;
-    } while (value);
     if (negative) {
-        *--start = '-';
+        *out++ = '-';
     }
-    return put(line, start, digits + sizeof digits - start);
+    /* Its digits from its bits: a number of n bits has e or e + 1 digits,
+     * e being n * 1233 / 4096 (1233 / 4096 is just under log10(2)), and a
+     * power of ten tells which. Setting the lowest bit changes no number of
+     * digits, and makes 0 a number of one bit. */
+    unsigned long long odd = magnitude | 1;
+    int estimate = ((64 - __builtin_clzll(odd)) * 1233) >> 12;
+    char *end = out + estimate + (odd >= POWERS_OF_TEN[estimate]);
+    char *at = end;
+    while (magnitude >= 100) {
+        at -= 2;
+        memcpy(at, DIGIT_PAIRS + 2 * (magnitude % 100), 2);
+        magnitude /= 100;
+    }
+    if (magnitude >= 10) {
+        memcpy(at - 2, DIGIT_PAIRS + 2 * magnitude, 2);
+    }
+    else {
+        at[-1] = (char)('0' + magnitude);
+    }
+    return end;
 }
 
-/* An int within orjson's range (64-bit signed or unsigned). */
-static int
-put_int(Line *line, PyObject *number)
+/* *magnitude* in decimal, after a minus sign if *negative*. */
+static inline int
+put_decimal(Line *line, unsigned long long magnitude, int negative)
 {
-    int overflow;
-    long long value = PyLong_AsLongLongAndOverflow(number, &overflow);
-    if (overflow == 0) {
+    STEP(reserve(line, DECIMAL_SIZE));
+    line->length = write_decimal(line->data + line->length, magnitude, negative)
+                   - line->data;
+    return DONE;
+}
+
+/* The value of *number*, an int, where it is compact (of a single digit of
+ * CPython's, under 2**30 in magnitude with 30-bit digits); 0 otherwise. */
+static inline int
+compact_value(PyObject *number, long long *value)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    if (!PyUnstable_Long_IsCompact((PyLongObject *)number)) {
+        return 0;
+    }
+    *value = PyUnstable_Long_CompactValue((PyLongObject *)number);
+#else
+    Py_ssize_t size = Py_SIZE(number); /* its sign, times its digits */
+    if (size < -1 || size > 1) {
+        return 0;
+    }
+    *value = size * (long long)((PyLongObject *)number)->ob_digit[0];
+#endif
+    return 1;
+}
+
+/* *number*, an int, as its *magnitude* and whether it is *negative*: DONE
+ * within orjson's range (64-bit signed or unsigned), CANNOT beyond it. */
+static inline int
+int_parts(PyObject *number, unsigned long long *magnitude, int *negative)
+{
+    long long value;
+    if (!compact_value(number, &value)) {
+        int overflow;
+        value = PyLong_AsLongLongAndOverflow(number, &overflow);
+        if (overflow > 0) {
+            unsigned long long large = PyLong_AsUnsignedLongLong(number);
+            if (large == (unsigned long long)-1 && PyErr_Occurred()) {
+                PyErr_Clear();
+                return CANNOT;
+            }
+            *negative = 0;
+            *magnitude = large;
+            return DONE;
+        }
+        if (overflow < 0) {
+            return CANNOT;
+        }
         if (value == -1 && PyErr_Occurred()) {
             return FAILED;
         }
-        return value < 0 ? put_decimal(line, 0ULL - (unsigned long long)value, 1)
-                         : put_decimal(line, (unsigned long long)value, 0);
     }
-    if (overflow > 0) {
-        unsigned long long large = PyLong_AsUnsignedLongLong(number);
-        if (large == (unsigned long long)-1 && PyErr_Occurred()) {
-            PyErr_Clear();
-            return CANNOT;
-        }
-        return put_decimal(line, large, 0);
-    }
-    return CANNOT;
+    *negative = value < 0;
+    *magnitude = value < 0 ? 0ULL - (unsigned long long)value
+                           : (unsigned long long)value;
+    return DONE;
+}
+
+/* An int within orjson's range (64-bit signed or unsigned). */
+static inline int
+put_int(Line *line, PyObject *number)
+{
+    unsigned long long magnitude;
+    int negative;
+    STEP(int_parts(number, &magnitude, &negative));
+    return put_decimal(line, magnitude, negative);
 }
 
 #define SEVEN_PLACES 10000000LL
@@ -293,14 +410,10 @@ put_float(Line *line, double value)
     return result;
 }
 
-/* A value of a record's fields, IO or attributes, as orjson writes it with
- * the record JSON's default (bytes as hex). */
+/* A value other than an int: see put_value(). */
 static int
-put_value(Line *line, PyObject *value)
+put_other_value(Line *line, PyObject *value)
 {
-    if (PyLong_CheckExact(value)) {
-        return put_int(line, value);
-    }
     if (PyFloat_CheckExact(value)) {
         return put_float(line, PyFloat_AS_DOUBLE(value));
     }
@@ -313,6 +426,15 @@ put_value(Line *line, PyObject *value)
     return CANNOT;
 }
 
+/* A value of a record's fields, IO or attributes, as orjson writes it with
+ * the record JSON's default (bytes as hex). Most are ints, written here. */
+static inline int
+put_value(Line *line, PyObject *value)
+{
+    return PyLong_CheckExact(value) ? put_int(line, value)
+                                    : put_other_value(line, value);
+}
+
 /* Two digits of *value* (0 to 99) at *out*. */
 static void
 two_digits(char *out, int value)
@@ -321,26 +443,42 @@ two_digits(char *out, int value)
     out[1] = (char)('0' + value % 10);
 }
 
+/* The date *days* after 1970-01-01, in the proleptic Gregorian calendar
+ * as gmtime() gives it, without a call: H. Hinnant's civil_from_days. */
+static void
+civil_date(unsigned long long days, int *year, int *month, int *day)
+{
+    days += 719468; /* counted from 0000-03-01: a year then ends on its leap day */
+    unsigned long long era = days / 146097; /* of 400 years */
+    unsigned day_of_era = (unsigned)(days % 146097);
+    unsigned year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36524
+                            - day_of_era / 146096) / 365;
+    unsigned day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4
+                                         - year_of_era / 100);
+    unsigned month_from_march = (5 * day_of_year + 2) / 153;
+    *day = (int)(day_of_year - (153 * month_from_march + 2) / 5 + 1);
+    *month = (int)(month_from_march < 10 ? month_from_march + 3 : month_from_march - 9);
+    *year = (int)(era * 400 + year_of_era) + (*month <= 2);
+}
+
 /* "2019-06-10T10:04:46.000Z", in quotes, for milliseconds since the epoch
  * (at most MAX_TIMESTAMP_MS: a four-digit year). */
 static int
 put_timestamp(Line *line, unsigned long long milliseconds)
 {
-    time_t seconds = (time_t)(milliseconds / 1000);
-    struct tm calendar;
-    if (gmtime_r(&seconds, &calendar) == NULL) {
-        return CANNOT;
-    }
+    unsigned long long seconds = milliseconds / 1000;
+    unsigned of_day = (unsigned)(seconds % 86400);
+    int year, month, day;
+    civil_date(seconds / 86400, &year, &month, &day);
     char text[] = "\"YYYY-MM-DDTHH:MM:SS.mmmZ\"";
-    int year = calendar.tm_year + 1900;
     unsigned fraction = (unsigned)(milliseconds % 1000);
     two_digits(text + 1, year / 100);
     two_digits(text + 3, year % 100);
-    two_digits(text + 6, calendar.tm_mon + 1);
-    two_digits(text + 9, calendar.tm_mday);
-    two_digits(text + 12, calendar.tm_hour);
-    two_digits(text + 15, calendar.tm_min);
-    two_digits(text + 18, calendar.tm_sec);
+    two_digits(text + 6, month);
+    two_digits(text + 9, day);
+    two_digits(text + 12, (int)(of_day / 3600));
+    two_digits(text + 15, (int)(of_day / 60 % 60));
+    two_digits(text + 18, (int)(of_day % 60));
     text[21] = (char)('0' + fraction / 100);
     two_digits(text + 22, (int)(fraction % 100));
     return put(line, text, sizeof text - 1);
@@ -387,8 +525,31 @@ put_fields(Line *line, PyObject *record)
     return DONE;
 }
 
-/* {"key":value,...} for a dict keyed by str, or by int as orjson's
- * OPT_NON_STR_KEYS writes it (the IO's ids). */
+/* A key of a dict as orjson writes it, then the colon: a str, or an int as
+ * its OPT_NON_STR_KEYS writes it (the IO's ids), in quotes. */
+static int
+put_key(Line *line, PyObject *key)
+{
+    if (PyUnicode_CheckExact(key)) {
+        STEP(put_string(line, key));
+        return PUT_LITERAL(line, ":");
+    }
+    if (!PyLong_CheckExact(key)) {
+        return CANNOT;
+    }
+    unsigned long long magnitude;
+    int negative;
+    STEP(int_parts(key, &magnitude, &negative));
+    STEP(reserve(line, 1 + DECIMAL_SIZE + 2));
+    char *out = line->data + line->length;
+    *out++ = '"';
+    out = write_decimal(out, magnitude, negative);
+    memcpy(out, "\":", 2);
+    line->length = out + 2 - line->data;
+    return DONE;
+}
+
+/* {"key":value,...} for a dict keyed by str or int. */
 static int
 put_object(Line *line, PyObject *dict)
 {
@@ -401,18 +562,7 @@ put_object(Line *line, PyObject *dict)
             STEP(PUT_LITERAL(line, ","));
         }
         first = 0;
-        if (PyUnicode_CheckExact(key)) {
-            STEP(put_string(line, key));
-        }
-        else if (PyLong_CheckExact(key)) {
-            STEP(PUT_LITERAL(line, "\""));
-            STEP(put_int(line, key));
-            STEP(PUT_LITERAL(line, "\""));
-        }
-        else {
-            return CANNOT;
-        }
-        STEP(PUT_LITERAL(line, ":"));
+        STEP(put_key(line, key));
         STEP(put_value(line, value));
     }
     return PUT_LITERAL(line, "}");
@@ -431,8 +581,11 @@ apply_rule(PyObject *value, PyObject *rule)
     long bits = PyLong_AsLong(PyTuple_GET_ITEM(rule, 0));
     long long numerator = PyLong_AsLongLong(PyTuple_GET_ITEM(rule, 1));
     long long denominator = PyLong_AsLongLong(PyTuple_GET_ITEM(rule, 2));
-    unsigned long long raw = PyLong_AsUnsignedLongLong(value);
-    if (PyErr_Occurred() || bits < 0 || bits > 64 || denominator <= 0) {
+    unsigned long long raw;
+    int negative;
+    int read = int_parts(value, &raw, &negative);
+    if (PyErr_Occurred() || read != DONE || negative || bits < 0 || bits > 64
+        || denominator <= 0) {
         PyErr_Clear();
         return NULL;
     }
@@ -464,68 +617,219 @@ apply_rule(PyObject *value, PyObject *rule)
     return PyFloat_FromDouble((double)product / (double)denominator);
 }
 
-/* The attributes of *io* by *table* ({id: (name, integer converter or None,
- * converter, integer rule or None)}: Naming.table), as Naming.attributes()
- * gives them: a new dict, or NULL with *outcome* set. */
-static PyObject *
-attributes_of(PyObject *io, PyObject *table, int *outcome)
+/* How the table names one IO id, as a call remembers it (see Namings). */
+typedef struct {
+    unsigned generation; /* the namings' when it was looked up; 0: none */
+    long long id;        /* the id (-1 for one not remembered) */
+    PyObject *entry;     /* its entry in the table (a reference), or NULL: none */
+    Py_ssize_t at, size; /* where its name is in the namings' keys, as "name":
+                          * (size -1 where orjson could not write it so) */
+} KnownId;
+
+#define REMEMBERED 128 /* ids remembered at once: each in place id % 128 */
+
+/* What one call remembers of the table it names records by ({id: (name,
+ * integer converter or None, converter, integer rule or None)}:
+ * Naming.table): the entry of each IO id it met (those that are CPython's
+ * compact ints, as the IO's ids are), its name written once as a JSON key,
+ * so that an id is looked up once a call rather than once a record. It holds
+ * the entries it remembers, which live as long as it does. A converter is
+ * Python code, which could change the table: after one runs, every id is
+ * looked up again (a new generation). */
+typedef struct {
+    PyObject *table;
+    unsigned generation;
+    KnownId known[REMEMBERED + 1];     /* the last for other ids */
+    Line keys;                         /* the names, as JSON keys */
+} Namings;
+
+/* How the table names IO id *key*: remembered, or looked up and remembered,
+ * in *known*. */
+static int
+recall(Namings *namings, PyObject *key, KnownId **known)
 {
-    PyObject *attributes = PyDict_New();
-    if (attributes == NULL) {
-        *outcome = FAILED;
-        return NULL;
+    long long id;
+    KnownId *place = &namings->known[REMEMBERED];
+    if (PyLong_CheckExact(key) && compact_value(key, &id) && id >= 0) {
+        place = &namings->known[id % REMEMBERED];
+        if (place->id == id && place->generation == namings->generation) {
+            *known = place;
+            return DONE;
+        }
     }
-    Py_ssize_t position = 0;
-    PyObject *key, *value;
-    while (PyDict_Next(io, &position, &key, &value)) {
-        PyObject *entry = PyDict_GetItemWithError(table, key);
-        if (entry == NULL) {
+    else {
+        id = -1;
+    }
+    /* Forgotten first, in case the lookup fails. */
+    Py_CLEAR(place->entry);
+    place->generation = 0;
+    PyObject *entry = PyDict_GetItemWithError(namings->table, key);
+    if (entry == NULL) {
+        if (PyErr_Occurred()) {
+            PyErr_Clear(); /* Python fails alike */
+            return CANNOT;
+        }
+    }
+    else {
+        if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 4) {
+            return CANNOT;
+        }
+        Line *keys = &namings->keys;
+        place->at = keys->length;
+        int outcome = put_key(keys, PyTuple_GET_ITEM(entry, 0));
+        if (outcome == FAILED) {
+            return FAILED;
+        }
+        place->size = outcome == DONE ? keys->length - place->at : -1;
+    }
+    place->entry = Py_XNewRef(entry);
+    place->id = id;
+    place->generation = namings->generation;
+    *known = place;
+    return DONE;
+}
+
+/* *converter*(*value*): Python code, after which *namings* forget all. */
+static PyObject *
+convert(Namings *namings, PyObject *converter, PyObject *value)
+{
+    PyObject *named = PyObject_CallOneArg(converter, value);
+    namings->generation++;
+    namings->keys.length = 0;
+    return named;
+}
+
+/* Forget all, for good: what *namings* hold is released. */
+static void
+release_namings(Namings *namings)
+{
+    for (int place = 0; place <= REMEMBERED; place++) {
+        Py_CLEAR(namings->known[place].entry);
+    }
+    PyMem_Free(namings->keys.data);
+}
+
+/* The attribute of one IO element, *value* of id *key*, by the table of
+ * *namings*, as Naming.attributes() names it: put in *attributes*, and as
+ * "name":value in *object* after the *written* pairs before it. Where a
+ * pair cannot be written there, *written* becomes -1 and *object* is left
+ * as it is (the caller then writes it from *attributes*). */
+static int
+add_attribute(PyObject *attributes, Line *object, Py_ssize_t *written,
+              Namings *namings, PyObject *key, PyObject *value)
+{
+    KnownId *known;
+    STEP(recall(namings, key, &known));
+    PyObject *entry = known->entry;
+    if (entry == NULL) {
+        return DONE;
+    }
+    /* ,"name": first, while the namings' keys hold it: a converter may run
+     * before the value is known, after which they are forgotten. */
+    Py_ssize_t length = object->length;
+    if (*written >= 0 && known->size < 0) {
+        *written = -1;
+    }
+    else if (*written >= 0) {
+        STEP(reserve(object, 1 + known->size));
+        if (*written > 0) {
+            object->data[object->length++] = ',';
+        }
+        memcpy(object->data + object->length, namings->keys.data + known->at,
+               known->size);
+        object->length += known->size;
+    }
+    PyObject *name = PyTuple_GET_ITEM(entry, 0);
+    PyObject *of_integer = PyTuple_GET_ITEM(entry, 1);
+    PyObject *named;
+    if (PyLong_CheckExact(value)) {
+        PyObject *rule = PyTuple_GET_ITEM(entry, 3);
+        if (of_integer == Py_None) {
+            named = Py_NewRef(value);
+        }
+        else if (rule == Py_None || (named = apply_rule(value, rule)) == NULL) {
             if (PyErr_Occurred()) {
                 goto failed;
             }
-            continue;
-        }
-        if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 4) {
-            *outcome = CANNOT;
-            Py_DECREF(attributes);
-            return NULL;
-        }
-        PyObject *name = PyTuple_GET_ITEM(entry, 0);
-        PyObject *of_integer = PyTuple_GET_ITEM(entry, 1);
-        PyObject *named;
-        if (PyLong_CheckExact(value)) {
-            PyObject *rule = PyTuple_GET_ITEM(entry, 3);
-            if (of_integer == Py_None) {
-                named = Py_NewRef(value);
-            }
-            else if (rule == Py_None
-                     || (named = apply_rule(value, rule)) == NULL) {
-                if (PyErr_Occurred()) {
-                    goto failed;
-                }
-                named = PyObject_CallOneArg(of_integer, value);
-            }
-        }
-        else {
-            named = PyObject_CallOneArg(PyTuple_GET_ITEM(entry, 2), value);
-        }
-        if (named == NULL) {
-            goto failed;
-        }
-        int stored = PyDict_SetItem(attributes, name, named);
-        Py_DECREF(named);
-        if (stored < 0) {
-            goto failed;
+            named = convert(namings, of_integer, value);
         }
     }
-    *outcome = DONE;
-    return attributes;
+    else {
+        named = convert(namings, PyTuple_GET_ITEM(entry, 2), value);
+    }
+    if (named == NULL) {
+        goto failed;
+    }
+    if (PyDict_SetItem(attributes, name, named) < 0) {
+        Py_DECREF(named);
+        goto failed;
+    }
+    int outcome = DONE;
+    if (*written >= 0) {
+        outcome = put_value(object, named);
+        if (outcome == CANNOT) {
+            object->length = length;
+            *written = -1;
+            outcome = DONE;
+        }
+        else if (outcome == DONE) {
+            ++*written;
+        }
+    }
+    Py_DECREF(named);
+    return outcome;
 failed:
     /* A converter failed: the Python code names the record alike and raises. */
     PyErr_Clear();
-    *outcome = CANNOT;
-    Py_DECREF(attributes);
-    return NULL;
+    return CANNOT;
+}
+
+/* {"id":value,...} for *io*; with *namings* (not NULL), its attributes too,
+ * named as Naming.attributes() names them: a new dict in *attributes*, and
+ * its JSON object in *object*. Both are written in one walk of the io. */
+static int
+put_io(Line *line, PyObject *io, Namings *namings, PyObject **attributes,
+       Line *object)
+{
+    if (namings != NULL) {
+        /* Sized for the io at once, as mypyc's runtime (which makes the
+         * compiled decoder) sizes the dicts it builds: not grown twice for
+         * a record's 10 to 20 attributes. */
+        *attributes = _PyDict_NewPresized(PyDict_GET_SIZE(io));
+        if (*attributes == NULL) {
+            return FAILED;
+        }
+        object->length = 0;
+        STEP(PUT_LITERAL(object, "{"));
+    }
+    STEP(PUT_LITERAL(line, "{"));
+    Py_ssize_t position = 0, written = 0;
+    PyObject *key, *value;
+    int first = 1;
+    while (PyDict_Next(io, &position, &key, &value)) {
+        if (!first) {
+            STEP(PUT_LITERAL(line, ","));
+        }
+        first = 0;
+        STEP(put_key(line, key));
+        STEP(put_value(line, value));
+        if (namings != NULL) {
+            STEP(add_attribute(*attributes, object, &written, namings, key, value));
+        }
+    }
+    if (namings != NULL) {
+        if (written == PyDict_GET_SIZE(*attributes)) {
+            STEP(PUT_LITERAL(object, "}"));
+        }
+        else {
+            /* Two ids of one name (the dict holds the last value, where the
+             * first was), or a pair that could not be written: the dict
+             * decides. */
+            object->length = 0;
+            STEP(put_object(object, *attributes));
+        }
+    }
+    return PUT_LITERAL(line, "}");
 }
 
 /* BLAKE2b (RFC 7693), unkeyed, with an 8-byte digest: what
@@ -561,14 +865,14 @@ rotate_right(uint64_t word, int bits)
     return (word >> bits) | (word << (64 - bits));
 }
 
+/* Written out, so that compilers see one load on a little-endian machine. */
 static inline uint64_t
 little_endian_word(const unsigned char *bytes)
 {
-    uint64_t word = 0;
-    for (int index = 7; index >= 0; index--) {
-        word = (word << 8) | bytes[index];
-    }
-    return word;
+    return (uint64_t)bytes[0] | (uint64_t)bytes[1] << 8 | (uint64_t)bytes[2] << 16
+           | (uint64_t)bytes[3] << 24 | (uint64_t)bytes[4] << 32
+           | (uint64_t)bytes[5] << 40 | (uint64_t)bytes[6] << 48
+           | (uint64_t)bytes[7] << 56;
 }
 
 #define MIX(v, a, b, c, d, x, y)                                             \
@@ -581,6 +885,20 @@ little_endian_word(const unsigned char *bytes)
         v[d] = rotate_right(v[d] ^ v[a], 16);                                \
         v[c] += v[d];                                                        \
         v[b] = rotate_right(v[b] ^ v[c], 63);                                \
+    } while (0)
+
+/* One round, *r* of BLAKE2B_SIGMA. */
+#define ROUND(r)                                                             \
+    do {                                                                     \
+        const uint8_t *s = BLAKE2B_SIGMA[r];                                 \
+        MIX(v, 0, 4, 8, 12, m[s[0]], m[s[1]]);                               \
+        MIX(v, 1, 5, 9, 13, m[s[2]], m[s[3]]);                               \
+        MIX(v, 2, 6, 10, 14, m[s[4]], m[s[5]]);                              \
+        MIX(v, 3, 7, 11, 15, m[s[6]], m[s[7]]);                              \
+        MIX(v, 0, 5, 10, 15, m[s[8]], m[s[9]]);                              \
+        MIX(v, 1, 6, 11, 12, m[s[10]], m[s[11]]);                            \
+        MIX(v, 2, 7, 8, 13, m[s[12]], m[s[13]]);                             \
+        MIX(v, 3, 4, 9, 14, m[s[14]], m[s[15]]);                             \
     } while (0)
 
 /* Fold one block into the state *h*; *counted* bytes hashed with it. */
@@ -600,17 +918,9 @@ blake2b_compress(uint64_t h[8], const unsigned char *block, uint64_t counted,
     for (int index = 0; index < 16; index++) {
         m[index] = little_endian_word(block + 8 * index);
     }
-    for (int round = 0; round < 12; round++) {
-        const uint8_t *s = BLAKE2B_SIGMA[round % 10];
-        MIX(v, 0, 4, 8, 12, m[s[0]], m[s[1]]);
-        MIX(v, 1, 5, 9, 13, m[s[2]], m[s[3]]);
-        MIX(v, 2, 6, 10, 14, m[s[4]], m[s[5]]);
-        MIX(v, 3, 7, 11, 15, m[s[6]], m[s[7]]);
-        MIX(v, 0, 5, 10, 15, m[s[8]], m[s[9]]);
-        MIX(v, 1, 6, 11, 12, m[s[10]], m[s[11]]);
-        MIX(v, 2, 7, 8, 13, m[s[12]], m[s[13]]);
-        MIX(v, 3, 4, 9, 14, m[s[14]], m[s[15]]);
-    }
+    /* The rounds written out: the words each takes are then constants. */
+    ROUND(0); ROUND(1); ROUND(2); ROUND(3); ROUND(4); ROUND(5);
+    ROUND(6); ROUND(7); ROUND(8); ROUND(9); ROUND(0); ROUND(1);
     for (int index = 0; index < 8; index++) {
         h[index] ^= v[index] ^ v[index + 8];
     }
@@ -641,40 +951,139 @@ blake2b_hex(const unsigned char *data, Py_ssize_t size, char hex[2 * DIGEST_SIZE
     }
 }
 
-/* IMEI:TIMESTAMP_MS:HASH, the hash being the 8-byte BLAKE2b of the wire bytes. */
-static PyObject *
-record_id(PyObject *imei, unsigned long long timestamp, PyObject *wire)
+/* The most bytes of an id after its IMEI: ":TIMESTAMP_MS:HASH". */
+#define ID_TAIL (1 + DECIMAL_SIZE + 1 + 2 * DIGEST_SIZE)
+
+/* What follows the IMEI in a record's id, ":TIMESTAMP_MS:HASH", the hash
+ * being the 8-byte BLAKE2b of the *wire* bytes, at *out*: where it ends. */
+static char *
+write_id_tail(char *out, unsigned long long timestamp, PyObject *wire)
 {
-    char hex[2 * DIGEST_SIZE + 1];
+    *out++ = ':';
+    out = write_decimal(out, timestamp, 0);
+    *out++ = ':';
     blake2b_hex((const unsigned char *)PyBytes_AS_STRING(wire),
-                PyBytes_GET_SIZE(wire), hex);
-    hex[2 * DIGEST_SIZE] = '\0';
-    return PyUnicode_FromFormat("%U:%llu:%s", imei, timestamp, hex);
+                PyBytes_GET_SIZE(wire), out);
+    return out + 2 * DIGEST_SIZE;
 }
 
-/* The JSON line of one record: everything after the head, which the caller
- * has put. */
-static int
-put_record(Line *line, PyObject *record, unsigned long long timestamp,
-           PyObject *attributes)
+/* IMEI:TIMESTAMP_MS:HASH, from *imei* and the *tail* after it (*size*
+ * bytes, then a NUL). */
+static PyObject *
+record_id(PyObject *imei, const char *tail, Py_ssize_t size)
 {
-    STEP(PUT_LITERAL(line, ",\"timestamp\":"));
+    if (!PyUnicode_IS_COMPACT_ASCII(imei)) {
+        return PyUnicode_FromFormat("%U%s", imei, tail);
+    }
+    /* An ASCII IMEI, as a tracker's is: the id copied together. */
+    Py_ssize_t head = PyUnicode_GET_LENGTH(imei);
+    PyObject *id = PyUnicode_New(head + size, 127);
+    if (id != NULL) {
+        memcpy(PyUnicode_1BYTE_DATA(id), PyUnicode_1BYTE_DATA(imei), head);
+        memcpy(PyUnicode_1BYTE_DATA(id) + head, tail, size);
+    }
+    return id;
+}
+
+/* The buffers of one call. */
+typedef struct {
+    Line line;          /* a record's JSON line */
+    Line attributes;    /* its attributes' JSON object, put after its io */
+    Line shared;        /* what every line of the call has: see put_shared() */
+    Py_ssize_t id_head; /* the size of the line's head up to the id's tail */
+} Lines;
+
+/* What every line of a call has, in *lines*' shared text: {"id":"IMEI up
+ * to *id_head*, where the id's tail goes, then the quote closing the id and
+ * ,"imei":...,"received_at":...,"codec":...,"timestamp": */
+static int
+put_shared(Lines *lines, PyObject *imei, PyObject *received_at, PyObject *label)
+{
+    Line *shared = &lines->shared;
+    STEP(PUT_LITERAL(shared, "{\"id\":"));
+    STEP(put_string(shared, imei));
+    lines->id_head = shared->length - 1;
+    STEP(PUT_LITERAL(shared, ",\"imei\":"));
+    STEP(put_string(shared, imei));
+    STEP(PUT_LITERAL(shared, ",\"received_at\":"));
+    STEP(put_string(shared, received_at));
+    STEP(PUT_LITERAL(shared, ",\"codec\":"));
+    STEP(put_string(shared, label));
+    return PUT_LITERAL(shared, ",\"timestamp\":");
+}
+
+/* The JSON line of *record*, whose id ends with *tail* (*size* bytes), in
+ * *lines*; with *namings* (not NULL), its attributes in *attributes*. */
+static int
+put_record(Lines *lines, PyObject *record, unsigned long long timestamp,
+           const char *tail, Py_ssize_t size, Namings *namings,
+           PyObject **attributes)
+{
+    Line *line = &lines->line;
+    Line *shared = &lines->shared;
+    line->length = 0;
+    STEP(put(line, shared->data, lines->id_head));
+    STEP(put(line, tail, size));
+    STEP(put(line, shared->data + lines->id_head, shared->length - lines->id_head));
     STEP(put_timestamp(line, timestamp));
     STEP(put_fields(line, record));
     STEP(PUT_LITERAL(line, ",\"io\":"));
-    STEP(put_object(line, PyTuple_GET_ITEM(record, F_IO)));
-    if (attributes != NULL) {
+    STEP(put_io(line, PyTuple_GET_ITEM(record, F_IO), namings, attributes,
+                &lines->attributes));
+    if (*attributes != NULL) {
         STEP(PUT_LITERAL(line, ",\"attributes\":"));
-        STEP(put_object(line, attributes));
+        STEP(put(line, lines->attributes.data, lines->attributes.length));
     }
     return PUT_LITERAL(line, "}");
 }
 
-/* Set a slot of a frozen attrs instance, as its __init__ does. */
-static int
-set_field(PyObject *item, PyObject *name, PyObject *value)
+/* Where the fields of an item of a class are, found once a call: the
+ * offsets of their slots in the item, or none. */
+typedef struct {
+    int found;
+    Py_ssize_t offsets[ITEM_FIELDS];
+} Slots;
+
+/* The slots of *cls* for the fields, as object.__setattr__ finds them: the
+ * descriptor of each field in the class, when every one is a plain member
+ * descriptor of an object slot, one of *cls* or of a base. (An item's slots
+ * stay where its class's layout put them, whatever happens to the class.) */
+static Slots
+find_slots(PyTypeObject *cls)
 {
-    return PyObject_GenericSetAttr(item, name, value) < 0 ? FAILED : DONE;
+    Slots slots = {0, {0}};
+    for (int field = 0; field < ITEM_FIELDS; field++) {
+        PyObject *descriptor = _PyType_Lookup(cls, item_field_names[field]);
+        if (descriptor == NULL || !Py_IS_TYPE(descriptor, &PyMemberDescr_Type)) {
+            return slots;
+        }
+        PyMemberDef *member = ((PyMemberDescrObject *)descriptor)->d_member;
+        if (member->type != Py_T_OBJECT_EX || member->flags != 0
+            || !PyType_IsSubtype(cls, PyDescr_TYPE(descriptor))) {
+            return slots;
+        }
+        slots.offsets[field] = member->offset;
+    }
+    slots.found = 1;
+    return slots;
+}
+
+/* Set the fields of a new item, a frozen attrs instance, to *values* as its
+ * __init__ does, by object.__setattr__: straight into its slots, empty
+ * still, where *slots* found them (what object.__setattr__ does through a
+ * slot's descriptor), else by PyObject_GenericSetAttr(). */
+static int
+set_fields(PyObject *item, const Slots *slots, PyObject *const values[ITEM_FIELDS])
+{
+    for (int field = 0; field < ITEM_FIELDS; field++) {
+        if (slots->found) {
+            *(PyObject **)((char *)item + slots->offsets[field]) = Py_NewRef(values[field]);
+        }
+        else if (PyObject_GenericSetAttr(item, item_field_names[field], values[field]) < 0) {
+            return FAILED;
+        }
+    }
+    return DONE;
 }
 
 /* Takes *item* and its *record* off the cyclic garbage collector's lists
@@ -699,9 +1108,9 @@ untrack(PyObject *item, PyObject *record)
 
 /* One item of class *cls*, or NULL with *outcome* set. */
 static PyObject *
-tracker_record(PyTypeObject *cls, Line *line, PyObject *record, PyObject *imei,
-               PyObject *codec, PyObject *label, PyObject *received_at_ms,
-               PyObject *received_at, PyObject *table, int *outcome)
+tracker_record(PyTypeObject *cls, const Slots *slots, Lines *lines,
+               PyObject *record, PyObject *imei, PyObject *codec,
+               PyObject *received_at_ms, Namings *namings, int *outcome)
 {
     *outcome = CANNOT;
     if (Py_TYPE(record)->tp_base != &PyTuple_Type
@@ -715,60 +1124,46 @@ tracker_record(PyTypeObject *cls, Line *line, PyObject *record, PyObject *imei,
         || PyBytes_GET_SIZE(wire) == 0 || !PyLong_CheckExact(timestamp_object)) {
         return NULL; /* built in code: Python encodes it for its id */
     }
-    unsigned long long timestamp = PyLong_AsUnsignedLongLong(timestamp_object);
-    if (PyErr_Occurred() || timestamp > MAX_TIMESTAMP_MS) {
+    unsigned long long timestamp;
+    int negative;
+    if (int_parts(timestamp_object, &timestamp, &negative) != DONE || negative
+        || timestamp > MAX_TIMESTAMP_MS) {
         PyErr_Clear();
         return NULL;
     }
-    PyObject *attributes = NULL;
-    if (table != Py_None) {
-        attributes = attributes_of(io, table, outcome);
-        if (attributes == NULL) {
-            return NULL;
-        }
-    }
-    PyObject *id = record_id(imei, timestamp, wire);
-    PyObject *item = NULL, *bytes = NULL;
-    if (id == NULL) {
-        *outcome = FAILED;
-        goto done;
-    }
-    line->length = 0;
-    *outcome = PUT_LITERAL(line, "{\"id\":");
-    if (*outcome == DONE) *outcome = put_string(line, id);
-    if (*outcome == DONE) *outcome = PUT_LITERAL(line, ",\"imei\":");
-    if (*outcome == DONE) *outcome = put_string(line, imei);
-    if (*outcome == DONE) *outcome = PUT_LITERAL(line, ",\"received_at\":");
-    if (*outcome == DONE) *outcome = put_string(line, received_at);
-    if (*outcome == DONE) *outcome = PUT_LITERAL(line, ",\"codec\":");
-    if (*outcome == DONE) *outcome = put_string(line, label);
-    if (*outcome == DONE) *outcome = put_record(line, record, timestamp, attributes);
+    char tail[ID_TAIL + 1];
+    char *end = write_id_tail(tail, timestamp, wire);
+    *end = '\0';
+    PyObject *attributes = NULL, *id = NULL, *bytes = NULL, *item = NULL;
+    *outcome = put_record(lines, record, timestamp, tail, end - tail, namings,
+                          &attributes);
     if (*outcome != DONE) {
         goto done;
     }
-    bytes = PyBytes_FromStringAndSize(line->data, line->length);
+    *outcome = FAILED;
+    id = record_id(imei, tail, end - tail);
+    if (id == NULL) {
+        goto done;
+    }
+    bytes = PyBytes_FromStringAndSize(lines->line.data, lines->line.length);
     if (bytes == NULL) {
-        *outcome = FAILED;
         goto done;
     }
     item = cls->tp_alloc(cls, 0);
     if (item == NULL) {
-        *outcome = FAILED;
         goto done;
     }
-    if (set_field(item, name_imei, imei) != DONE
-        || set_field(item, name_codec, codec) != DONE
-        || set_field(item, name_record, record) != DONE
-        || set_field(item, name_received_at_ms, received_at_ms) != DONE
-        || set_field(item, name_id, id) != DONE
-        || set_field(item, name_attributes, attributes ? attributes : Py_None) != DONE
-        || set_field(item, name_line, bytes) != DONE) {
-        *outcome = FAILED;
+    PyObject *const values[ITEM_FIELDS] = {
+        [I_IMEI] = imei, [I_CODEC] = codec, [I_RECORD] = record,
+        [I_RECEIVED_AT_MS] = received_at_ms, [I_ID] = id,
+        [I_ATTRIBUTES] = attributes ? attributes : Py_None, [I_LINE] = bytes,
+    };
+    if (set_fields(item, slots, values) != DONE) {
         Py_CLEAR(item);
+        goto done;
     }
-    else {
-        untrack(item, record);
-    }
+    untrack(item, record);
+    *outcome = DONE;
 done:
     Py_XDECREF(attributes);
     Py_XDECREF(id);
@@ -806,18 +1201,23 @@ tracker_records(PyObject *module, PyObject *const *arguments, Py_ssize_t count)
     if (items == NULL) {
         return NULL;
     }
-    Line line = {NULL, 0, 0};
-    int outcome = DONE;
-    for (Py_ssize_t index = 0; index < size; index++) {
+    Slots slots = find_slots((PyTypeObject *)cls);
+    Lines lines = {{NULL, 0, 0}, {NULL, 0, 0}, {NULL, 0, 0}, 0};
+    Namings namings = {table, 1, {{0, 0, NULL, 0, 0}}, {NULL, 0, 0}};
+    int outcome = size > 0 ? put_shared(&lines, imei, received_at, label) : DONE;
+    for (Py_ssize_t index = 0; outcome == DONE && index < size; index++) {
         PyObject *item = tracker_record(
-            (PyTypeObject *)cls, &line, PyTuple_GET_ITEM(records, index), imei,
-            codec, label, received_at_ms, received_at, table, &outcome);
-        if (item == NULL) {
-            break;
+            (PyTypeObject *)cls, &slots, &lines, PyTuple_GET_ITEM(records, index),
+            imei, codec, received_at_ms, table == Py_None ? NULL : &namings,
+            &outcome);
+        if (item != NULL) {
+            PyTuple_SET_ITEM(items, index, item);
         }
-        PyTuple_SET_ITEM(items, index, item);
     }
-    PyMem_Free(line.data);
+    release_namings(&namings);
+    PyMem_Free(lines.line.data);
+    PyMem_Free(lines.attributes.data);
+    PyMem_Free(lines.shared.data);
     if (outcome == DONE) {
         return items;
     }
@@ -846,26 +1246,14 @@ static struct PyModuleDef module_definition = {
     NULL,
 };
 
-static PyObject *
-intern(const char *text)
-{
-    return PyUnicode_InternFromString(text);
-}
-
 PyMODINIT_FUNC
 PyInit__fastitems(void)
 {
-    name_imei = intern("imei");
-    name_codec = intern("codec");
-    name_record = intern("record");
-    name_received_at_ms = intern("received_at_ms");
-    name_id = intern("id");
-    name_attributes = intern("attributes");
-    name_line = intern("line");
-    if (name_imei == NULL || name_codec == NULL
-        || name_record == NULL || name_received_at_ms == NULL || name_id == NULL
-        || name_attributes == NULL || name_line == NULL) {
-        return NULL;
+    for (int field = 0; field < ITEM_FIELDS; field++) {
+        item_field_names[field] = PyUnicode_InternFromString(ITEM_FIELD_NAMES[field]);
+        if (item_field_names[field] == NULL) {
+            return NULL;
+        }
     }
     return PyModule_Create(&module_definition);
 }
