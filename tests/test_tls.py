@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest_twisted
@@ -25,8 +26,22 @@ from tests.vectors import by_id
 IMEI = "356307042441013"
 
 
-@pytest_twisted.ensureDeferred
-async def test_records_arrive_over_tls(tmp_path: Path) -> None:
+class TlsGateway:
+    """A gateway listening on a TLS port of loopback, with a recording sink."""
+
+    def __init__(self, sink: RecordingSink, port: int) -> None:
+        self.sink = sink
+        self.port = port
+
+    def client_endpoint(self) -> SSL4ClientEndpoint:
+        """Where a tracker connects, over TLS."""
+        return SSL4ClientEndpoint(
+            reactor, "127.0.0.1", self.port, ssl.CertificateOptions()
+        )
+
+
+@pytest_twisted.async_yield_fixture
+async def gateway(tmp_path: Path) -> AsyncIterator[TlsGateway]:
     key, cert = loopback_certificate(tmp_path)
     sink = RecordingSink()
     endpoint = PortReportingEndpoint(
@@ -38,59 +53,45 @@ async def test_records_arrive_over_tls(tmp_path: Path) -> None:
     service.startService()
     try:
         port: IListeningPort = await endpoint.port
-        number = port.getHost().port  # type: ignore[attr-defined]
-        client_endpoint = SSL4ClientEndpoint(
-            reactor, "127.0.0.1", number, ssl.CertificateOptions()
-        )
-        client: TrackerClient = await connectProtocol(client_endpoint, TrackerClient())
-        client.send(b"\x00\x0f356307042441013")
-        assert await client.read(1) == b"\x01"
-        client.send(by_id("wiki-c8-tcp-1").data)
-        assert await client.read(4) == tcp_ack(1)
+        yield TlsGateway(sink, port.getHost().port)  # type: ignore[attr-defined]
     finally:
         await service.stopService()
-
-    assert len(sink.items) == 1
 
 
 @pytest_twisted.ensureDeferred
-async def test_the_virtual_tracker_speaks_tls(tmp_path: Path) -> None:
-    key, cert = loopback_certificate(tmp_path)
-    sink = RecordingSink()
-    endpoint = PortReportingEndpoint(
-        serverFromString(
-            reactor, f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}"
-        )
+async def test_records_arrive_over_tls(gateway: TlsGateway) -> None:
+    client: TrackerClient = await connectProtocol(
+        gateway.client_endpoint(), TrackerClient()
     )
-    service = teltotwist.makeService(reactor, endpoint, [sink])
-    service.startService()
+    client.send(b"\x00\x0f" + IMEI.encode())
+    assert await client.read(1) == b"\x01"
+    client.send(by_id("wiki-c8-tcp-1").data)
+    assert await client.read(4) == tcp_ack(1)
+
+    assert len(gateway.sink.items) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_virtual_tracker_speaks_tls(gateway: TlsGateway) -> None:
+    acked: Deferred[DeviceEvent] = Deferred()
+
+    def observe(event: DeviceEvent) -> None:
+        if event.kind is EventKind.ACKED and not acked.called:
+            acked.callback(event)
+
+    tracker = VirtualTracker(
+        gateway.client_endpoint(),
+        reactor,
+        TrackerSettings(IMEI, records_per_packet=2),
+        observer=observe,
+    )
+    tracker.start()
+    tracker.record()
+    tracker.record()
     try:
-        port: IListeningPort = await endpoint.port
-        number = port.getHost().port  # type: ignore[attr-defined]
-        client_endpoint = SSL4ClientEndpoint(
-            reactor, "127.0.0.1", number, ssl.CertificateOptions()
-        )
-        acked: Deferred[DeviceEvent] = Deferred()
-
-        def observe(event: DeviceEvent) -> None:
-            if event.kind is EventKind.ACKED and not acked.called:
-                acked.callback(event)
-
-        tracker = VirtualTracker(
-            client_endpoint,
-            reactor,
-            TrackerSettings(IMEI, records_per_packet=2),
-            observer=observe,
-        )
-        tracker.start()
-        tracker.record()
-        tracker.record()
-        try:
-            event = await acked.addTimeout(10, reactor)
-        finally:
-            await tracker.stop()
+        event = await acked.addTimeout(10, reactor)
     finally:
-        await service.stopService()
+        await tracker.stop()
 
     assert event.records == 2
-    assert [item.imei for item in sink.items] == [IMEI, IMEI]
+    assert [item.imei for item in gateway.sink.items] == [IMEI, IMEI]
