@@ -16,6 +16,7 @@ from __future__ import annotations
 import enum
 import math
 import random
+import socket
 from collections import deque
 from collections.abc import Callable, Sequence
 
@@ -26,6 +27,7 @@ from twisted.internet.interfaces import (
     IDelayedCall,
     IReactorTime,
     IStreamClientEndpoint,
+    ISystemHandle,
 )
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import LoopingCall
@@ -49,7 +51,6 @@ from teltotwist.device.read_time import ReadTime
 from teltotwist.device.replies import Ack, LoginReply, ReplyReader
 from teltotwist.device.route import BUILT_IN_ROUTE, RoutePoint, RouteWalker
 from teltotwist.device.telemetry import DEFAULT_MODEL, TelemetrySource
-from teltotwist.gateway.immediate import ImmediateWriter
 
 PING = b"\xff"
 
@@ -156,9 +157,10 @@ class _Packet:
 class _Link(Protocol):
     """One TCP connection; hands everything to its tracker.
 
-    It writes at the moment it is asked to, on a plain TCP connection (see
-    :class:`~teltotwist.gateway.immediate.ImmediateWriter`): a packet's send
-    time is when it went.
+    On a plain TCP connection it writes straight to the socket, at the moment
+    it is asked to (the transport would write on the reactor's next turn):
+    a packet's send time is when it went. Should the socket take less than
+    all, the rest and everything after go through the transport, in order.
     """
 
     def __init__(self, tracker: VirtualTracker, read_time: ReadTime) -> None:
@@ -166,11 +168,14 @@ class _Link(Protocol):
         self.read_time = read_time
         self.reader = ReplyReader()
         self.closed: Deferred[None] = Deferred()
-        self._writer: ImmediateWriter
+        self._socket: socket.socket | None = None
 
     def connectionMade(self) -> None:
-        assert self.transport is not None
-        self._writer = ImmediateWriter(self.transport)
+        handle = ISystemHandle(self.transport, None)
+        if handle is not None:
+            descriptor = handle.getHandle()
+            if isinstance(descriptor, socket.socket):
+                self._socket = descriptor
         self.tracker._link_made(self)
 
     def dataReceived(self, data: bytes) -> None:
@@ -183,7 +188,17 @@ class _Link(Protocol):
         self.closed.callback(None)
 
     def write(self, data: bytes) -> None:
-        self._writer.write(data)
+        assert self.transport is not None
+        if self._socket is not None:
+            try:
+                sent = self._socket.send(data)
+            except OSError:
+                sent = 0  # the transport finds out what is wrong, and says so
+            if sent == len(data):
+                return
+            data = data[sent:]
+            self._socket = None
+        self.transport.write(data)
 
     def close(self) -> None:
         if self.transport is not None:
