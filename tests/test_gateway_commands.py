@@ -229,6 +229,7 @@ def test_stopping_fails_a_sent_command_and_keeps_the_queued_ones(
     results: list[Command],
 ) -> None:
     tracker = connected(factory)
+    clock.advance(0)  # the turn that ACKed the packet ends
     sent = center.submit(IMEI, text="getinfo")
     queued = center.submit(IMEI, text="getio")
     assert tracker.replies() == GETINFO_COMMAND

@@ -74,12 +74,13 @@ def test_records_reach_the_sink_and_the_tracker_gets_its_ack(
 
 
 def test_once_acked_a_packet_is_not_kept_by_its_connection(
-    factory: TeltonikaTcpFactory, sink: RecordingSink
+    factory: TeltonikaTcpFactory, sink: RecordingSink, clock: MemoryReactorClock
 ) -> None:
     """An idle tracker costs its connection, not its last packet too."""
     tracker = FakeTracker(factory)
     tracker.login()
     assert tracker.send(CODEC8E) == tcp_ack(2)
+    clock.advance(0)  # the reactor's turn ends: what follows the ACK is done
     delivered = [weakref.ref(item) for item in sink.items]
     sink.items.clear()
     sink.deliveries.clear()
@@ -571,7 +572,9 @@ def test_a_disconnect_is_logged_with_what_the_tracker_sent_and_got_acked(
 
 
 def test_an_error_after_the_sinks_answer_is_logged_and_closes_the_connection(
-    factory: TeltonikaTcpFactory, monkeypatch: pytest.MonkeyPatch
+    factory: TeltonikaTcpFactory,
+    clock: MemoryReactorClock,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A bug on the way from the sinks' answer to the ACK is logged with its
     traceback, and the tracker reconnects, instead of an unhandled error in
@@ -584,7 +587,8 @@ def test_an_error_after_the_sinks_answer_is_logged_and_closes_the_connection(
 
     monkeypatch.setattr(factory.registry, "tcp_packet", broken)
     with capturedLogs() as events:
-        tracker.send(CODEC8)
+        assert tracker.send(CODEC8) == tcp_ack(1)
+        clock.advance(0)
 
     [failure] = [event["log_failure"] for event in events if "log_failure" in event]
     assert failure.getErrorMessage() == "the registry broke"
@@ -641,7 +645,7 @@ def observed_factory(
 
 
 def test_the_registry_follows_a_tracker_from_login_to_disconnect(
-    factory: TeltonikaTcpFactory,
+    factory: TeltonikaTcpFactory, clock: MemoryReactorClock
 ) -> None:
     tracker = FakeTracker(factory)
     tracker.login()
@@ -652,6 +656,7 @@ def test_the_registry_follows_a_tracker_from_login_to_disconnect(
 
     assert tracker.send_records(newest_first) == tcp_ack(2)
     assert tracker.send(CODEC8) == tcp_ack(1)  # older: 2019
+    clock.advance(0)
 
     state = factory.registry.get(tracker.imei)
     assert state is not None
@@ -664,12 +669,13 @@ def test_the_registry_follows_a_tracker_from_login_to_disconnect(
 
 
 def test_an_unparsed_frame_counts_as_a_packet_without_records(
-    factory: TeltonikaTcpFactory,
+    factory: TeltonikaTcpFactory, clock: MemoryReactorClock
 ) -> None:
     tracker = FakeTracker(factory)
     tracker.login()
 
     tracker.send(CODEC7)
+    clock.advance(0)
 
     state = factory.registry.get(tracker.imei)
     assert state is not None
@@ -717,8 +723,10 @@ def test_an_observer_sees_a_connections_life_and_the_ack_latency(
     clock.advance(0.25)
     sink.release()
     assert tracker.replies() == tcp_ack(2)
+    clock.advance(0)
     sink.accept()
     tracker.send(CODEC7)
+    clock.advance(0)
     tracker.disconnect()
 
     assert observer.seen == [
@@ -730,6 +738,33 @@ def test_an_observer_sees_a_connections_life_and_the_ack_latency(
         ("records_acknowledged", Transport.TCP, None, 0, 0),
         ("connection_closed", Transport.TCP),
     ]
+
+
+def test_the_acks_of_one_answer_all_go_before_the_reports_of_any(
+    clock: MemoryReactorClock, sink: RecordingSink
+) -> None:
+    """One answer from the sinks for many packets (one fsync): no tracker's
+    ACK waits for the registry and the metrics to hear of another's."""
+    trackers: list[FakeTracker] = []
+    acks_at_first_report: list[bytes] = []
+
+    class FirstReport(RecordingObserver):
+        def records_acknowledged(self, *arguments: Any) -> None:
+            if not acks_at_first_report:
+                acks_at_first_report.extend(t.replies() for t in trackers)
+
+    factory, _ = observed_factory(clock, sink)
+    factory.events.add(FirstReport())
+    trackers.extend(tracker_number(factory, number) for number in range(3))
+    sink.hold()
+    for tracker in trackers:
+        tracker.send(CODEC8)
+    sink.release_all()
+    clock.advance(0)
+
+    assert acks_at_first_report == [tcp_ack(1)] * 3
+    states = [factory.registry.get(tracker.imei) for tracker in trackers]
+    assert [state.packets if state else None for state in states] == [1, 1, 1]
 
 
 def test_the_ack_latency_runs_from_the_read_that_completed_the_frame(
@@ -746,6 +781,7 @@ def test_the_ack_latency_runs_from_the_read_that_completed_the_frame(
     sink.release()
 
     assert tracker.replies() == tcp_ack(1)
+    clock.advance(0)
     [(_, _, _, latency)] = observer.of("records_acknowledged")
     assert latency == 0.5
 
@@ -830,7 +866,7 @@ def test_a_failing_sink_is_reported_and_nothing_is_acknowledged(
 
 
 def test_a_broken_observer_neither_delays_nor_breaks_the_ack(
-    factory: TeltonikaTcpFactory,
+    factory: TeltonikaTcpFactory, clock: MemoryReactorClock
 ) -> None:
     class Broken(RecordingObserver):
         def records_acknowledged(self, *arguments: object) -> None:
@@ -843,6 +879,7 @@ def test_a_broken_observer_neither_delays_nor_breaks_the_ack(
     with capturedLogs():
         assert tracker.send(CODEC8) == tcp_ack(1)
         assert tracker.send(CODEC8) == tcp_ack(1)
+        clock.advance(0)
     state = factory.registry.get(tracker.imei)
     assert state is not None and state.packets == 2
 

@@ -18,6 +18,7 @@ from zope.interface import implementer
 
 from teltotwist.codec import CommandFrame
 from teltotwist.gateway.admission import Admission, Crowding, Refused
+from teltotwist.gateway.after_acks import AfterAcks
 from teltotwist.gateway.commands import CommandCenter
 from teltotwist.gateway.dispatch import Dispatcher
 from teltotwist.gateway.events import DataPathEvents, LoginResult, Transport
@@ -459,9 +460,15 @@ class TeltonikaTcpProtocol(Protocol):
             else:
                 self._delivered()
         except Exception:
-            self.log.failure("{label}: unexpected error", label=self.label)
-            if self.transport is not None:
-                self.transport.loseConnection()
+            self._failed_unexpectedly()
+
+    def _failed_unexpectedly(self) -> None:
+        """A bug once the sinks answered: log it with its traceback and close
+        the connection; the tracker reconnects (and resends what it holds)
+        instead of waiting on a connection in an unknown state."""
+        self.log.failure("{label}: unexpected error", label=self.label)
+        if self.transport is not None:
+            self.transport.loseConnection()
 
     def _delivered(self) -> None:
         acked, self._in_flight = self._in_flight, ()
@@ -487,19 +494,25 @@ class TeltonikaTcpProtocol(Protocol):
         self.factory.idle_deadlines.start(self)
         self._perform(actions)
         self._track_unfinished(started=False)
-        self._report_ack(acked, self.factory.clock.seconds() - complete_at)
+        self.factory.after_acks.add(
+            self._report_ack, acked, self.factory.clock.seconds() - complete_at
+        )
 
     def _report_ack(self, items: tuple[Item, ...], latency: float) -> None:
-        """Tell the registry and the observers that *items* were ACKed."""
-        imei = self.session.imei
-        assert imei is not None
-        records = [item.record for item in items if isinstance(item, TrackerRecord)]
-        self.factory.registry.tcp_packet(imei, records)
-        first = items[0] if items else None
-        codec = first.codec if isinstance(first, TrackerRecord) else None
-        self.factory.events.records_acknowledged(
-            Transport.TCP, codec, len(records), latency
-        )
+        """Tell the registry and the observers that *items* were ACKed
+        (:attr:`TeltonikaTcpFactory.after_acks` runs this)."""
+        try:
+            imei = self.session.imei
+            assert imei is not None
+            records = [item.record for item in items if isinstance(item, TrackerRecord)]
+            self.factory.registry.tcp_packet(imei, records)
+            first = items[0] if items else None
+            codec = first.codec if isinstance(first, TrackerRecord) else None
+            self.factory.events.records_acknowledged(
+                Transport.TCP, codec, len(records), latency
+            )
+        except Exception:
+            self._failed_unexpectedly()
 
     def _not_delivered(self, failure: Failure) -> None:
         self._in_flight = ()
@@ -570,6 +583,9 @@ class TeltonikaTcpFactory(Factory):
         self.traffic = TrafficTap(clock, now_ms)
         """Where the connections report their traffic, while watched."""
         self.clock = clock
+        self.after_acks = AfterAcks(clock)
+        """What follows the ACKs (reports, freeing the records), done once
+        every ACK the reactor has to send now is out."""
         self.allow = allow
         self.limits = limits
         self.now_ms = now_ms
@@ -759,7 +775,9 @@ class TeltonikaTcpFactory(Factory):
         return self.dispatcher.drain()
 
     def close_all(self) -> None:
-        """Close every tracker connection, and summarise the faults logged."""
+        """Report what was ACKed, close every tracker connection, and
+        summarise the faults logged."""
+        self.after_acks.flush()
         for protocol in list(self.connections):
             if protocol.transport is not None:
                 protocol.transport.loseConnection()
