@@ -145,6 +145,7 @@ def whole_path(
         for number, frame in enumerate(data):
             if len(fleet[number % trackers].send(frame)) != 4:
                 raise SystemExit("a packet was not ACKed")
+            clock.advance(0)  # the read's reactor turn ends (see after_acks)
 
     return run
 
