@@ -330,6 +330,7 @@ def test_tcp_udp_and_the_dispatcher_share_one_registry_and_one_events() -> None:
     datagrams.datagramReceived(UDP_CODEC8, ("192.0.2.7", 40123))
 
     assert port.written == [bytes.fromhex("0005cafe010501")]
+    clock.advance(0)  # the turn ends: the reports follow the ACKs
     assert [(s.imei, s.transport) for s in service.registry.trackers()] == [
         ("356307042441013", Transport.TCP),
         ("352093086403655", Transport.UDP),

@@ -713,6 +713,7 @@ async def test_loopback_datagram_over_the_cap_is_acked_only_once_resent() -> Non
 def test_an_acknowledged_datagram_updates_the_registry(gateway: Gateway) -> None:
     gateway.receive(C8)
     gateway.receive(resent(C8, 6))
+    gateway.clock.advance(0)  # the turn ends: the reports follow the ACKs
 
     state = gateway.protocol.registry.get("352093086403655")
     assert state is not None
@@ -740,6 +741,7 @@ def test_an_observer_sees_the_imei_check_and_the_ack_latency(
     gateway.receive(C8)
     gateway.clock.advance(0.5)
     gateway.sink.release()
+    gateway.clock.advance(0)
 
     assert gateway.observer.seen == [
         ("login", Transport.UDP, LoginResult.ACCEPTED),
@@ -774,3 +776,19 @@ def test_an_observer_sees_why_datagrams_were_dropped() -> None:
         (Transport.UDP, LoginResult.ACCEPTED),
         (Transport.UDP, LoginResult.ACCEPTED),
     ]
+
+
+def test_the_reports_of_an_ack_follow_the_acks_of_the_turn(gateway: Gateway) -> None:
+    """Datagrams answered together are all ACKed before the registry hears
+    of any; and the port stopping leaves no report behind."""
+    gateway.sink.hold()
+    gateway.receive(C8)
+    gateway.receive(resent(C8, 6))
+    gateway.sink.release_all()
+
+    assert len(gateway.acks) == 2
+    assert gateway.protocol.registry.get("352093086403655") is None
+    gateway.protocol.stopProtocol()
+    state = gateway.protocol.registry.get("352093086403655")
+    assert state is not None and state.packets == 2
+    assert gateway.clock.getDelayedCalls() == []

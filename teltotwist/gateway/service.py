@@ -24,6 +24,7 @@ from twisted.internet.interfaces import (
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from teltotwist.gateway.after_acks import AfterAcks
 from teltotwist.gateway.command_store import SqliteCommandStore
 from teltotwist.gateway.commands import Command, CommandCenter, CommandLimits
 from teltotwist.gateway.dispatch import Dispatcher
@@ -358,6 +359,7 @@ def makeService(
     registry = TrackerRegistry(now_ms, limits.idle_timeout)
     events = DataPathEvents()
     dispatcher = Dispatcher(sinks, limits.sink_timeout, reactor, events)
+    after_acks = AfterAcks(reactor)
     commands = CommandCenter(
         reactor,
         None if state_dir is None else SqliteCommandStore(state_dir),
@@ -375,6 +377,7 @@ def makeService(
         events=events,
         commands=commands,
         naming=naming,
+        after_acks=after_acks,
     )
     udp = None
     if udp_port is not None:
@@ -386,6 +389,7 @@ def makeService(
             registry=registry,
             events=events,
             naming=naming,
+            after_acks=after_acks,
         )
         udp = (udp_port, udp_interface, protocol)
     return GatewayService(

@@ -565,6 +565,7 @@ class TeltonikaTcpFactory(Factory):
         commands: CommandCenter | None = None,
         naming: NamingFor = lambda imei: None,
         presence: Presence | None = None,
+        after_acks: AfterAcks | None = None,
     ) -> None:
         self.dispatcher = dispatcher
         self.presence = presence
@@ -583,7 +584,7 @@ class TeltonikaTcpFactory(Factory):
         self.traffic = TrafficTap(clock, now_ms)
         """Where the connections report their traffic, while watched."""
         self.clock = clock
-        self.after_acks = AfterAcks(clock)
+        self.after_acks = AfterAcks(clock) if after_acks is None else after_acks
         """What follows the ACKs (reports, freeing the records), done once
         every ACK the reactor has to send now is out."""
         self.allow = allow

@@ -52,6 +52,7 @@ from twisted.python.failure import Failure
 
 from teltotwist.codec import CodecError, UdpDatagram, udp_ack
 from teltotwist.codec.udp import UdpHeader, decode_udp_header, decode_udp_payload
+from teltotwist.gateway.after_acks import AfterAcks
 from teltotwist.gateway.dedupe import RecentIds
 from teltotwist.gateway.dispatch import Dispatcher
 from teltotwist.gateway.events import (
@@ -116,6 +117,8 @@ class TeltonikaUdpProtocol(DatagramProtocol):
     :param registry: learns of each tracker whose datagram was ACKed.
     :param events: where ACKs, IMEI checks and drops are reported.
     :param naming: the naming of an IMEI's records (None: no attributes).
+    :param after_acks: runs the reports that follow the ACKs (one of its
+        own by default; a gateway shares its TCP factory's).
     """
 
     def __init__(
@@ -131,8 +134,10 @@ class TeltonikaUdpProtocol(DatagramProtocol):
         registry: TrackerRegistry | None = None,
         events: DataPathEvents | None = None,
         naming: NamingFor = lambda imei: None,
+        after_acks: AfterAcks | None = None,
     ) -> None:
         self._naming = naming
+        self._after_acks = AfterAcks(clock) if after_acks is None else after_acks
         if registry is None:
             registry = TrackerRegistry(now_ms, limits.idle_timeout)
         self.registry = registry
@@ -162,7 +167,9 @@ class TeltonikaUdpProtocol(DatagramProtocol):
             )
 
     def stopProtocol(self) -> None:
-        """The port stopped listening: summarise the faults left unlogged."""
+        """The port stopped listening: report what was ACKed, and summarise
+        the faults left unlogged."""
+        self._after_acks.flush()
         self._faults.stop()
 
     def stop_accepting(self) -> None:
@@ -343,12 +350,16 @@ class TeltonikaUdpProtocol(DatagramProtocol):
         packet = datagram.packet
         ack = udp_ack(datagram.packet_id, datagram.avl_packet_id, len(packet.records))
         self.transport.write(ack, addr)
+        self._after_acks.add(
+            self._report_ack, datagram, addr, self._clock.seconds() - received
+        )
+
+    def _report_ack(self, datagram: UdpDatagram, addr: Address, latency: float) -> None:
+        """Tell the registry and the observers that *datagram* was ACKed."""
+        packet = datagram.packet
         self.registry.udp_packet(datagram.imei, _peer(addr), packet.records)
         self.events.records_acknowledged(
-            Transport.UDP,
-            packet.codec,
-            len(packet.records),
-            self._clock.seconds() - received,
+            Transport.UDP, packet.codec, len(packet.records), latency
         )
 
     def _withhold(self, failure: Failure, datagram: UdpDatagram, addr: Address) -> None:
