@@ -6,9 +6,12 @@ One fsync of the file sink can answer for hundreds of packets: the reactor
 then sends hundreds of ACKs in one go. What follows each ACK (telling the
 registry and the metrics, freeing the packet's records) takes longer than
 the ACK itself, and done in between it would hold back every later ACK of
-the wave. Queued here, it runs after them, in the same pass of the reactor's
-timed calls (a call 0 s later runs in the pass that scheduled it) and before
-the reactor reads again.
+the wave. Queued here, it runs once the reactor is done with what it is
+handling now, always before it polls again: what a sink's thread hands back
+(the file sink's fsync) is handled as the reactor runs its timed calls, and
+a call 0 s later made meanwhile runs in that same pass, after it; after an
+answer that came with a read (a broker's), the queue runs once the rest of
+that poll's reads are handled.
 """
 
 from __future__ import annotations
@@ -25,10 +28,12 @@ Work = tuple[Callable[..., object], tuple[Any, ...]]
 
 
 class AfterAcks:
-    """Runs what :meth:`add` was given once the ACKs being sent now are out,
-    in the order it was given; a piece that raises is logged, and the others
-    still run. It holds at most one piece per packet ACKed in one reactor
-    turn: no more than the connections."""
+    """Runs what :meth:`add` was given once the ACKs being sent now are out
+    (a call 0 s later), in the order it was given; a piece that raises is
+    logged, and the others still run. It holds one piece per packet ACKed
+    since it last ran: no more than the connections and the datagrams
+    awaiting the sinks, both bounded by the
+    :class:`~teltotwist.gateway.limits.Limits`."""
 
     def __init__(self, clock: IReactorTime) -> None:
         self._clock = clock
