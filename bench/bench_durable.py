@@ -11,7 +11,11 @@ that ACKs every frame at once and stores nothing): its figures are the
 floor under the others', what the load generator and the loopback
 connections take by themselves. Then it drives the same server on Twisted's
 reactor (``ackonly.py --twisted``, the ``ackonly-tw`` rows): the floor of
-any Twisted server, the gateway included. The scenarios:
+any Twisted server, the gateway included; and ``recordsfloor.py`` (the
+``records-tw`` rows), a Twisted server that files the gateway's own records
+and nothing else: what the records cost before the gateway's plumbing.
+``--workers N`` runs the gateway with ``--workers N`` and the records floor
+in as many processes. The scenarios:
 
 flat
     100 trackers flat out: each sends its next packet as soon as the
@@ -22,23 +26,24 @@ burst10
 burst1
     The same with 1-record packets.
 
-Runs alternate between the four servers, scenario by scenario, for
-``--repeat`` rounds. Each run of the two real servers checks that the
+Runs alternate between the five servers, scenario by scenario, for
+``--repeat`` rounds. Each run of the three servers that file checks that the
 records the load ACKed are the lines the server's file holds. The report
 gives, per scenario and server, the median records/s ACKed (and the
 range), the median ACK latency percentiles, the server's CPU time per
 record ACKed (user and system, its worker processes' included, read from
 ``/proc`` before and after the load) and the errors, and the ratio
-teltotwist / yardstick of the median records/s; the ``ackonly`` rows are
-the floors. Targets (issue 11): flat at least 2.5x the yardstick's
-records/s; burst10 p99 under 50 ms for teltotwist; every run's records
-check out. Exit status 0 when all are met, 1 when not (a target whose
-scenario did not run is not met), 2 on error.
+teltotwist / yardstick of the median records/s; the ``ackonly`` and
+``records-tw`` rows are the floors. Targets (issue 11): flat at least 2.5x
+the yardstick's records/s; burst10 p99 under 50 ms for teltotwist; every
+run's records check out. Exit status 0 when all are met, 1 when not (a
+target whose scenario did not run is not met), 2 on error.
 
 Run from a checkout::
 
     python bench/bench_durable.py                  # one round, all scenarios
     python bench/bench_durable.py --repeat 3 --json
+    python bench/bench_durable.py --scenarios burst10 --repeat 3 --workers 2
     python bench/bench_durable.py --scenarios flat --flat-duration 5 \\
         --profile /tmp/profiles                    # py-spy on the gateway
 
@@ -91,7 +96,10 @@ TWISTED_FLOOR = "ackonly-tw"
 """The same server on Twisted's reactor: the floor of a Twisted server."""
 FLOORS = {FLOOR: (), TWISTED_FLOOR: ("--twisted",)}
 """Each floor server and its ``ackonly.py`` options."""
-SERVERS = (FLOOR, TWISTED_FLOOR, "yardserver", "teltotwist")
+RECORDS_FLOOR = "records-tw"
+"""The Twisted server that files the gateway's records and does nothing else."""
+RECORDSFLOOR = Path(__file__).resolve().parent / "recordsfloor.py"
+SERVERS = (FLOOR, TWISTED_FLOOR, RECORDS_FLOOR, "yardserver", "teltotwist")
 """In the order of each scenario's runs."""
 RATIO_TARGET = 2.5
 """flat: teltotwist's records/s over the yardstick's, at least."""
@@ -210,6 +218,16 @@ def ackonly_command(port: int, options: Sequence[str] = ()) -> list[str]:
 
 def yardserver_command(path: Path, port: int, records: Path) -> list[str]:
     return [sys.executable, str(path), str(port), str(records)]
+
+
+def records_floor_command(port: int, records: Path, processes: int) -> list[str]:
+    return [
+        sys.executable,
+        str(RECORDSFLOOR),
+        f"--processes={processes}",
+        str(port),
+        str(records),
+    ]
 
 
 def gateway_command(
@@ -409,6 +427,8 @@ class Settings:
     workdir: Path
     yardserver: Path
     gateway_options: tuple[str, ...]
+    workers: int
+    """The gateway's ``--workers``, and the records floor's processes."""
     profile: Path | None
     profile_format: str
     py_spy: str | None
@@ -423,10 +443,13 @@ def run_once(
     records = settings.workdir / f"{name}.jsonl"
     if server in FLOORS:
         command = ackonly_command(port, FLOORS[server])
+    elif server == RECORDS_FLOOR:
+        command = records_floor_command(port, records, settings.workers)
     elif server == "yardserver":
         command = yardserver_command(settings.yardserver, port, records)
     else:
-        command = gateway_command(settings.gateway_options, port, records)
+        options = (f"--workers={settings.workers}", *settings.gateway_options)
+        command = gateway_command(options, port, records)
     filing = None if server in FLOORS else records
     process = Server(command, filing, settings.workdir / f"{name}.log")
     profiler: Profiler | None = None
@@ -607,7 +630,8 @@ class Report:
             f"flat >= {RATIO_TARGET:g}x the yardstick's records/s; burst10 p99 < "
             f"{P99_TARGET_MS:g} ms for teltotwist; records ACKed = lines filed. "
             f"{FLOOR}: the floor (the load generator with a server that only ACKs); "
-            f"{TWISTED_FLOOR}: the same server on Twisted.",
+            f"{TWISTED_FLOOR}: the same server on Twisted; {RECORDS_FLOOR}: a "
+            "Twisted server that files the gateway's records and does nothing else.",
             "",
             f"{'scenario':<9} {'server':<11} {COLUMNS}  records",
         ]
@@ -686,6 +710,13 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         help="the yardstick server (default: ../shared/bench/yardserver.py)",
     )
     parser.add_argument(
+        "--workers",
+        type=positive(int),
+        default=1,
+        metavar="N",
+        help="the gateway's --workers, and the records floor's processes (default 1)",
+    )
+    parser.add_argument(
         "--gateway-option",
         action="append",
         default=[],
@@ -749,6 +780,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             workdir=workdir,
             yardserver=arguments.yardserver.resolve(),
             gateway_options=tuple(arguments.gateway_option),
+            workers=arguments.workers,
             profile=arguments.profile,
             profile_format=arguments.profile_format,
             py_spy=py_spy,

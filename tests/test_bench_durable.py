@@ -1,6 +1,6 @@
 """bench/bench_durable.py end to end at a tiny scale, with a second gateway
-standing in for the yardstick server (the tests do not read ../shared), and
-its ACK-only floors."""
+standing in for the yardstick server (the tests do not read ../shared), its
+ACK-only floors and its records floor."""
 
 from __future__ import annotations
 
@@ -54,7 +54,11 @@ def test_each_server_is_driven_and_its_records_checked(tmp_path: Path) -> None:
     for run in (floor, twisted_floor):
         assert run["records_acked"] > 0
         assert run["file_lines"] is None
-    assert [run["server"] for run in servers] == ["yardserver", "teltotwist"]
+    assert [run["server"] for run in servers] == [
+        "records-tw",
+        "yardserver",
+        "teltotwist",
+    ]
     for run in servers:
         assert run["records_acked"] == run["file_lines"] > 0
     for run in report["runs"]:
@@ -77,7 +81,7 @@ def test_a_missing_yardstick_server_is_a_clear_error(tmp_path: Path) -> None:
     assert f"no yardstick server at {tmp_path / 'missing.py'}" in finished.stderr
 
 
-def test_a_gateway_with_workers_has_the_records_of_every_worker_checked(
+def test_workers_have_the_records_of_every_worker_checked(
     tmp_path: Path,
 ) -> None:
     stand_in = tmp_path / "stand_in.py"
@@ -87,13 +91,14 @@ def test_a_gateway_with_workers_has_the_records_of_every_worker_checked(
         tmp_path,
         *("--yardserver", str(stand_in), "--scenarios", "flat"),
         *("--flat-devices", "8", "--flat-duration", "1.5", "--json"),
-        "--gateway-option=--workers=2",
+        *("--workers", "2"),
     )
 
     report = json.loads(finished.stdout)
-    gateway = report["runs"][-1]
-    assert gateway["server"] == "teltotwist"
-    assert gateway["records_acked"] == gateway["file_lines"] > 0
-    assert report["targets"]["met"]["records_check"] is True
+    records_floor, gateway = report["runs"][2], report["runs"][-1]
+    assert [records_floor["server"], gateway["server"]] == ["records-tw", "teltotwist"]
+    for run in (records_floor, gateway):
+        assert run["records_acked"] == run["file_lines"] > 0
     # The workers' CPU counts: the parent alone spends next to none a record.
     assert gateway["cpu_us_per_record"] > 3
+    assert report["targets"]["met"]["records_check"] is True
