@@ -35,6 +35,7 @@ from teltotwist.codec import (
     encode_udp,
 )
 from teltotwist.codec.udp import UdpHeader, decode_udp_payload
+from teltotwist.gateway.dedupe import RecentIds
 from teltotwist.gateway.dispatch import Dispatcher
 from teltotwist.gateway.events import DataPathEvents, LoginResult, Rejection, Transport
 from teltotwist.gateway.faultlog import DEFAULT_BURST
@@ -231,6 +232,27 @@ def test_records_that_cannot_be_made_drop_the_datagram_as_undecodable() -> None:
         "Dropped an undecodable datagram from 192.0.2.7:40123: "
         "records not made: AttributeError("
     )
+
+
+def test_a_failing_duplicate_check_is_an_unexpected_error_not_bad_input(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only making the records counts as the datagram's fault: a bug after
+    that is logged with its traceback, not dropped as undecodable."""
+
+    def broken(self: RecentIds, item_id: str, now: float) -> bool:
+        raise LookupError("dedupe broken")
+
+    monkeypatch.setattr(RecentIds, "seen", broken)
+    gateway = make_gateway()
+
+    with capturedLogs() as events:
+        gateway.receive(C8)
+
+    assert gateway.acks == []
+    [event] = [event for event in events if _is_udp(event, LogLevel.critical)]
+    assert "dedupe broken" in str(event["log_failure"].value)
+    assert not [event for event in events if _is_udp(event, LogLevel.warn)]
 
 
 def test_records_are_named_by_the_model_of_their_imei() -> None:

@@ -207,10 +207,11 @@ class TeltonikaUdpProtocol(DatagramProtocol):
             self._undecodable(str(error), addr)
             return
         try:
-            awaited, new_items = self._sort_out(datagram)
+            items = self._items(datagram)
         except Exception as error:
             self._undecodable(records_not_made(error), addr)
             return
+        awaited, new_items = self._sort_out(items)
         new = _Delivery(new_items) if new_items else None
         if new is not None:
             awaited.append(new)
@@ -288,19 +289,21 @@ class TeltonikaUdpProtocol(DatagramProtocol):
             dropped=self.dropped_over_cap,
         )
 
+    def _items(self, datagram: UdpDatagram) -> tuple[TrackerRecord, ...]:
+        imei = datagram.imei
+        return tracker_records(
+            imei, datagram.packet, self._now_ms(), self._naming(imei)
+        )
+
     def _sort_out(
-        self, datagram: UdpDatagram
+        self, items: Sequence[TrackerRecord]
     ) -> tuple[list[_Delivery], list[TrackerRecord]]:
-        """The deliveries in flight that hold some of the datagram's records,
-        and its records that are neither delivered recently nor in flight."""
-        received_at_ms = self._now_ms()
+        """The deliveries in flight that hold some of *items*, and those of
+        *items* neither delivered recently nor in flight."""
         now = self._clock.seconds()
         in_flight: dict[_Delivery, None] = {}
         new: dict[str, TrackerRecord] = {}
-        naming = self._naming(datagram.imei)
-        for item in tracker_records(
-            datagram.imei, datagram.packet, received_at_ms, naming
-        ):
+        for item in items:
             if self._delivered.seen(item.id, now):
                 continue
             delivery = self._in_flight.get(item.id)
