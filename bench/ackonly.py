@@ -28,6 +28,33 @@ OVERHEAD = 12
 """Preamble, data length and CRC around a frame's data."""
 
 
+def login_end(buffer: bytes) -> int | None:
+    """Where the login at the start of *buffer* ends; None until it is whole."""
+    if len(buffer) < 2:
+        return None
+    end = 2 + int.from_bytes(buffer[:2])
+    return end if len(buffer) >= end else None
+
+
+def frame_spans(buffer: bytes) -> tuple[list[tuple[int, int]], int]:
+    """Where each whole frame at the start of *buffer* starts and ends (the
+    keep-alive bytes between them skipped), and where the rest starts."""
+    spans = []
+    start, size = 0, len(buffer)
+    while start < size:
+        if buffer[start] == PING:
+            start += 1
+            continue
+        if size - start < HEADER:
+            break
+        end = start + OVERHEAD + int.from_bytes(buffer[start + 4 : start + 8])
+        if end > size:
+            break
+        spans.append((start, end))
+        start = end
+    return spans, start
+
+
 class AckStream:
     """One tracker's bytes: the login gets ``01``, each frame its record count."""
 
@@ -40,24 +67,16 @@ class AckStream:
         buffer = self._buffer + data if self._buffer else data
         replies = []
         if not self._logged_in:
-            if len(buffer) < 2 or len(buffer) < 2 + int.from_bytes(buffer[:2]):
+            end = login_end(buffer)
+            if end is None:
                 self._buffer = buffer
                 return b""
-            buffer = buffer[2 + int.from_bytes(buffer[:2]) :]
+            buffer = buffer[end:]
             replies.append(b"\x01")
             self._logged_in = True
-        while buffer:
-            if buffer[0] == PING:
-                buffer = buffer[1:]
-                continue
-            if len(buffer) < HEADER:
-                break
-            end = OVERHEAD + int.from_bytes(buffer[4:8])
-            if len(buffer) < end:
-                break
-            replies.append(buffer[9].to_bytes(4))
-            buffer = buffer[end:]
-        self._buffer = buffer
+        spans, rest = frame_spans(buffer)
+        replies.extend(buffer[start + 9].to_bytes(4) for start, _ in spans)
+        self._buffer = buffer[rest:]
         return b"".join(replies)
 
 

@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
 
+from ackonly import frame_spans, login_end
 from twisted.internet.interfaces import (
     IAddress,
     IReactorCore,
@@ -48,12 +49,6 @@ from teltotwist.gateway.items import tracker_records
 
 HOST = "127.0.0.1"
 BACKLOG = 4096
-PING = 0xFF
-"""A keep-alive byte between frames."""
-HEADER = 10
-"""Preamble (4), data length (4), codec id (1), record count (1)."""
-OVERHEAD = 12
-"""Preamble, data length and CRC around a frame's data."""
 LOGIN_REPLY = b"\x01"
 
 
@@ -107,23 +102,16 @@ class RecordsFloor(Protocol):
         assert writer is not None
         buffer = self._buffer + data if self._buffer else data
         if self._imei is None:
-            end = 2 + int.from_bytes(buffer[:2]) if len(buffer) >= 2 else 2
-            if len(buffer) < end:
+            end = login_end(buffer)
+            if end is None:
                 self._buffer = buffer
                 return
             self._imei = buffer[2:end].decode("ascii")
             buffer = buffer[end:]
             writer.write(LOGIN_REPLY)
-        while buffer:
-            if buffer[0] == PING:
-                buffer = buffer[1:]
-                continue
-            if len(buffer) < HEADER:
-                break
-            end = OVERHEAD + int.from_bytes(buffer[4:8])
-            if len(buffer) < end:
-                break
-            frame, buffer = buffer[:end], buffer[end:]
+        spans, rest = frame_spans(buffer)
+        for start, end in spans:
+            frame = buffer[start:end]
             packet = decode_checked_frame(frame, check_envelope(frame))
             assert isinstance(packet, AvlPacket), "not an AVL frame"
             items = tracker_records(
@@ -131,7 +119,7 @@ class RecordsFloor(Protocol):
             )
             lines = b"".join([item.line + b"\n" for item in items])
             self._filer.keep(lines, writer, len(items).to_bytes(4))
-        self._buffer = buffer
+        self._buffer = buffer[rest:]
 
 
 class RecordsFloorFactory(ServerFactory):
