@@ -90,6 +90,7 @@ HOST = "127.0.0.1"
 CHECKOUT = Path(__file__).resolve().parent.parent
 DEFAULT_YARDSERVER = CHECKOUT.parent / "shared" / "bench" / "yardserver.py"
 ACKONLY = Path(__file__).resolve().parent / "ackonly.py"
+RECORDSFLOOR = Path(__file__).resolve().parent / "recordsfloor.py"
 FLOOR = "ackonly"
 """The server that ACKs and stores nothing: the load generator's floor."""
 TWISTED_FLOOR = "ackonly-tw"
@@ -98,7 +99,6 @@ FLOORS = {FLOOR: (), TWISTED_FLOOR: ("--twisted",)}
 """Each floor server and its ``ackonly.py`` options."""
 RECORDS_FLOOR = "records-tw"
 """The Twisted server that files the gateway's records and does nothing else."""
-RECORDSFLOOR = Path(__file__).resolve().parent / "recordsfloor.py"
 SERVERS = (FLOOR, TWISTED_FLOOR, RECORDS_FLOOR, "yardserver", "teltotwist")
 """In the order of each scenario's runs."""
 RATIO_TARGET = 2.5
