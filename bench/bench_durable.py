@@ -742,7 +742,13 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="SECONDS",
         help="for the whole run (default: twice the time the runs should take)",
     )
-    return parser.parse_args(argv)
+    arguments = parser.parse_args(argv)
+    if any(option.startswith("--workers") for option in arguments.gateway_option):
+        parser.error(
+            "give the gateway's workers with --workers N, which runs the records "
+            "floor in as many processes, not with --gateway-option"
+        )
+    return arguments
 
 
 def chosen_scenarios(arguments: argparse.Namespace) -> list[Scenario]:

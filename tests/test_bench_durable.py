@@ -102,3 +102,10 @@ def test_workers_have_the_records_of_every_worker_checked(
     # The workers' CPU counts: the parent alone spends next to none a record.
     assert gateway["cpu_us_per_record"] > 3
     assert report["targets"]["met"]["records_check"] is True
+
+
+def test_workers_are_not_a_gateway_option(tmp_path: Path) -> None:
+    finished = run_bench(tmp_path, "--gateway-option=--workers=2")
+
+    assert finished.returncode == 2
+    assert "give the gateway's workers with --workers N" in finished.stderr
