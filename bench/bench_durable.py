@@ -81,10 +81,10 @@ from harness import (
     start_logged,
     terminate,
     tree_cpu_seconds,
+    worker_file,
 )
 
 from teltotwist.cli.arguments import positive
-from teltotwist.cluster.worker import worker_sink_spec
 
 HOST = "127.0.0.1"
 CHECKOUT = Path(__file__).resolve().parent.parent
@@ -193,15 +193,10 @@ def _record_files(records: Path) -> list[Path]:
     """*records*, and each worker's own file beside it, as far as they exist."""
     files = [records] if records.exists() else []
     number = 1
-    while (path := _worker_file(records, number)).exists():
+    while (path := worker_file(records, number)).exists():
         files.append(path)
         number += 1
     return files
-
-
-def _worker_file(records: Path, number: int) -> Path:
-    spec = worker_sink_spec(f"file:{records}", number)
-    return Path(spec.removeprefix("file:"))
 
 
 def _lines(path: Path) -> int:

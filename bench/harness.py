@@ -18,6 +18,7 @@ from pathlib import Path
 from types import FrameType
 
 import teltotwist
+from teltotwist.cluster.worker import worker_sink_spec
 from teltotwist.codec import (
     AvlPacket,
     AvlRecord,
@@ -34,6 +35,12 @@ _PR_SET_PDEATHSIG = 1
 
 class BenchError(Exception):
     """The benchmark could not run as asked."""
+
+
+def worker_file(records: Path, number: int) -> Path:
+    """Where worker *number* of a gateway whose file sink is *records*
+    files (``--workers``: one file each)."""
+    return Path(worker_sink_spec(f"file:{records}", number).removeprefix("file:"))
 
 
 @contextmanager

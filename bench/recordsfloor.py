@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import cast
 
 from ackonly import frame_spans, login_end
+from harness import worker_file
 from twisted.internet.interfaces import (
     IAddress,
     IReactorCore,
@@ -41,7 +42,6 @@ from twisted.internet.interfaces import (
 from twisted.internet.protocol import Protocol, ServerFactory
 
 from teltotwist.catalogue import Naming, load_catalogue
-from teltotwist.cluster.worker import worker_sink_spec
 from teltotwist.codec import AvlPacket, check_envelope
 from teltotwist.codec.frame import decode_checked_frame
 from teltotwist.gateway.immediate import ImmediateWriter
@@ -140,7 +140,7 @@ def process_file(path: Path, number: int, processes: int) -> Path:
     else worker *number*'s file beside it."""
     if processes == 1:
         return path
-    return Path(worker_sink_spec(f"file:{path}", number).removeprefix("file:"))
+    return worker_file(path, number)
 
 
 def listening_socket(port: int) -> socket.socket:
